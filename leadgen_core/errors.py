@@ -1,0 +1,106 @@
+"""The exception tree of leadgen_core.
+
+Every error the domain raises on purpose derives from `LeadgenError`; callers catch the branch
+they can act on and let the rest propagate. Messages name the tenant and the operation and
+never carry a credential (DSNs and keys are redacted before they reach a message).
+
+    LeadgenError
+    ├── ConfigError                 bad settings or bad user input (CLI prints it, exits 2)
+    ├── DatabaseError               a database operation failed (names tenant and operation)
+    │   ├── TenantIsolationError    a tenant-scoped operation without a valid tenant
+    │   └── MigrationError          a migration failed or an applied file changed
+    ├── PartitionKeyError           a partition key that is malformed or names no tenant
+    ├── VendorError                 a vendor call failed (base for all vendor faults)
+    │   ├── RateLimited             429 after bounded retries; carries retry_after
+    │   ├── BudgetExhausted         the tenant's daily cap would be crossed
+    │   ├── VendorUnavailable       5xx, timeouts, connection errors after bounded retries
+    │   ├── VendorAuthError         401/403: key missing or rejected (never retried)
+    │   └── VendorResponseError     a malformed or schema-violating response
+    ├── FetchError                  a website fetch was refused or failed
+    │   ├── BlockedAddress          SSRF guard: private, loopback, link-local or metadata address
+    │   ├── RobotsDisallowed        robots.txt forbids the path for our user agent
+    │   └── ResponseTooLarge        body larger than the configured limit
+    └── OdooError                   an Odoo call failed (JSON-RPC error object or JSON-2 4xx)
+"""
+
+from __future__ import annotations
+
+
+class LeadgenError(Exception):
+    """Base of every deliberate leadgen error."""
+
+
+class ConfigError(LeadgenError):
+    """Settings or user input that cannot be used as given."""
+
+
+class DatabaseError(LeadgenError):
+    """A database operation failed; the message names the tenant and the operation."""
+
+
+class TenantIsolationError(DatabaseError):
+    """A tenant-scoped operation was attempted without a valid tenant."""
+
+
+class MigrationError(DatabaseError):
+    """A migration failed, or an already-applied migration file was changed."""
+
+
+class PartitionKeyError(LeadgenError):
+    """A partition key that cannot be parsed or names an unknown tenant."""
+
+
+class VendorError(LeadgenError):
+    """A vendor call failed."""
+
+    def __init__(self, vendor: str, message: str) -> None:
+        super().__init__(f"{vendor}: {message}")
+        self.vendor = vendor
+
+
+class RateLimited(VendorError):
+    """The vendor kept answering 429 after bounded retries."""
+
+    def __init__(self, vendor: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(vendor, message)
+        self.retry_after = retry_after
+
+
+class BudgetExhausted(VendorError):
+    """The tenant's daily cap for this vendor would be crossed by the call."""
+
+
+class VendorUnavailable(VendorError):
+    """5xx, timeout or connection failure after bounded retries."""
+
+
+class VendorAuthError(VendorError):
+    """The vendor rejected the credentials (401/403) or none were configured."""
+
+
+class VendorResponseError(VendorError):
+    """The vendor answered with a body that does not match its documented format."""
+
+
+class FetchError(LeadgenError):
+    """A website fetch failed or was refused."""
+
+
+class BlockedAddress(FetchError):
+    """The SSRF guard refused a private, loopback, link-local or metadata address."""
+
+
+class RobotsDisallowed(FetchError):
+    """robots.txt disallows the path for our user agent."""
+
+
+class ResponseTooLarge(FetchError):
+    """The response body exceeded the configured byte limit."""
+
+
+class OdooError(LeadgenError):
+    """An Odoo call failed."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

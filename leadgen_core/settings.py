@@ -1,0 +1,149 @@
+"""The one configuration model.
+
+Every knob the product has is read here, from the environment variable the predecessor used
+(`SCHED_*`, vendor caps, crawler settings), so no other module calls `os.getenv`. Aliases that
+the seeds documented (`SHORTLIST_DAILY_CAP`, `LEAD_THRESHOLD`) are honoured.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Lists come from the environment as CSV ("a,b"), not JSON; NoDecode leaves them to _split_csv.
+CsvList = Annotated[list[str], NoDecode]
+
+TIMEZONE = "Asia/Singapore"
+
+
+def _csv(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """All runtime settings, with the defaults documented in the README."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # --- database -------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="LEADGEN_DATABASE_URL",
+        description="Owner DSN. Unset: a private embedded Postgres (pgserver) under .leadgen/pg.",
+    )
+    app_database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="LEADGEN_APP_DATABASE_URL",
+        description="DSN of the application role. Unset: the owner DSN with the user swapped.",
+    )
+    app_role: str = Field(default="leadgen_app", validation_alias="LEADGEN_APP_ROLE")
+    app_password: SecretStr | None = Field(default=None, validation_alias="LEADGEN_APP_PASSWORD")
+    home: str = Field(default=".leadgen", validation_alias="LEADGEN_HOME")
+    pool_max_size: int = Field(default=10, validation_alias="LEADGEN_POOL_MAX_SIZE", ge=1)
+
+    # --- scheduling -----------------------------------------------------------------------
+    sched_enabled: bool = Field(default=True, validation_alias="SCHED_ENABLED")
+    sched_start_cron: str = Field(default="0 1 * * *", validation_alias="SCHED_START_CRON")
+    sched_tenant_concurrency: int = Field(default=3, validation_alias="SCHED_TENANT_CONCURRENCY", ge=1)
+    sched_company_concurrency: int = Field(default=8, validation_alias="SCHED_COMPANY_CONCURRENCY", ge=1)
+    daily_cap_per_tenant: int = Field(
+        default=1000,
+        validation_alias=AliasChoices("SCHED_DAILY_CAP_PER_TENANT", "SHORTLIST_DAILY_CAP"),
+        ge=0,
+    )
+    tenant_include: CsvList = Field(default_factory=list, validation_alias="SCHED_TENANT_INCLUDE")
+    tenant_exclude: CsvList = Field(default_factory=list, validation_alias="SCHED_TENANT_EXCLUDE")
+    sla_minutes: int = Field(default=90, validation_alias="SLA_MINUTES", ge=1)
+    catchup_nights: int = Field(default=3, validation_alias="SCHED_CATCHUP_NIGHTS", ge=0)
+    registry_wait_minutes: int = Field(default=30, validation_alias="REGISTRY_WAIT_MINUTES", ge=0)
+    alert_webhook_url: SecretStr | None = Field(default=None, validation_alias="LEADGEN_ALERT_WEBHOOK_URL")
+    alert_consecutive_failures: int = Field(default=3, validation_alias="ALERT_CONSECUTIVE_FAILURES", ge=1)
+    ui_base_url: str = Field(default="http://127.0.0.1:3000", validation_alias="LEADGEN_UI_URL")
+
+    # --- ACRA -----------------------------------------------------------------------------
+    acra_api_url: str = Field(
+        default="https://data.gov.sg/api/action/datastore_search", validation_alias="ACRA_API_URL"
+    )
+    acra_resource_ids: CsvList = Field(default_factory=list, validation_alias="ACRA_RESOURCE_IDS")
+    acra_page_size: int = Field(default=5000, validation_alias="ACRA_PAGE_SIZE", ge=1, le=100_000)
+    acra_max_pages: int = Field(default=1000, validation_alias="ACRA_MAX_PAGES", ge=1)
+    staging_batch_size: int = Field(default=500, validation_alias="STAGING_BATCH_SIZE", ge=1)
+    upsert_max_per_job: int = Field(default=2000, validation_alias="UPSERT_MAX_PER_JOB", ge=1)
+
+    # --- budgets (per tenant per day; per-tenant overrides live in tenant_budgets) --------
+    openai_daily_tokens_cap: int = Field(default=200_000, validation_alias="OPENAI_DAILY_TOKENS_CAP", ge=0)
+    tavily_max_queries: int = Field(default=300, validation_alias="TAVILY_MAX_QUERIES", ge=0)
+    lusha_max_contact_lookups: int = Field(default=200, validation_alias="LUSHA_MAX_CONTACT_LOOKUPS", ge=0)
+    zerobounce_max_verifications: int = Field(default=2000, validation_alias="ZEROBOUNCE_MAX_VERIFICATIONS", ge=0)
+
+    # --- crawler --------------------------------------------------------------------------
+    crawl_max_pages: int = Field(default=6, validation_alias="CRAWL_MAX_PAGES", ge=1, le=50)
+    crawler_timeout_s: float = Field(default=10.0, validation_alias="CRAWLER_TIMEOUT_S", gt=0)
+    crawler_site_deadline_s: float = Field(default=45.0, validation_alias="CRAWLER_SITE_DEADLINE_S", gt=0)
+    crawler_user_agent: str = Field(
+        default="leadgen-bot/1.0 (+https://example.invalid/bot)", validation_alias="CRAWLER_USER_AGENT"
+    )
+    crawler_domain_interval_s: float = Field(default=0.5, validation_alias="CRAWLER_DOMAIN_INTERVAL_S", ge=0)
+    crawler_max_bytes: int = Field(default=2_000_000, validation_alias="CRAWLER_MAX_BYTES", ge=1024)
+    crawler_max_redirects: int = Field(default=5, validation_alias="CRAWLER_MAX_REDIRECTS", ge=0)
+    extract_corpus_char_limit: int = Field(default=35_000, validation_alias="EXTRACT_CORPUS_CHAR_LIMIT", ge=100)
+    persist_crawl_corpus: bool = Field(default=False, validation_alias="PERSIST_CRAWL_CORPUS")
+    retention_days: int = Field(default=180, validation_alias="RETENTION_DAYS", ge=1)
+
+    # --- vendors (unset key => the sandbox simulators) ------------------------------------
+    tavily_base_url: str | None = Field(default=None, validation_alias="TAVILY_BASE_URL")
+    tavily_api_key: SecretStr | None = Field(default=None, validation_alias="TAVILY_API_KEY")
+    lusha_base_url: str | None = Field(default=None, validation_alias="LUSHA_BASE_URL")
+    lusha_api_key: SecretStr | None = Field(default=None, validation_alias="LUSHA_API_KEY")
+    lusha_preferred_titles: CsvList = Field(
+        default_factory=lambda: ["founder", "ceo", "managing director", "head of sales", "sales director"],
+        validation_alias="LUSHA_PREFERRED_TITLES",
+    )
+    zerobounce_base_url: str | None = Field(default=None, validation_alias="ZEROBOUNCE_BASE_URL")
+    zerobounce_api_key: SecretStr | None = Field(default=None, validation_alias="ZEROBOUNCE_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL", "LANGCHAIN_MODEL"))
+    vendor_cache_ttl_days: int = Field(default=30, validation_alias="VENDOR_CACHE_TTL_DAYS", ge=1)
+    email_verify_ttl_days: int = Field(default=90, validation_alias="EMAIL_VERIFY_TTL_DAYS", ge=1)
+
+    # --- scoring / export -----------------------------------------------------------------
+    score_min_export: float = Field(
+        default=0.66, validation_alias=AliasChoices("SCORE_MIN_EXPORT", "LEAD_THRESHOLD"), ge=0, le=1
+    )
+    freemail_policy: str = Field(default="low_confidence", validation_alias="FREEMAIL_POLICY")
+
+    @field_validator("tenant_include", "tenant_exclude", "acra_resource_ids", "lusha_preferred_titles", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> list[str]:
+        return _csv(value)
+
+    @field_validator("freemail_policy")
+    @classmethod
+    def _freemail(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"exclude", "low_confidence"}:
+            raise ValueError("FREEMAIL_POLICY must be 'exclude' or 'low_confidence'")
+        return value
+
+    def vendor_caps(self) -> dict[str, int]:
+        """Default daily caps per vendor, in the vendor's billable unit."""
+        return {
+            "openai": self.openai_daily_tokens_cap,
+            "tavily": self.tavily_max_queries,
+            "lusha": self.lusha_max_contact_lookups,
+            "zerobounce": self.zerobounce_max_verifications,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
