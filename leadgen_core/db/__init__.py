@@ -1,0 +1,1 @@
+"""Database access: DSNs, the embedded server, the pool with tenant transactions, migrations."""

@@ -1,0 +1,32 @@
+"""The private Postgres started from the `pgserver` wheel when LEADGEN_DATABASE_URL is unset.
+
+pgserver keeps a handle count across processes: the server runs while any process that asked
+for it is alive (cleanup_mode "stop"), so `make dev`'s launcher keeps it up for Dagster's
+children, and a one-off CLI command starts and stops it on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from leadgen_core.errors import ConfigError
+
+_SERVERS: dict[str, Any] = {}
+
+
+def embedded_dsn(home: str | Path, *, name: str = "pg") -> str:
+    """Start (or join) the embedded server under HOME/NAME and return its superuser DSN."""
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - pgserver is a hard dependency
+        raise ConfigError("pgserver is not installed; set LEADGEN_DATABASE_URL or `pip install pgserver`") from exc
+    path = Path(home, name).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    key = str(path)
+    if key not in _SERVERS:
+        # A unix socket path is limited to ~107 bytes; pgserver puts the socket in the data dir.
+        if len(key) > 90:
+            raise ConfigError(f"LEADGEN_HOME path is too long for a Postgres socket: {key}")
+        _SERVERS[key] = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
+    return str(_SERVERS[key].get_uri())

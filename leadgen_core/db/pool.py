@@ -1,0 +1,90 @@
+"""The connection pool and the two kinds of transaction the product uses.
+
+`tenant_transaction(tenant_id)` sets `request.tenant_id` with `set_config(..., true)`: the setting
+is local to the transaction, so a pooled connection never carries one tenant's setting into the
+next borrower's work. `global_transaction()` sets nothing: tenant tables then show zero rows, so
+forgetting the tenant fails closed instead of leaking.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from leadgen_core.db.dsn import redact
+from leadgen_core.errors import DatabaseError, TenantIsolationError
+
+TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SET_TENANT_SQL = "SELECT set_config('request.tenant_id', %s, true)"
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    """The tenant id, or TenantIsolationError when it cannot be one."""
+    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
+        raise TenantIsolationError(f"invalid tenant id {tenant_id!r}: expected lowercase letters, digits and '-'")
+    return tenant_id
+
+
+class Database:
+    """A psycopg 3 pool with tenant-scoped and global transactions."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "leadgen") -> None:
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name=name,
+            kwargs={"autocommit": False, "application_name": name},
+        )
+        self._opened = False
+
+    def open(self) -> Database:
+        if not self._opened:
+            try:
+                self._pool.open(wait=True, timeout=30)
+            except psycopg.Error as exc:
+                raise DatabaseError(f"cannot connect to the database: {redact(str(exc))}") from None
+            except Exception as exc:  # psycopg_pool.PoolTimeout carries the DSN's host only
+                raise DatabaseError(f"cannot connect to the database: {redact(str(exc))}") from None
+            self._opened = True
+        return self
+
+    def close(self) -> None:
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+    def __enter__(self) -> Database:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def tenant_transaction(
+        self, tenant_id: str, *, operation: str = "tenant transaction"
+    ) -> Iterator[psycopg.Connection]:
+        """A transaction in which row-level security shows only TENANT_ID's rows."""
+        check_tenant_id(tenant_id)
+        self.open()
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute(SET_TENANT_SQL, (tenant_id,))
+                yield conn
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{operation} for tenant {tenant_id} failed: {redact(str(exc)).strip()}") from exc
+
+    @contextmanager
+    def global_transaction(self, *, operation: str = "global transaction") -> Iterator[psycopg.Connection]:
+        """A transaction for the shared tables; tenant tables show nothing in it."""
+        self.open()
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{operation} failed: {redact(str(exc)).strip()}") from exc

@@ -1,0 +1,1 @@
+"""Ideal-customer-profile rules, their resolution to SSIC codes, and candidate selection."""

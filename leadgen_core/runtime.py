@@ -1,0 +1,30 @@
+"""Where the database is: the one place that decides between the embedded server and a real one."""
+
+from __future__ import annotations
+
+import psycopg
+
+from leadgen_core.db.dsn import as_role, with_database
+from leadgen_core.db.embedded import embedded_dsn
+from leadgen_core.settings import Settings
+
+EMBEDDED_DB = "leadgen"
+
+
+def owner_dsn(settings: Settings) -> str:
+    """The owner DSN: LEADGEN_DATABASE_URL, or the private embedded Postgres under LEADGEN_HOME."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    server = embedded_dsn(settings.home)
+    with psycopg.connect(server, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB,)).fetchone() is None:
+            conn.execute(f"CREATE DATABASE {EMBEDDED_DB}")  # noqa: S608 - a constant identifier
+    return with_database(server, EMBEDDED_DB)
+
+
+def app_dsn(settings: Settings, *, owner: str | None = None) -> str:
+    """The application role's DSN: LEADGEN_APP_DATABASE_URL, or the owner DSN with the role swapped."""
+    if settings.app_database_url is not None:
+        return settings.app_database_url.get_secret_value()
+    password = settings.app_password.get_secret_value() if settings.app_password else None
+    return as_role(owner or owner_dsn(settings), role=settings.app_role, password=password)

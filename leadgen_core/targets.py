@@ -1,0 +1,70 @@
+"""Daily target selection: the capped, prioritised run manifest.
+
+Priority follows the predecessor: companies never scored for this tenant first, then those
+without contacts, then the most recently seen. Companies whose website domain, or any of whose
+known emails, the tenant has suppressed are left out. The selection replaces the date's manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import psycopg
+
+CAP_OVERRIDE_SQL = "SELECT daily_cap FROM tenant_budgets WHERE tenant_id = %s AND vendor = 'targets'"
+DELETE_TARGETS_SQL = "DELETE FROM daily_targets WHERE tenant_id = %s AND run_date = %s"
+
+SELECT_TARGETS_SQL = """
+INSERT INTO daily_targets (tenant_id, run_date, company_id, priority, run_id)
+SELECT %(tenant)s, %(run_date)s, company_id,
+       row_number() OVER (ORDER BY has_score, has_contacts, last_seen DESC, company_id), %(run_id)s
+FROM (
+    SELECT c.company_id, c.last_seen,
+           EXISTS (SELECT 1 FROM lead_scores s
+                   WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id) AS has_score,
+           EXISTS (SELECT 1 FROM contacts k WHERE k.company_id = c.company_id) AS has_contacts
+    FROM icp_candidates ic
+    JOIN companies c ON c.company_id = ic.company_id
+    WHERE ic.tenant_id = %(tenant)s AND ic.run_date = %(run_date)s
+      AND NOT EXISTS (
+          SELECT 1 FROM suppression_emails se
+          WHERE se.tenant_id = %(tenant)s AND se.kind = 'domain' AND se.value = c.website_domain
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM lead_emails le JOIN suppression_emails se
+            ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
+          WHERE le.company_id = c.company_id
+      )
+    ORDER BY has_score, has_contacts, c.last_seen DESC, c.company_id
+    LIMIT %(cap)s
+) ranked
+"""
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    selected: int
+    cap: int
+
+
+def effective_cap(conn: psycopg.Connection, *, tenant_id: str, default_cap: int) -> int:
+    row = conn.execute(CAP_OVERRIDE_SQL, (tenant_id,)).fetchone()
+    return int(row[0]) if row else default_cap
+
+
+def select_targets(
+    conn: psycopg.Connection, *, tenant_id: str, run_date: date, default_cap: int, run_id: str | None
+) -> TargetResult:
+    cap = effective_cap(conn, tenant_id=tenant_id, default_cap=default_cap)
+    conn.execute(DELETE_TARGETS_SQL, (tenant_id, run_date))
+    cur = conn.execute(SELECT_TARGETS_SQL, {"tenant": tenant_id, "run_date": run_date, "run_id": run_id, "cap": cap})
+    return TargetResult(cur.rowcount, cap)
+
+
+def target_ids(conn: psycopg.Connection, *, tenant_id: str, run_date: date) -> list[int]:
+    rows = conn.execute(
+        "SELECT company_id FROM daily_targets WHERE tenant_id = %s AND run_date = %s ORDER BY priority",
+        (tenant_id, run_date),
+    ).fetchall()
+    return [int(r[0]) for r in rows]

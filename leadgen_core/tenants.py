@@ -1,0 +1,107 @@
+"""The tenant directory: create, list, deactivate, resolve an id-or-name, connect Odoo.
+
+Admin operations run as the owner (the CLI); the pipeline reads the directory through the
+`leadgen_tenant_directory()` function, which exposes ids, names and status, never secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+
+from leadgen_core.db.pool import TENANT_ID_RE
+from leadgen_core.errors import ConfigError
+
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    status: str
+    has_active_connection: bool
+
+
+def slugify(name: str) -> str:
+    slug = _SLUG_RE.sub("-", name.strip().lower()).strip("-")[:63].strip("-")
+    if not slug or not TENANT_ID_RE.match(slug):
+        raise ConfigError(f"cannot make a tenant id from name {name!r}: use letters or digits")
+    return slug
+
+
+def directory(conn: psycopg.Connection) -> list[Tenant]:
+    rows = conn.execute(
+        "SELECT tenant_id, name, status, has_active_connection FROM leadgen_tenant_directory()"
+    ).fetchall()
+    return [Tenant(*r) for r in rows]
+
+
+def add_tenant(conn: psycopg.Connection, name: str) -> Tenant:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ConfigError("tenant name must be 1 to 200 characters")
+    tenant_id = slugify(name)
+    row = conn.execute(
+        "SELECT tenant_id FROM tenants WHERE tenant_id = %s OR lower(name) = lower(%s)", (tenant_id, name)
+    ).fetchone()
+    if row:
+        raise ConfigError(f"tenant {name!r} already exists (id {row[0]})")
+    conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant_id, name))
+    return Tenant(tenant_id, name, "active", False)
+
+
+def resolve(conn: psycopg.Connection, id_or_name: str) -> Tenant:
+    """A tenant by its id or its name (case-insensitive), or ConfigError naming what was asked."""
+    for t in directory(conn):
+        if t.tenant_id == id_or_name or t.name.lower() == id_or_name.strip().lower():
+            return t
+    raise ConfigError(f"no tenant with id or name {id_or_name!r} (see `leadgen tenants list`)")
+
+
+def set_status(conn: psycopg.Connection, tenant_id: str, status: Literal["active", "inactive"]) -> None:
+    conn.execute("UPDATE tenants SET status = %s, updated_at = now() WHERE tenant_id = %s", (status, tenant_id))
+
+
+def connect_odoo(
+    conn: psycopg.Connection,
+    *,
+    tenant_id: str,
+    base_url: str,
+    db_name: str,
+    protocol: str,
+    login: str,
+    secret_env: str,
+) -> None:
+    """Record where the tenant's Odoo is and which environment variable holds its secret."""
+    if protocol not in ("jsonrpc", "json2"):
+        raise ConfigError("--protocol must be 'jsonrpc' or 'json2'")
+    if not re.match(r"^https?://[^\s/]+", base_url):
+        raise ConfigError(f"--url must be an http(s) URL, got {base_url!r}")
+    if not ENV_VAR_RE.match(secret_env):
+        raise ConfigError(f"--secret-env must be an environment variable name, got {secret_env!r}")
+    if not db_name.strip() or not login.strip():
+        raise ConfigError("--db and --login must not be empty")
+    conn.execute(
+        """
+        INSERT INTO odoo_connections (tenant_id, base_url, db_name, protocol, login, secret_ref, active)
+        VALUES (%s, %s, %s, %s, %s, %s, true)
+        ON CONFLICT (tenant_id) DO UPDATE SET base_url = EXCLUDED.base_url, db_name = EXCLUDED.db_name,
+            protocol = EXCLUDED.protocol, login = EXCLUDED.login, secret_ref = EXCLUDED.secret_ref,
+            active = true, updated_at = now()
+        """,
+        (tenant_id, base_url.rstrip("/"), db_name, protocol, login, f"env:{secret_env}"),
+    )
+
+
+def active_tenant_ids(tenants: list[Tenant], *, include: list[str], exclude: list[str]) -> list[str]:
+    """Tenants whose night should run: active, with an active Odoo connection, filtered by the
+    SCHED_TENANT_INCLUDE / SCHED_TENANT_EXCLUDE lists (ids)."""
+    ids = [t.tenant_id for t in tenants if t.status == "active" and t.has_active_connection]
+    if include:
+        ids = [i for i in ids if i in set(include)]
+    return [i for i in ids if i not in set(exclude)]
