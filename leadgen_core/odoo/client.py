@@ -1,0 +1,198 @@
+"""The Odoo client interface, and the retrying HTTP transport both protocol clients share.
+
+Retries are bounded and only for faults that can pass: connection failures, timeouts, 429 (with
+its Retry-After honoured), 5xx other than Odoo's own application errors, and malformed 2xx
+bodies. A `create` is not idempotent, so it is retried only when the server surely did not run
+it (connection refused, 429, 503); when the request may have been applied (read timeout, 500,
+502, 504, a torn body) the transport raises `OdooWriteUncertain` instead, and the sync layer
+looks the record up by its key before creating again. Every message goes through `redact`, so a
+password or API key echoed by a server never reaches an exception or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from leadgen_core.errors import OdooError
+
+DEFAULT_TIMEOUT_S = 20.0
+REDACTED = "***"
+USER_AGENT = "leadgen-odoo/1.0"
+UNPROCESSED_STATUSES = frozenset({429, 503})  # refused before the call ran: safe to resend anything
+TRANSIENT_ODOO_ERRORS = ("psycopg2.", "psycopg.")  # database hiccups inside Odoo may pass on retry
+
+log = logging.getLogger(__name__)
+
+Domain = list[Any]
+
+
+@runtime_checkable
+class OdooClient(Protocol):
+    """The four calls the sync layer needs; both JSON-RPC and JSON-2 clients implement them."""
+
+    async def search_read(
+        self, model: str, domain: Domain, *, fields: Sequence[str], limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def create(self, model: str, vals: Mapping[str, Any]) -> int: ...
+
+    async def write(self, model: str, ids: Sequence[int], *, vals: Mapping[str, Any]) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class OdooServerError(OdooError):
+    """Odoo answered with an error: `odoo_name` is the Python exception it reported, if any."""
+
+    def __init__(self, message: str, *, odoo_name: str | None, http_status: int, retryable: bool = False) -> None:
+        super().__init__(message, retryable=retryable)
+        self.odoo_name = odoo_name
+        self.http_status = http_status
+
+
+class OdooWriteUncertain(OdooError):
+    """A write left but its answer was lost: it may or may not have been applied."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a call is retried (attempts include the first one)."""
+
+    attempts: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    max_retry_after_s: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after_s)
+        base = min(self.backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)
+        return base * random.uniform(0.5, 1.0)  # jitter keeps concurrent workers from retrying in step
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """A final answer: its status and parsed JSON body (None when the body was not JSON)."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    maybe_applied: bool
+    retry_after: float | None = None
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """TEXT with every occurrence of each secret replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header (delta-seconds or HTTP date) in seconds, or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Transport:
+    """POSTs JSON with bounded retries; owns the httpx client unless one was passed in."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient | None,
+        timeout_s: float,
+        retry: RetryPolicy | None,
+        secrets: Sequence[str],
+    ) -> None:
+        self._http = http or httpx.AsyncClient()
+        self._owns_http = http is None
+        self._timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._secrets = tuple(s for s in secrets if s)
+
+    def redact(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def post(
+        self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None, idempotent: bool, what: str
+    ) -> HttpResult:
+        """The first final answer (2xx, 4xx, Odoo application 5xx); raises OdooError when retries run out."""
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(1, attempts + 1):
+            outcome = await self._attempt(url, payload, headers)
+            if isinstance(outcome, HttpResult):
+                return outcome
+            if outcome.maybe_applied and not idempotent:
+                raise OdooWriteUncertain(self.redact(f"odoo {what}: {outcome.reason}; it may have been applied"))
+            if attempt == attempts:
+                raise OdooError(self.redact(f"odoo {what}: {outcome.reason} after {attempt} attempts"), retryable=True)
+            delay = self.retry.delay(attempt, outcome.retry_after)
+            log.warning("odoo %s: %s; retry %d of %d in %.2fs", what, outcome.reason, attempt, attempts - 1, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # the loop always returns or raises
+
+    async def _attempt(self, url: str, payload: Any, headers: Mapping[str, str] | None) -> HttpResult | _Failure:
+        try:
+            sent = {"User-Agent": USER_AGENT, **(headers or {})}
+            resp = await self._http.post(url, json=payload, headers=sent, timeout=self._timeout_s)
+        except httpx.UnsupportedProtocol as exc:
+            raise OdooError(f"odoo: unsupported URL scheme ({type(exc).__name__})") from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return _Failure(f"connection failed ({type(exc).__name__})", maybe_applied=False)
+        except httpx.TransportError as exc:
+            return _Failure(f"transport error ({type(exc).__name__})", maybe_applied=True)
+        status = resp.status_code
+        try:
+            body: Any = resp.json()
+            parsed = True
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body, parsed = None, False
+        if status in UNPROCESSED_STATUSES:
+            wait = retry_after_seconds(resp.headers.get("retry-after"))
+            return _Failure(f"HTTP {status}", maybe_applied=False, retry_after=wait)
+        if status >= 500 and not _is_final_odoo_error(body):
+            return _Failure(f"HTTP {status}", maybe_applied=True)
+        if 200 <= status < 300 and not parsed:
+            return _Failure("malformed JSON body", maybe_applied=True)
+        return HttpResult(status, body)
+
+
+def _is_final_odoo_error(body: Any) -> bool:
+    # JSON-2 answers 500 for any uncaught exception, e.g. a ValueError for an unknown field:
+    # retrying cannot help, unless the exception came from the database driver
+    name = body.get("name") if isinstance(body, dict) else None
+    return isinstance(name, str) and not name.startswith(TRANSIENT_ODOO_ERRORS)

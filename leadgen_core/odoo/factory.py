@@ -1,0 +1,41 @@
+"""Build the Odoo client for a protocol name, as settings and tenants spell it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+
+from leadgen_core.errors import ConfigError
+from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, OdooClient, RetryPolicy
+from leadgen_core.odoo.json2 import Json2Client
+from leadgen_core.odoo.jsonrpc import JsonRpcClient
+
+OdooProtocol = Literal["jsonrpc", "json2"]
+PROTOCOLS: tuple[OdooProtocol, ...] = ("jsonrpc", "json2")
+
+
+def make_client(
+    *,
+    protocol: OdooProtocol,
+    base_url: str,
+    db: str,
+    login: str,
+    secret: str,
+    http: httpx.AsyncClient | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
+) -> OdooClient:
+    """A client for PROTOCOL; SECRET is the password (JSON-RPC) or the API key (both protocols).
+
+    JSON-2 identifies the user by the API key alone, so LOGIN only serves JSON-RPC.
+    """
+    if protocol == "jsonrpc":
+        return JsonRpcClient(
+            base_url=base_url, db=db, login=login, password=secret, http=http, timeout_s=timeout_s, retry=retry
+        )
+    if protocol == "json2":
+        return Json2Client(
+            base_url=base_url, db=db or None, api_key=secret, http=http, timeout_s=timeout_s, retry=retry
+        )
+    raise ConfigError(f"unknown Odoo protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
