@@ -1,0 +1,210 @@
+"""A ZeroBounce v2 simulator: single validation, real-time batch validation and credit balance.
+
+Shapes follow ZeroBounce's v2 docs. The key is a query parameter on GETs and a body field on the
+batch POST. A bad key (or an empty balance) is not an HTTP error there: `/v2/validate` answers
+200 `{"error": "Invalid API key or your account ran out of credits"}`, the batch answers 200 with
+`errors: [{"error": ..., "email_address": "all"}]` and `/v2/getcredits` answers `{"Credits": "-1"}`.
+A request without its required parameter is a 400. A batch holds at most 200 addresses (the
+current docs; older pages said 100).
+
+Statuses and sub-statuses come from the documented vocabulary. The documented sandbox addresses
+(`valid@example.com`, `unknown@example.com`, `role_based@example.com`, ...) answer as documented
+(and, unlike the real service, are billed like any address, so billing tests can use them);
+other addresses are classified by syntax, free/disposable/typo domains, role accounts and
+`stable_fraction`. `unknown` is never charged; every other result costs one credit from the
+balance the simulator keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer
+from leadgen_core.sandbox.naming import stable_fraction
+
+BATCH_MAX = 200
+KEY_ERROR = "Invalid API key or your account ran out of credits"
+BATCH_KEY_ERROR = "Invalid API Key or your account ran out of credits"
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+FREE_DOMAINS = frozenset({"gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "aol.com"})
+DISPOSABLE_DOMAINS = frozenset({"mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com"})
+TYPO_DOMAINS = {
+    "gmial.com": "gmail.com",
+    "gmai.com": "gmail.com",
+    "yaho.com": "yahoo.com",
+    "hotmial.com": "hotmail.com",
+}
+ROLE_LOCALS = frozenset({"info", "sales", "admin", "contact", "support", "hello", "enquiries", "office", "hr", "team"})
+CATCH_ALL_DOMAIN_RATE = 0.15
+# cumulative per-address thresholds, checked in order after the rules above
+ADDRESS_OUTCOMES = (
+    (0.08, "unknown", "greylisted"),
+    (0.12, "unknown", "mail_server_did_not_respond"),
+    (0.20, "invalid", "mailbox_not_found"),
+    (0.21, "spamtrap", ""),
+    (0.22, "abuse", ""),
+)
+SANDBOX_STATUSES = {
+    "valid": ("valid", ""),
+    "invalid": ("invalid", "mailbox_not_found"),
+    "catch_all": ("catch-all", ""),
+    "unknown": ("unknown", "mail_server_temporary_error"),
+    "spamtrap": ("spamtrap", ""),
+    "abuse": ("abuse", ""),
+    "donotmail": ("do_not_mail", "role_based"),
+    "disposable": ("do_not_mail", "disposable"),
+    "toxic": ("do_not_mail", "toxic"),
+    "role_based": ("do_not_mail", "role_based"),
+    "role_based_catch_all": ("do_not_mail", "role_based_catch_all"),
+    "global_suppression": ("do_not_mail", "global_suppression"),
+    "possible_trap": ("do_not_mail", "possible_trap"),
+    "antispam_system": ("unknown", "antispam_system"),
+    "greylisted": ("unknown", "greylisted"),
+    "mail_server_temporary_error": ("unknown", "mail_server_temporary_error"),
+    "forcible_disconnect": ("unknown", "forcible_disconnect"),
+    "mail_server_did_not_respond": ("unknown", "mail_server_did_not_respond"),
+    "timeout_exceeded": ("unknown", "timeout_exceeded"),
+    "failed_smtp_connection": ("unknown", "failed_smtp_connection"),
+    "exception_occurred": ("unknown", "exception_occurred"),
+    "mailbox_quota_exceeded": ("invalid", "mailbox_quota_exceeded"),
+    "mailbox_not_found": ("invalid", "mailbox_not_found"),
+    "no_dns_entries": ("invalid", "no_dns_entries"),
+    "failed_syntax_check": ("invalid", "failed_syntax_check"),
+    "possible_typo": ("invalid", "possible_typo"),
+    "unroutable_ip_address": ("invalid", "unroutable_ip_address"),
+    "does_not_accept_mail": ("invalid", "does_not_accept_mail"),
+    "alias_address": ("valid", "alias_address"),
+    "leading_period_removed": ("valid", "leading_period_removed"),
+}
+
+
+def classify(email: str) -> tuple[str, str, str | None]:
+    """(status, sub_status, did_you_mean) for an address, deterministically."""
+    email = email.strip()
+    if not EMAIL_RE.match(email):
+        return "invalid", "failed_syntax_check", None
+    local, _, domain = email.lower().rpartition("@")
+    if domain == "example.com" and local in SANDBOX_STATUSES:
+        return (*SANDBOX_STATUSES[local], None)
+    if domain in TYPO_DOMAINS:
+        return "invalid", "possible_typo", f"{local}@{TYPO_DOMAINS[domain]}"
+    if domain in DISPOSABLE_DOMAINS:
+        return "do_not_mail", "disposable", None
+    if local in ROLE_LOCALS:
+        return "do_not_mail", "role_based", None
+    if domain not in FREE_DOMAINS and stable_fraction("zb-catch-all", domain) < CATCH_ALL_DOMAIN_RATE:
+        return "catch-all", "", None
+    roll = stable_fraction("zb-address", email.lower())
+    for threshold, status, sub_status in ADDRESS_OUTCOMES:
+        if roll < threshold:
+            return status, sub_status, None
+    return "valid", "", None
+
+
+def result_for(email: str) -> dict[str, Any]:
+    """The documented result object of one validation."""
+    status, sub_status, did_you_mean = classify(email)
+    local, _, domain = email.strip().rpartition("@")
+    known_domain = status != "invalid" or sub_status not in {"failed_syntax_check", "no_dns_entries"}
+    return {
+        "address": email,
+        "status": status,
+        "sub_status": sub_status,
+        "free_email": domain.lower() in FREE_DOMAINS,
+        "did_you_mean": did_you_mean,
+        "account": local or None,
+        "domain": domain or None,
+        "domain_age_days": str(400 + int(stable_fraction("age", domain) * 9000)) if known_domain else None,
+        "smtp_provider": None,
+        "mx_found": "true" if known_domain else "false",
+        "mx_record": f"mx1.{domain.lower()}" if known_domain else None,
+        "firstname": None,
+        "lastname": None,
+        "gender": None,
+        "country": None,
+        "region": None,
+        "city": None,
+        "zipcode": None,
+        "processed_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+    }
+
+
+class ZeroBounceSim(SimServer):
+    """ZeroBounce v2 over loopback, with a credit balance it decrements."""
+
+    name = "zerobounce"
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sandbox-zerobounce-key",
+        faults: FaultConfig | None = None,
+        port: int = 0,
+        credits: int = 100_000,
+    ) -> None:
+        super().__init__(faults=faults, port=port)
+        self.api_key = api_key
+        self.credits = credits
+        self.route("GET", "/v2/validate", self._validate)
+        self.route("POST", "/v2/validatebatch", self._validate_batch)
+        self.route("GET", "/v2/getcredits", self._get_credits)
+
+    def rate_limit_body(self) -> dict[str, Any]:
+        return {"error": "Too many requests. You have been temporarily blocked, please try again later."}
+
+    def _usable(self, key: str | None) -> bool:
+        with self._lock:
+            return key == self.api_key and self.credits > 0
+
+    def _bill(self, results: list[dict[str, Any]]) -> int:
+        """Charge one credit per non-unknown result (never below zero); returns the charge."""
+        charge = sum(1 for r in results if r["status"] != "unknown")
+        with self._lock:
+            charge = min(charge, self.credits)
+            self.credits -= charge
+        return charge
+
+    def _validate(self, req: SimRequest) -> SimResponse:
+        if req.param("api_key") is None:
+            return SimResponse(400, {"error": "Missing parameter: api_key"})
+        if not self._usable(req.param("api_key")):
+            return SimResponse(200, {"error": KEY_ERROR})
+        email = req.param("email")
+        if not email:
+            return SimResponse(400, {"error": "Missing parameter: email"})
+        result = result_for(email)
+        return SimResponse(200, result, billable_units=self._bill([result]))
+
+    def _validate_batch(self, req: SimRequest) -> SimResponse:
+        try:
+            body = req.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return SimResponse(400, {"error": "Invalid JSON body"})
+        if not isinstance(body, dict) or "api_key" not in body:
+            return SimResponse(400, {"error": "Missing parameter: api_key"})
+        if not self._usable(body.get("api_key")):
+            return SimResponse(200, {"email_batch": [], "errors": [{"error": BATCH_KEY_ERROR, "email_address": "all"}]})
+        batch = body.get("email_batch")
+        if not isinstance(batch, list) or not batch:
+            return SimResponse(400, {"error": "Missing parameter: email_batch"})
+        if len(batch) > BATCH_MAX:
+            return SimResponse(400, {"error": f"email_batch allows at most {BATCH_MAX} emails per request"})
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, str]] = []
+        for item in batch:
+            email = item.get("email_address") if isinstance(item, dict) else None
+            if isinstance(email, str) and email.strip():
+                results.append(result_for(email))
+            else:
+                errors.append({"error": "Missing email_address", "email_address": str(email or "")})
+        charge = self._bill(results)
+        return SimResponse(200, {"email_batch": results, "errors": errors}, billable_units=charge)
+
+    def _get_credits(self, req: SimRequest) -> SimResponse:
+        if req.param("api_key") != self.api_key:
+            return SimResponse(200, {"Credits": "-1"})
+        with self._lock:
+            return SimResponse(200, {"Credits": str(self.credits)})

@@ -1,0 +1,64 @@
+"""What every vendor client shares: its connection pool, credentials, timeout and retry policy.
+
+Subclasses name their vendor and how they authenticate (`_auth_headers`); `_request` sends one
+call through `request_json` (bounded retries, Retry-After, the error tree) with the key listed
+as a secret, so it is redacted from anything the call may raise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import httpx
+
+from leadgen_core.vendors.http import RetryPolicy, expect_dict, request_json
+
+
+class VendorClient:
+    """Base of the async vendor clients; pass `http` to share a connection pool, else it owns one."""
+
+    VENDOR: ClassVar[str] = "vendor"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = 20.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._key = api_key
+        self._http = http or httpx.AsyncClient()
+        self._owns_http = http is None
+        self._timeout_s = timeout_s
+        self._retry = retry
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {}
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {**self._auth_headers(), **kwargs.pop("headers", {})}
+        _, payload = await request_json(
+            self._http,
+            vendor=self.VENDOR,
+            method=method,
+            url=f"{self._base}{path}",
+            timeout_s=self._timeout_s,
+            retry=self._retry,
+            secrets=(self._key,),
+            headers=headers,
+            **kwargs,
+        )
+        return expect_dict(self.VENDOR, payload, what=path)

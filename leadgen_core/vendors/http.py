@@ -1,0 +1,186 @@
+"""One bounded, secret-safe way to call a vendor's JSON API.
+
+`request_json` is what the Tavily, Lusha and ZeroBounce clients send through. Every call has a
+timeout; 429, 5xx, timeouts and connection errors are retried a bounded number of times with
+exponential backoff and jitter (a vendor's `Retry-After` wins, capped); the final failure becomes
+one branch of the `VendorError` tree. Exception messages name the vendor, the method and the
+path only: never the query string (ZeroBounce puts its key there) and never a configured secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from leadgen_core.errors import (
+    BudgetExhausted,
+    RateLimited,
+    VendorAuthError,
+    VendorResponseError,
+    VendorUnavailable,
+)
+
+DEFAULT_TIMEOUT_S = 20.0
+MAX_RETRY_AFTER_S = 30.0
+MAX_ATTEMPTS_CAP = 10
+ERROR_SNIPPET_CHARS = 160
+REDACTED = "***"
+SECRET_QUERY_PARAMS = ("api_key", "apikey", "key", "token", "access_token")
+
+log = logging.getLogger(__name__)
+_jitter = random.Random()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts in total (first call included) and the backoff curve."""
+
+    max_attempts: int = 4
+    base_backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    max_retry_after_s: float = MAX_RETRY_AFTER_S
+
+    def backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff for the given 1-based attempt that just failed."""
+        ceiling = min(self.max_backoff_s, self.base_backoff_s * (2 ** (attempt - 1)))
+        return _jitter.uniform(ceiling / 2, ceiling)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every non-trivial secret replaced by a marker."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def safe_url(url: httpx.URL | str) -> str:
+    """A URL with the values of credential-like query parameters replaced (for logs)."""
+    parsed = httpx.URL(str(url))
+    if not parsed.query:
+        return str(parsed)
+    params = [(k, REDACTED if k.lower() in SECRET_QUERY_PARAMS else v) for k, v in parsed.params.multi_items()]
+    return str(parsed.copy_with(params=params))
+
+
+class _RedactQueryFilter(logging.Filter):
+    """httpx logs every request URL at INFO; ZeroBounce's key travels in that URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(safe_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+def _install_httpx_log_redaction() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactQueryFilter) for f in logger.filters):
+        logger.addFilter(_RedactQueryFilter())
+
+
+_install_httpx_log_redaction()
+
+
+def parse_retry_after(value: str | None, *, cap: float) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP-date), clamped to [0, cap]."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(cap, seconds))
+
+
+def _snippet(response: httpx.Response, secrets: Iterable[str]) -> str:
+    text = " ".join(response.text[:ERROR_SNIPPET_CHARS].split())
+    return redact(text, secrets)
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    *,
+    vendor: str,
+    method: str,
+    url: str,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry: RetryPolicy | None = None,
+    secrets: Iterable[str] = (),
+    **kwargs: Any,
+) -> tuple[int, Any]:
+    """Send one logical request (with bounded retries) and return (status, decoded JSON body).
+
+    Raises RateLimited, VendorUnavailable, VendorAuthError (401/403), BudgetExhausted (402) or
+    VendorResponseError (other 4xx, or a 2xx body that is not JSON).
+    """
+    policy = retry or RetryPolicy()
+    attempts = max(1, min(policy.max_attempts, MAX_ATTEMPTS_CAP))
+    secrets = tuple(secrets)
+    target = f"{method.upper()} {httpx.URL(url).path}"
+    last_problem = "no attempt made"
+    retry_after: float | None = None
+    for attempt in range(1, attempts + 1):
+        retry_after = None
+        try:
+            response = await client.request(method, url, timeout=httpx.Timeout(timeout_s), **kwargs)
+        except httpx.TimeoutException:
+            last_problem = f"timed out after {timeout_s:g}s"
+        except httpx.TransportError as exc:
+            # the exception text can carry the full URL, so only its class name is kept
+            last_problem = f"connection error ({type(exc).__name__})"
+        else:
+            status = response.status_code
+            if status < 300:
+                try:
+                    return status, response.json()
+                except ValueError:
+                    raise VendorResponseError(vendor, f"{target}: HTTP {status} body is not valid JSON") from None
+            if status in (401, 403):
+                raise VendorAuthError(vendor, f"{target}: HTTP {status}, key missing or rejected")
+            if status == 402:
+                raise BudgetExhausted(vendor, f"{target}: HTTP 402, vendor account is out of credits")
+            if status == 429:
+                retry_after = parse_retry_after(response.headers.get("retry-after"), cap=policy.max_retry_after_s)
+                last_problem = "HTTP 429 rate limited"
+            elif status >= 500:
+                last_problem = f"HTTP {status}"
+            else:
+                raise VendorResponseError(vendor, f"{target}: HTTP {status} {_snippet(response, secrets)}")
+        if attempt == attempts:
+            break
+        delay = retry_after if retry_after is not None else policy.backoff(attempt)
+        log.warning("%s %s: %s; retry %d/%d in %.2fs", vendor, target, last_problem, attempt, attempts - 1, delay)
+        await asyncio.sleep(delay)
+    message = f"{target}: {last_problem} (gave up after {attempts} attempts)"
+    if last_problem.startswith("HTTP 429"):
+        raise RateLimited(vendor, message, retry_after=retry_after)
+    raise VendorUnavailable(vendor, message)
+
+
+def expect_dict(vendor: str, body: Any, *, what: str) -> dict[str, Any]:
+    """The body as a JSON object, or VendorResponseError."""
+    if not isinstance(body, dict):
+        raise VendorResponseError(vendor, f"{what}: expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def expect_list(vendor: str, value: Any, *, what: str) -> list[Any]:
+    """A JSON array field (None counts as empty), or VendorResponseError."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise VendorResponseError(vendor, f"{what}: expected a JSON array, got {type(value).__name__}")
+    return value
