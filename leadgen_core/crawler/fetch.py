@@ -1,0 +1,275 @@
+"""`SafeFetcher`: one GET with the SSRF guard on every hop, a byte cap and a content-type check.
+
+Per hop: vet the URL (`ssrf.check_url`), resolve the host, check every resolved address with the
+`AddressPolicy`, then connect to the vetted IP itself (`scheme://<ip>:<port>/path` with the
+`Host` header, and `sni_hostname` for TLS), so a DNS answer that changes between the check and
+the connect (rebinding) is never used. Redirects are followed by hand, each hop re-vetted.
+Bodies are streamed and abandoned past `max_bytes`; non-HTML answers are refused before their
+body is read. Non-2xx final answers are returned (robots.txt needs the 4xx/5xx distinction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from types import TracebackType
+from urllib.parse import urljoin
+
+import httpx
+
+from leadgen_core.crawler.ssrf import DEFAULT_PORTS, AddressPolicy, Resolver, Target, check_url
+from leadgen_core.errors import BlockedAddress, FetchError, ResponseTooLarge
+from leadgen_core.settings import Settings
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+ROBOTS_TYPES = frozenset({"text/plain", "text/html"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ACCEPT_HEADER = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.5"
+ACCEPT_ENCODING = "gzip, deflate"
+# wbits for zlib that accepts both gzip and zlib framing.
+ZLIB_AUTO_WBITS = zlib.MAX_WBITS | 32
+
+
+class FetchTimeout(FetchError):
+    """The request did not complete within the per-request timeout."""
+
+
+class FetchUnreachable(FetchError):
+    """DNS, connect or protocol failure: nothing usable came back."""
+
+
+class TooManyRedirects(FetchError):
+    """The redirect chain was longer than allowed (or looped)."""
+
+
+class UnsupportedContentType(FetchError):
+    """The answer is not a content type the caller accepts (PDF, JSON, images...)."""
+
+    def __init__(self, message: str, *, content_type: str) -> None:
+        super().__init__(message)
+        self.content_type = content_type
+
+
+class BodyTooLarge(ResponseTooLarge):
+    """ResponseTooLarge that says how much was read before giving up."""
+
+    def __init__(self, message: str, *, bytes_read: int, limit: int) -> None:
+        super().__init__(message)
+        self.bytes_read = bytes_read
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A completed fetch. `text` is empty for non-2xx answers."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    text: str
+    bytes_read: int
+    redirects: tuple[str, ...]
+
+
+def _media_type(header: str) -> tuple[str, str | None]:
+    """("text/html", "utf-8") from "text/html; charset=UTF-8"."""
+    media, _, params = header.partition(";")
+    charset = None
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip("\"'") or None
+    return media.strip().lower(), charset
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    try:
+        codec = codecs.lookup(charset or "utf-8").name
+    except LookupError:
+        codec = "utf-8"
+    return body.decode(codec, errors="replace")
+
+
+def _pinned_url(target: Target, ip: str) -> httpx.URL:
+    host = f"[{ip}]" if ":" in ip else ip
+    return httpx.URL(f"{target.scheme}://{host}:{target.port}{target.path}")
+
+
+def _host_header(target: Target) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == DEFAULT_PORTS[target.scheme] else f"{host}:{target.port}"
+
+
+class SafeFetcher:
+    """Async GETs through the SSRF guard. Use as `async with SafeFetcher(...) as fetcher:`."""
+
+    def __init__(
+        self,
+        *,
+        resolver: Resolver,
+        policy: AddressPolicy,
+        user_agent: str,
+        timeout_s: float,
+        max_bytes: int,
+        max_redirects: int,
+    ) -> None:
+        self.resolver = resolver
+        self.policy = policy
+        self.user_agent = user_agent
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        # No keep-alive: pooled connections are keyed by IP, and a TLS connection opened with one
+        # SNI must never carry a request for another host that happens to share the address.
+        # trust_env=False: an environment proxy would resolve names itself, bypassing the guard.
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, resolver: Resolver, policy: AddressPolicy) -> SafeFetcher:
+        return cls(
+            resolver=resolver,
+            policy=policy,
+            user_agent=settings.crawler_user_agent,
+            timeout_s=settings.crawler_timeout_s,
+            max_bytes=settings.crawler_max_bytes,
+            max_redirects=settings.crawler_max_redirects,
+        )
+
+    async def __aenter__(self) -> SafeFetcher:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def vet(self, url: str) -> tuple[Target, str, int]:
+        """Check a URL and its resolved addresses; return the target and the (ip, port) to connect to."""
+        target = check_url(url)
+        port = self.resolver.port_for(target.host, target.port)
+        addresses = await self.resolver.resolve(target.host)
+        if not addresses:
+            raise FetchUnreachable(f"{target.host}: no addresses")
+        # Every address is checked, not just the first: a mixed answer is a rebinding attempt.
+        for address in addresses:
+            try:
+                self.policy.check(address, port)
+            except BlockedAddress as exc:
+                raise BlockedAddress(f"{target.url}: {target.host} resolves to a blocked address ({exc})") from exc
+        return target, addresses[0], port
+
+    async def fetch(self, url: str, *, accept: frozenset[str] = HTML_TYPES) -> FetchResult:
+        """GET url following redirects by hand; raises FetchError subclasses on refusal or failure."""
+        redirects: list[str] = []
+        current = url
+        while True:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    result, location = await self._hop(current, accept=accept)
+            except TimeoutError as exc:
+                raise FetchTimeout(f"{current}: no complete answer within {self.timeout_s:g}s") from exc
+            if location is None:
+                return FetchResult(
+                    url=url,
+                    final_url=current,
+                    status=result.status,
+                    content_type=result.content_type,
+                    text=result.text,
+                    bytes_read=result.bytes_read,
+                    redirects=tuple(redirects),
+                )
+            if len(redirects) >= self.max_redirects:
+                raise TooManyRedirects(f"{url}: more than {self.max_redirects} redirects (last to {location})")
+            redirects.append(location)
+            current = location
+
+    async def _hop(self, url: str, *, accept: frozenset[str]) -> tuple[FetchResult, str | None]:
+        """One request; returns the result and the absolute redirect target, if any."""
+        target, ip, port = await self.vet(url)
+        try:
+            pinned = _pinned_url(replace(target, port=port), ip)
+        except httpx.InvalidURL as exc:
+            raise FetchError(f"malformed URL {url!r}: {exc}") from exc
+        headers = {
+            "Host": _host_header(target),
+            "User-Agent": self.user_agent,
+            "Accept": ACCEPT_HEADER,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" and not target.ip_literal else {}
+        try:
+            async with self._client.stream("GET", pinned, headers=headers, extensions=extensions) as resp:
+                media, charset = _media_type(resp.headers.get("content-type", ""))
+                location = resp.headers.get("location")
+                if resp.status_code in REDIRECT_STATUSES and location:
+                    empty = FetchResult(url, url, resp.status_code, media, "", 0, ())
+                    return empty, urljoin(url, location.strip())
+                if not 200 <= resp.status_code < 300:
+                    return FetchResult(url, url, resp.status_code, media, "", 0, ()), None
+                if media not in accept:
+                    raise UnsupportedContentType(
+                        f"{url}: content type {media or '(none)'!r} is not one of {sorted(accept)}",
+                        content_type=media,
+                    )
+                body = await self._read_capped(resp, url)
+        except httpx.TimeoutException as exc:
+            raise FetchTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise FetchUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
+        return FetchResult(url, url, resp.status_code, media, _decode(body, charset), len(body), ()), None
+
+    async def _read_capped(self, resp: httpx.Response, url: str) -> bytes:
+        declared = resp.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise BodyTooLarge(
+                f"{url}: Content-Length {declared} exceeds the {self.max_bytes}-byte limit",
+                bytes_read=0,
+                limit=self.max_bytes,
+            )
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in self._decoded(resp, url):
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise BodyTooLarge(
+                    f"{url}: body exceeds the {self.max_bytes}-byte limit (stopped after {total} bytes)",
+                    bytes_read=total,
+                    limit=self.max_bytes,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _decoded(self, resp: httpx.Response, url: str) -> AsyncIterator[bytes]:
+        """The body, decompressed here rather than by httpx so a compression bomb is cut off
+        after max_bytes of output instead of being inflated a whole network chunk at a time."""
+        encoding = resp.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            async for raw in resp.aiter_raw():
+                yield raw
+            return
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise FetchUnreachable(f"{url}: unsupported Content-Encoding {encoding!r}")
+        inflater = zlib.decompressobj(ZLIB_AUTO_WBITS)
+        async for raw in resp.aiter_raw():
+            data = raw
+            while data:
+                try:
+                    # At most one byte past the limit per call: enough to detect the overflow.
+                    out = inflater.decompress(data, self.max_bytes + 1)
+                except zlib.error as exc:
+                    raise FetchUnreachable(f"{url}: corrupt {encoding} body: {exc}") from exc
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail

@@ -1,0 +1,196 @@
+"""Page signals from HTML: title, visible text, emails, phones, social links and links.
+
+Structure comes from selectolax (lexbor); regular expressions run only over the extracted text
+(emails, phones). Pages are hostile input, so:
+
+* script, style, template, svg, iframe and hidden elements (`hidden`, `aria-hidden`, inline
+  `display:none`/`visibility:hidden`) are removed before text is taken; that is where
+  "ignore previous instructions" payloads aimed at the downstream LLM usually hide;
+* lexbor's tree builder is quadratic in nesting depth (about 0.7 s at 16k nested divs, 3.3 s
+  at 32k), so the input is cut at MAX_PARSE_CHARS and at its MAX_TAGS-th "<" before parsing;
+* text and every list are capped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+MAX_PARSE_CHARS = 1_000_000
+MAX_TAGS = 15_000
+MAX_TEXT_CHARS = 20_000
+MAX_TITLE_CHARS = 300
+MAX_EMAILS = 50
+MAX_PHONES = 30
+MAX_SOCIAL_LINKS = 20
+MAX_LINKS = 200
+MAX_URL_CHARS = 2048
+LOCAL_COUNTRY_CODE = "65"  # tel: links without a country code are Singapore numbers
+REMOVED_TAGS = ["script", "style", "noscript", "template", "svg", "iframe", "object", "embed"]
+HIDDEN_SELECTORS = (
+    "[hidden]",
+    '[aria-hidden="true"]',
+    '[style*="display:none"]',
+    '[style*="display: none"]',
+    '[style*="visibility:hidden"]',
+    '[style*="visibility: hidden"]',
+)
+SOCIAL_HOSTS = {
+    "linkedin.com": "linkedin",
+    "facebook.com": "facebook",
+    "fb.com": "facebook",
+    "twitter.com": "twitter",
+    "x.com": "twitter",
+    "instagram.com": "instagram",
+    "youtube.com": "youtube",
+    "tiktok.com": "tiktok",
+}
+SHARE_PATH_PREFIXES = ("/sharer", "/share", "/intent", "/sharearticle", "/dialog")
+NOT_EMAIL_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "css", "js", "ico", "bmp"})
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b", re.I
+)
+_AT = re.compile(r"\s*[\[\(\{]\s*at\s*[\]\)\}]\s*", re.I)
+_DOT = re.compile(r"\s*[\[\(\{]\s*dot\s*[\]\)\}]\s*", re.I)
+_PHONE = re.compile(r"(?<![\w+])(?:\+|\(\+|00)\d{1,3}\)?(?:[ .\-]?\(?\d{1,5}\)?){1,6}")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class PageSignals:
+    """What one page says. `anchors` pairs each link with its (capped) anchor text."""
+
+    title: str
+    text: str
+    text_chars: int
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+    social_links: tuple[str, ...]
+    links: tuple[str, ...]
+    anchors: tuple[tuple[str, str], ...] = ()
+
+
+def _budget(html: str) -> str:
+    """Cut hostile input down to what lexbor parses in bounded time."""
+    html = html[:MAX_PARSE_CHARS]
+    if html.count("<") <= MAX_TAGS:
+        return html
+    pos = -1
+    for _ in range(MAX_TAGS):
+        pos = html.find("<", pos + 1)
+    return html[:pos]
+
+
+def _clean(text: str, limit: int) -> str:
+    return _SPACE.sub(" ", text).strip()[:limit]
+
+
+def _remove_hidden(tree: LexborHTMLParser) -> None:
+    nodes: dict[int, LexborNode] = {}
+    for selector in HIDDEN_SELECTORS:
+        for node in tree.css(selector):
+            nodes.setdefault(node.mem_id, node)
+    if not nodes or tree.root is None:
+        return
+    order = {node.mem_id: i for i, node in enumerate(tree.root.traverse())}
+    # Reverse document order removes descendants before their ancestors, so no node is touched
+    # after the subtree holding it was freed.
+    for node in sorted(nodes.values(), key=lambda n: order.get(n.mem_id, -1), reverse=True):
+        node.decompose()
+
+
+def normalise_email(raw: str) -> str | None:
+    email = unquote(raw).strip().strip(".").lower()
+    match = _EMAIL.fullmatch(email)
+    if match is None:
+        return None
+    if email.rsplit(".", 1)[-1] in NOT_EMAIL_TLDS:
+        return None  # "logo@2x.png" is a file name
+    return email
+
+
+def normalise_phone(raw: str, *, assume_local: bool = False) -> str | None:
+    """E.164-style "+6561234567", or None when the digits cannot be a phone number."""
+    stripped = raw.strip()
+    digits = re.sub(r"\D", "", stripped)
+    if stripped.startswith("00"):
+        digits = digits[2:]
+    elif not stripped.lstrip("(").startswith("+"):
+        if not (assume_local and len(digits) == 8 and digits[0] in "689"):
+            return None
+        digits = LOCAL_COUNTRY_CODE + digits
+    if not 8 <= len(digits) <= 15:
+        return None
+    return "+" + digits
+
+
+def social_link(url: str) -> str | None:
+    """A normalised company-profile URL on a social network, or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    for suffix in SOCIAL_HOSTS:
+        if host == suffix or host.endswith("." + suffix):
+            path = parts.path.rstrip("/")
+            if not path or path.lower().startswith(SHARE_PATH_PREFIXES):
+                return None
+            return urlunsplit(("https", host.removeprefix("m."), path, "", ""))
+    return None
+
+
+def _add(bucket: dict[str, None], value: str | None, cap: int) -> None:
+    if value and len(bucket) < cap:
+        bucket.setdefault(value, None)
+
+
+def parse_page(html: str, base_url: str) -> PageSignals:
+    """Extract the signals of one HTML page; never raises on malformed markup."""
+    tree = LexborHTMLParser(_budget(html))
+    title_node = tree.css_first("title") or tree.css_first("h1")
+    title = _clean(title_node.text(separator=" "), MAX_TITLE_CHARS) if title_node is not None else ""
+    tree.strip_tags(REMOVED_TAGS)
+    _remove_hidden(tree)
+
+    emails: dict[str, None] = {}
+    phones: dict[str, None] = {}
+    social: dict[str, None] = {}
+    anchors: dict[str, str] = {}
+    for a in tree.css("a[href]"):
+        href = (a.attributes.get("href") or "").strip()
+        lower = href.lower()
+        if lower.startswith("mailto:"):
+            _add(emails, normalise_email(href[7:].split("?", 1)[0]), MAX_EMAILS)
+            continue
+        if lower.startswith("tel:"):
+            _add(phones, normalise_phone(unquote(href[4:]), assume_local=True), MAX_PHONES)
+            continue
+        url = urljoin(base_url, href)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or len(url) > MAX_URL_CHARS:
+            continue  # javascript:, data:, and absurd URLs
+        url = urlunsplit(parts._replace(fragment=""))
+        _add(social, social_link(url), MAX_SOCIAL_LINKS)
+        if url not in anchors and len(anchors) < MAX_LINKS:
+            anchors[url] = _clean(a.text(separator=" "), 100)
+
+    root = tree.body or tree.root
+    text = _clean(root.text(separator=" "), MAX_TEXT_CHARS) if root is not None else ""
+    deobfuscated = _DOT.sub(".", _AT.sub("@", text))
+    for match in _EMAIL.finditer(deobfuscated):
+        _add(emails, normalise_email(match.group(0)), MAX_EMAILS)
+    for match in _PHONE.finditer(text):
+        _add(phones, normalise_phone(match.group(0)), MAX_PHONES)
+
+    return PageSignals(
+        title=title,
+        text=text,
+        text_chars=len(text),
+        emails=tuple(emails),
+        phones=tuple(phones),
+        social_links=tuple(social),
+        links=tuple(anchors),
+        anchors=tuple(anchors.items()),
+    )
