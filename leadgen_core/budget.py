@@ -1,0 +1,84 @@
+"""The budget ledger: atomic reservations against per-tenant daily vendor caps.
+
+`reserve` is one conditional upsert: it adds the units only if the day's total stays within the
+cap, so concurrent workers in concurrent runs (separate processes) can never overspend. A
+reservation that the vendor did not charge (a ZeroBounce `unknown`, a Lusha miss, a failed call)
+is given back with `release`. Caps come from `tenant_budgets`, defaulting to the environment's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import psycopg
+
+from leadgen_core.errors import BudgetExhausted
+
+VENDORS = ("openai", "tavily", "lusha", "zerobounce")
+
+# The row lock taken by ON CONFLICT serialises concurrent reservations of one tenant-day-vendor;
+# the WHERE makes the whole reservation fail (no row returned) when it would cross the cap.
+RESERVE_SQL = """
+INSERT INTO vendor_usage AS u (tenant_id, usage_date, vendor, units, calls)
+SELECT %(tenant)s, %(day)s, %(vendor)s, %(units)s, 1
+WHERE %(units)s <= %(cap)s
+ON CONFLICT (tenant_id, usage_date, vendor) DO UPDATE
+    SET units = u.units + EXCLUDED.units, calls = u.calls + 1, updated_at = now()
+    WHERE u.units + EXCLUDED.units <= %(cap)s
+RETURNING u.units
+"""
+
+RELEASE_SQL = """
+UPDATE vendor_usage SET units = greatest(units - %(units)s, 0), updated_at = now()
+WHERE tenant_id = %(tenant)s AND usage_date = %(day)s AND vendor = %(vendor)s
+"""
+
+CAPS_SQL = "SELECT vendor, daily_cap FROM tenant_budgets WHERE tenant_id = %s"
+USAGE_SQL = "SELECT vendor, units, calls FROM vendor_usage WHERE tenant_id = %s AND usage_date = %s"
+
+
+@dataclass(frozen=True)
+class VendorSpend:
+    vendor: str
+    units: int
+    calls: int
+    cap: int
+
+    @property
+    def within_cap(self) -> bool:
+        return self.units <= self.cap
+
+
+def caps_for(conn: psycopg.Connection, *, tenant_id: str, defaults: dict[str, int]) -> dict[str, int]:
+    caps = dict(defaults)
+    for vendor, cap in conn.execute(CAPS_SQL, (tenant_id,)).fetchall():
+        caps[str(vendor)] = int(cap)
+    return caps
+
+
+def reserve(conn: psycopg.Connection, *, tenant_id: str, day: date, vendor: str, units: int, cap: int) -> int:
+    """Reserve UNITS or raise BudgetExhausted; returns the day's total after the reservation."""
+    if units < 0:
+        raise ValueError("units must be non-negative")
+    row = conn.execute(
+        RESERVE_SQL, {"tenant": tenant_id, "day": day, "vendor": vendor, "units": units, "cap": cap}
+    ).fetchone()
+    if row is None:
+        raise BudgetExhausted(vendor, f"daily cap {cap} reached for tenant {tenant_id} on {day}")
+    return int(row[0])
+
+
+def release(conn: psycopg.Connection, *, tenant_id: str, day: date, vendor: str, units: int) -> None:
+    if units > 0:
+        conn.execute(RELEASE_SQL, {"tenant": tenant_id, "day": day, "vendor": vendor, "units": units})
+
+
+def spend(conn: psycopg.Connection, *, tenant_id: str, day: date, caps: dict[str, int]) -> list[VendorSpend]:
+    used = {str(v): (int(u), int(c)) for v, u, c in conn.execute(USAGE_SQL, (tenant_id, day)).fetchall()}
+    vendors = sorted(set(caps) | set(used))
+    return [
+        VendorSpend(v, used.get(v, (0, 0))[0], used.get(v, (0, 0))[1], caps.get(v, 0))
+        for v in vendors
+        if v != "targets"
+    ]

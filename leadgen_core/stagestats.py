@@ -1,0 +1,76 @@
+"""Per-stage timings and outcome counts of a tenant-night, kept in `run_stage_stats`.
+
+The SLA check reads them: a night's wall clock runs from its first stage's start to its last
+stage's end. A stage that starts again (a retry, a re-execution) keeps its first start, so the
+SLA measures the night, not the last attempt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import psycopg
+
+START_SQL = """
+INSERT INTO run_stage_stats (tenant_id, run_date, stage, dagster_run_id, started_at)
+VALUES (%s, %s, %s, %s, now())
+ON CONFLICT (tenant_id, run_date, stage) DO UPDATE SET dagster_run_id = EXCLUDED.dagster_run_id,
+    finished_at = NULL
+"""
+
+FINISH_SQL = """
+UPDATE run_stage_stats SET finished_at = now(), items = %s, done = %s, degraded = %s, failed = %s
+WHERE tenant_id = %s AND run_date = %s AND stage = %s
+"""
+
+NIGHT_SQL = """
+SELECT stage, started_at, finished_at, items, done, degraded, failed
+FROM run_stage_stats WHERE tenant_id = %s AND run_date = %s ORDER BY started_at
+"""
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    items: int = 0
+    done: int = 0
+    degraded: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class StageStat:
+    stage: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: StageCounts
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def stage_started(conn: psycopg.Connection, *, tenant_id: str, run_date: date, stage: str, run_id: str | None) -> None:
+    conn.execute(START_SQL, (tenant_id, run_date, stage, run_id))
+
+
+def stage_finished(
+    conn: psycopg.Connection, *, tenant_id: str, run_date: date, stage: str, counts: StageCounts
+) -> None:
+    conn.execute(FINISH_SQL, (counts.items, counts.done, counts.degraded, counts.failed, tenant_id, run_date, stage))
+
+
+def night_stats(conn: psycopg.Connection, *, tenant_id: str, run_date: date) -> list[StageStat]:
+    rows = conn.execute(NIGHT_SQL, (tenant_id, run_date)).fetchall()
+    return [StageStat(r[0], r[1], r[2], StageCounts(r[3], r[4], r[5], r[6])) for r in rows]
+
+
+def night_wall_seconds(stats: list[StageStat]) -> float | None:
+    """First start to last end; None while any stage is unfinished or none ran."""
+    if not stats or any(s.finished_at is None for s in stats):
+        return None
+    start = min(s.started_at for s in stats)
+    end = max(s.finished_at for s in stats if s.finished_at is not None)
+    return (end - start).total_seconds()
