@@ -1,0 +1,125 @@
+"""Tenant×date scoring and CRM assets: lead scores with rationales, then the Odoo sync."""
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from leadgen_core.leads.preview import markdown_table
+from leadgen_core.leads.score_stage import ScoreContext, ScoreReport, run_score_stage
+from leadgen_core.leads.sync_stage import SyncContext, SyncReport, run_sync_stage
+from leadgen_dagster.partitions import tenant_date_partitions
+from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.stage import night_stage
+
+OWNERS = ["team:growth"]
+DRY_RUN_TAG = "leadgen/dry_run"
+
+
+def is_dry_run(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(DRY_RUN_TAG, "").strip().lower() == "true"
+
+
+def score_metadata(report: ScoreReport) -> dict[str, Any]:
+    s = report.summary
+    meta: dict[str, Any] = {
+        "scored": dg.MetadataValue.int(s.count),
+        "pending_at_start": dg.MetadataValue.int(report.pending),
+        "avg_score": dg.MetadataValue.float(s.average),
+        "buckets": dg.MetadataValue.json(s.buckets),
+        "rationale_sources": dg.MetadataValue.json(s.sources),
+        "degraded_by_reason": dg.MetadataValue.json(report.degraded_by_reason()),
+        "openai_tokens": dg.MetadataValue.int(report.spent.get("openai", 0)),
+        "cache_hits": dg.MetadataValue.int(report.cache_hits.get("openai", 0)),
+        "dry_run": dg.MetadataValue.bool(report.dry_run),
+    }
+    table = markdown_table(report.top)
+    if report.dry_run:
+        meta["forecast"] = dg.MetadataValue.json({"calls": report.forecast_calls, "units": report.forecast_units})
+        table = "_Dry run: nothing was stored; template rationales stand in for the LLM's._\n\n" + table
+    meta["top_leads"] = dg.MetadataValue.md(table)
+    return meta
+
+
+def sync_metadata(report: SyncReport) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "companies": dg.MetadataValue.int(len(report.outcomes)),
+        "not_yet_scored": dg.MetadataValue.int(report.unscored),
+        "leads_exported": dg.MetadataValue.int(report.leads_exported),
+        "item_errors": dg.MetadataValue.int(report.errors),
+        "items": dg.MetadataValue.json(dict(sorted(report.items.items()))),
+        "dry_run": dg.MetadataValue.bool(report.dry_run),
+    }
+    if report.dry_run:
+        meta["forecast"] = dg.MetadataValue.json({"odoo_writes": sum(report.items.values())})
+    return meta
+
+
+@dg.asset(
+    partitions_def=tenant_date_partitions,
+    deps=[dg.AssetKey("email_verifications")],
+    group_name="scoring",
+    kinds={"python", "postgres", "openai"},
+    owners=OWNERS,
+    pool="openai",
+    description=(
+        "Each target scored from its features with the tenant's weights (icp_rules.payload.weights), with "
+        "per-feature contributions, a bucket and a rationale (LLM through the budget and response cache, "
+        "template when degraded). Stored in lead_features and lead_scores; re-runs redo only unfinished targets."
+    ),
+)
+def lead_scores(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.MaterializeResult:
+    with night_stage(context, postgres, "lead_scores") as stage:
+        report = run_score_stage(
+            ScoreContext(
+                tenant_id=stage.tenant_id,
+                day=stage.day,
+                run_id=context.run_id,
+                settings=settings.get(),
+                tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="lead scoring"),
+                global_conn=lambda: postgres.shared(operation="lead scoring"),
+                dry_run=is_dry_run(context),
+                progress=context.log.info,
+            )
+        )
+        stage.counts = report.counts()
+        stage.metadata.update(score_metadata(report))
+    return stage.result()
+
+
+@dg.asset(
+    partitions_def=tenant_date_partitions,
+    deps=[lead_scores],
+    group_name="crm",
+    kinds={"python", "odoo"},
+    owners=OWNERS,
+    pool="odoo",
+    description=(
+        "Scored targets upserted into the tenant's Odoo (odoo_connections; secret from the environment "
+        "variable its secret_ref names): company partner by UEN, contacts as child partners (suppressions "
+        "honoured), crm.lead when score >= SCORE_MIN_EXPORT. One odoo_sync_log row per item."
+    ),
+)
+def odoo_sync(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.MaterializeResult:
+    with night_stage(context, postgres, "odoo_sync") as stage:
+        report = run_sync_stage(
+            SyncContext(
+                tenant_id=stage.tenant_id,
+                day=stage.day,
+                settings=settings.get(),
+                tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="odoo sync"),
+                environ=os.environ,
+                dry_run=is_dry_run(context),
+                progress=context.log.info,
+            )
+        )
+        stage.counts = report.counts()
+        stage.metadata.update(sync_metadata(report))
+    return stage.result()
+
+
+CRM_ASSETS = [lead_scores, odoo_sync]

@@ -1,0 +1,102 @@
+"""Tenant×date targeting assets: ICP candidates and the capped daily target set."""
+
+import time
+
+import dagster as dg
+
+from leadgen_core.errors import LeadgenError
+from leadgen_core.icp.candidates import refresh_candidates
+from leadgen_core.stagestats import StageCounts
+from leadgen_core.targets import select_targets
+from leadgen_dagster.assets.registry import companies
+from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
+from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.stage import night_stage
+
+GROUP = "targeting"
+OWNERS = ["team:growth"]
+SCHEDULED_TAG = "leadgen/scheduled"
+BARRIER_POLL_S = 15
+
+
+class RegistryNotReady(LeadgenError):
+    """The date's companies partition has not been materialised."""
+
+
+def wait_for_registry(context: dg.AssetExecutionContext, postgres: PostgresResource, wait_minutes: int) -> None:
+    """Scheduled nights wait for the date's registry refresh; anything else fails fast and says why."""
+    _, day = parse_tenant_date(context.partition_key)
+    scheduled = context.run.tags.get(SCHEDULED_TAG) == "true"
+    deadline = time.monotonic() + (wait_minutes * 60 if scheduled else 0)
+    while not postgres.registry_ready(day):
+        if time.monotonic() >= deadline:
+            raise RegistryNotReady(
+                f"companies partition {day} is not materialised: materialise it first "
+                "(or launch an asset backfill that includes `companies`)"
+            )
+        context.log.info(f"waiting for the {day} registry refresh")
+        time.sleep(BARRIER_POLL_S)
+
+
+@dg.asset(
+    partitions_def=tenant_date_partitions,
+    deps=[companies],
+    group_name=GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    description=(
+        "The tenant's ICP rules evaluated over live companies: industry terms resolved to SSIC 2025 codes "
+        "through ssic_ref, explicit codes and prefixes, employee and incorporation-year ranges."
+    ),
+)
+def icp_candidates(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.MaterializeResult:
+    wait_for_registry(context, postgres, settings.get().registry_wait_minutes)
+    with night_stage(context, postgres, "icp_candidates") as stage:
+        with postgres.tenant(stage.tenant_id, operation="icp candidates") as conn:
+            result = refresh_candidates(conn, tenant_id=stage.tenant_id, run_date=stage.day)
+        stage.counts = StageCounts(items=result.candidates, done=result.candidates)
+        stage.metadata.update(
+            {
+                "candidates": dg.MetadataValue.int(result.candidates),
+                "resolved_ssic_codes": dg.MetadataValue.int(len(result.resolved.codes)),
+                "codes_by_term": dg.MetadataValue.json(result.resolved.by_term),
+                "ssic_codes": dg.MetadataValue.text(", ".join(result.resolved.codes[:200])),
+                "unmatched_terms": dg.MetadataValue.json(list(result.resolved.unmatched)),
+            }
+        )
+        if result.resolved.unmatched:
+            context.log.warning(f"ICP terms matched no SSIC code: {list(result.resolved.unmatched)}")
+    return stage.result()
+
+
+@dg.asset(
+    partitions_def=tenant_date_partitions,
+    deps=[icp_candidates],
+    group_name=GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    description=(
+        "The night's capped target set (SCHED_DAILY_CAP_PER_TENANT, per-tenant override in tenant_budgets): "
+        "never-scored first, then without contacts, then most recently seen; suppressed companies excluded. "
+        "Stored in daily_targets as the run manifest."
+    ),
+)
+def daily_targets(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.MaterializeResult:
+    with night_stage(context, postgres, "daily_targets") as stage:
+        with postgres.tenant(stage.tenant_id, operation="target selection") as conn:
+            result = select_targets(
+                conn,
+                tenant_id=stage.tenant_id,
+                run_date=stage.day,
+                default_cap=settings.get().daily_cap_per_tenant,
+                run_id=context.run_id,
+            )
+        stage.counts = StageCounts(items=result.selected, done=result.selected)
+        stage.metadata.update(
+            {"targets": dg.MetadataValue.int(result.selected), "cap": dg.MetadataValue.int(result.cap)}
+        )
+    return stage.result()

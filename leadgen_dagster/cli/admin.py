@@ -1,0 +1,182 @@
+"""Admin commands: database, tenants, ICP rules, Odoo connections, budgets and suppressions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings
+
+
+@click.group()
+def db() -> None:
+    """Migrate the database and show migration status."""
+
+
+@db.command("migrate")
+@friendly
+def db_migrate() -> None:
+    """Apply pending migrations as the owner, ensure the app role, seed reference data."""
+    from leadgen_core.db.migrate import migrate
+    from leadgen_core.runtime import owner_dsn
+
+    s = settings()
+    applied = migrate(
+        owner_dsn(s),
+        app_role=s.app_role,
+        app_password=s.app_password.get_secret_value() if s.app_password else None,
+    )
+    if applied:
+        for name in applied:
+            click.echo(f"applied {name}")
+    else:
+        click.echo("database is up to date")
+
+
+@db.command("status")
+@friendly
+def db_status() -> None:
+    """List every migration and whether it is applied, pending or changed."""
+    from leadgen_core.db.migrate import status
+    from leadgen_core.runtime import owner_dsn
+
+    for st in status(owner_dsn(settings())):
+        when = st.applied_at.isoformat(timespec="seconds") if st.applied_at else "-"
+        click.echo(f"{st.version}  {st.state:<8} {when:<26} {st.filename}")
+
+
+@click.group()
+def tenants() -> None:
+    """Add, list and deactivate tenants."""
+
+
+@tenants.command("add")
+@click.argument("name")
+@friendly
+def tenants_add(name: str) -> None:
+    """Create tenant NAME; its id is a slug of the name."""
+    from leadgen_core.tenants import add_tenant
+
+    with owner_conn() as conn:
+        t = add_tenant(conn, name)
+    click.echo(f"created tenant {t.tenant_id} ({t.name})")
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly
+def tenants_list(as_json: bool) -> None:
+    """List tenants with status and whether an Odoo connection is active."""
+    from leadgen_core.tenants import directory
+
+    with owner_conn() as conn:
+        rows = directory(conn)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no tenants yet: `leadgen tenants add NAME`")
+    for r in rows:
+        conn_state = "odoo connected" if r.has_active_connection else "no odoo connection"
+        click.echo(f"{r.tenant_id:<24} {r.status:<9} {conn_state:<19} {r.name}")
+
+
+@tenants.command("deactivate")
+@click.argument("tenant")
+@friendly
+def tenants_deactivate(tenant: str) -> None:
+    """Stop scheduling TENANT (id or name); its data is kept."""
+    from leadgen_core.tenants import set_status
+
+    with owner_conn() as conn:
+        tid = resolve_tenant(conn, tenant)
+        set_status(conn, tid, "inactive")
+    click.echo(f"deactivated {tid}")
+
+
+@tenants.command("activate")
+@click.argument("tenant")
+@friendly
+def tenants_activate(tenant: str) -> None:
+    """Schedule TENANT (id or name) again."""
+    from leadgen_core.tenants import set_status
+
+    with owner_conn() as conn:
+        tid = resolve_tenant(conn, tenant)
+        set_status(conn, tid, "active")
+    click.echo(f"activated {tid}")
+
+
+@click.group()
+def icp() -> None:
+    """Set and show a tenant's ideal-customer-profile rules."""
+
+
+@icp.command("set")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--file", "path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def icp_set(tenant: str, path: Path) -> None:
+    """Validate rules from a JSON file and store them as the tenant's default rules."""
+    from leadgen_core.errors import ConfigError
+    from leadgen_core.icp.candidates import save_rules
+    from leadgen_core.icp.rules import parse_rules
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no such file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    rules = parse_rules(payload)
+    with owner_conn() as conn:
+        tid = resolve_tenant(conn, tenant)
+        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+        save_rules(conn, tid, rules)
+    click.echo(f"saved ICP rules for {tid}: {json.dumps(rules.model_dump(exclude_none=True))}")
+
+
+@icp.command("show")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@friendly
+def icp_show(tenant: str) -> None:
+    """Print the tenant's rules and the SSIC codes they resolve to."""
+    from leadgen_core.icp.candidates import load_rules
+    from leadgen_core.icp.resolve import resolve_industries
+
+    with owner_conn() as conn:
+        tid = resolve_tenant(conn, tenant)
+        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+        rules = load_rules(conn, tid)
+        resolved = resolve_industries(conn, rules)
+    click.echo(json.dumps(rules.model_dump(exclude_none=True), indent=2))
+    click.echo(f"resolves to {len(resolved.codes)} SSIC sub-classes: {dict(resolved.by_term)}")
+    if resolved.unmatched:
+        click.echo(f"unmatched: {', '.join(resolved.unmatched)}")
+
+
+@click.group()
+def odoo() -> None:
+    """Connect a tenant to its Odoo."""
+
+
+@odoo.command("connect")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--url", required=True, help="Odoo base URL, e.g. https://acme.odoo.com")
+@click.option("--db", "db_name", required=True, help="Odoo database name.")
+@click.option("--protocol", required=True, type=click.Choice(["jsonrpc", "json2"]))
+@click.option("--login", required=True, help="Odoo login (user).")
+@click.option("--secret-env", required=True, help="Name of the environment variable holding the password/API key.")
+@friendly
+def odoo_connect(tenant: str, url: str, db_name: str, protocol: str, login: str, secret_env: str) -> None:
+    """Record the tenant's Odoo; the secret itself stays in the environment."""
+    from leadgen_core.tenants import connect_odoo
+
+    with owner_conn() as conn:
+        tid = resolve_tenant(conn, tenant)
+        connect_odoo(
+            conn, tenant_id=tid, base_url=url, db_name=db_name, protocol=protocol, login=login, secret_env=secret_env
+        )
+    click.echo(f"connected {tid} to {url} ({protocol}); secret read from ${secret_env} at run time")

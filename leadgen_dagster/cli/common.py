@@ -1,0 +1,67 @@
+"""What every command shares: settings, the owner connection, and error reporting."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+import psycopg
+
+from leadgen_core.db.dsn import redact
+from leadgen_core.errors import LeadgenError
+from leadgen_core.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError: say which variable is wrong
+        raise click.ClickException(f"invalid configuration: {redact(str(exc))}") from None
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def friendly(fn: F) -> F:
+    """Turn domain and database errors into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LeadgenError as exc:
+            fail(redact(str(exc)))
+        except psycopg.Error as exc:
+            fail(f"database error: {redact(str(exc)).strip()}")
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def owner_conn() -> Iterator[psycopg.Connection]:
+    """A connection as the owner (admin commands), in one transaction."""
+    from leadgen_core.runtime import owner_dsn
+
+    dsn = owner_dsn(settings())
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        fail(f"cannot connect to the database: {redact(str(exc)).strip()}")
+        raise
+    with conn, conn.transaction():
+        yield conn
+
+
+def resolve_tenant(conn: psycopg.Connection, id_or_name: str) -> str:
+    from leadgen_core.tenants import resolve
+
+    return resolve(conn, id_or_name).tenant_id

@@ -1,0 +1,78 @@
+"""`leadgen demo seed`: the two demo tenants, their rules, budgets and Odoo connections.
+
+Idempotent: running it again updates the rules and connections and creates nothing twice.
+The Odoo connections point at the sandbox Odoo (ODOO_SANDBOX_URL); the secret is read at run
+time from the variable ODOO_SANDBOX_KEY, never stored.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+import psycopg
+
+from leadgen_core.errors import ConfigError
+from leadgen_core.icp.candidates import save_rules
+from leadgen_core.icp.rules import parse_rules
+from leadgen_core.tenants import add_tenant, connect_odoo, directory
+from leadgen_dagster.cli.common import friendly, owner_conn
+
+DEMO_TENANTS = {
+    "Demo Alpha": {
+        "rules": {
+            "industries": ["software", "information technology"],
+            "employee_range": {"min": 2, "max": 200},
+            "incorporation_year": {"min": 2000, "max": 2025},
+        },
+        "protocol": "jsonrpc",
+        "login": "admin",
+    },
+    "Demo Beta": {
+        "rules": {"industries": ["logistics", "freight", "warehousing"], "ssic_codes": ["52"]},
+        "protocol": "json2",
+        "login": "leadgen-bot",
+    },
+}
+DEMO_DAILY_TARGETS = 60  # keeps a sandbox night to a couple of minutes on a laptop
+# The name of the variable holding the sandbox Odoo key (a reference, not a secret).
+SANDBOX_SECRET_ENV = "ODOO_SANDBOX_KEY"  # noqa: S105
+
+
+def seed_demo(conn: psycopg.Connection, *, odoo_url: str, db_name: str = "sandbox") -> list[str]:
+    existing = {t.name: t.tenant_id for t in directory(conn)}
+    ids = []
+    for name, spec in DEMO_TENANTS.items():
+        tenant_id = existing.get(name) or add_tenant(conn, name).tenant_id
+        conn.execute("UPDATE tenants SET status = 'active' WHERE tenant_id = %s", (tenant_id,))
+        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tenant_id,))
+        save_rules(conn, tenant_id, parse_rules(spec["rules"]))
+        conn.execute(
+            "INSERT INTO tenant_budgets (tenant_id, vendor, daily_cap) VALUES (%s, 'targets', %s) "
+            "ON CONFLICT (tenant_id, vendor) DO UPDATE SET daily_cap = EXCLUDED.daily_cap",
+            (tenant_id, DEMO_DAILY_TARGETS),
+        )
+        connect_odoo(
+            conn, tenant_id=tenant_id, base_url=odoo_url, db_name=db_name, protocol=str(spec["protocol"]),
+            login=str(spec["login"]), secret_env=SANDBOX_SECRET_ENV,
+        )  # fmt: skip
+        ids.append(tenant_id)
+    return ids
+
+
+@click.group()
+def demo() -> None:
+    """Demo data for the sandbox."""
+
+
+@demo.command("seed")
+@click.option("--odoo-url", default=None, help="Sandbox Odoo URL (default: $ODOO_SANDBOX_URL).")
+@friendly
+def demo_seed(odoo_url: str | None) -> None:
+    """Create or update demo-alpha and demo-beta against the running sandbox."""
+    url = odoo_url or os.environ.get("ODOO_SANDBOX_URL")
+    if not url:
+        raise ConfigError("no sandbox Odoo: start `leadgen sandbox up --env-file .leadgen/sandbox.env` and export it")
+    with owner_conn() as conn:
+        ids = seed_demo(conn, odoo_url=url)
+    click.echo(f"demo tenants ready: {', '.join(ids)} (Odoo at {url})")

@@ -1,0 +1,175 @@
+"""`leadgen dev`: the whole product on one machine.
+
+Starts (or joins) the database, migrates, starts the sandbox when no vendor keys are set, seeds
+the demo tenants, renders the Dagster instance, then runs `dagster dev` (webserver + daemon) on
+127.0.0.1:3000 and launches today's nights so the demo shows work at once. SIGTERM or SIGINT
+stops Dagster's whole process group, the sandbox and the embedded database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from leadgen_dagster.cli.common import friendly, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+UI_WAIT_S = 180
+
+
+def _log(msg: str) -> None:
+    click.echo(f"[leadgen dev] {msg}", err=True)
+
+
+def prepare(env: dict[str, str], stack: ExitStack, *, sandbox: bool) -> dict[str, str]:
+    """Database, migrations, sandbox, demo data and Dagster instance; returns the child environment."""
+    import psycopg
+
+    from leadgen_core.db.dsn import sqlalchemy_url
+    from leadgen_core.db.migrate import migrate
+    from leadgen_core.runtime import app_dsn, owner_dsn
+    from leadgen_core.settings import Settings
+    from leadgen_dagster.cli.demo import seed_demo
+    from leadgen_dagster.instance import write_dagster_home
+
+    s = settings()
+    _log("starting the database" if s.database_url is None else "using LEADGEN_DATABASE_URL")
+    owner = owner_dsn(s)
+    applied = migrate(owner, app_role=s.app_role,
+                      app_password=s.app_password.get_secret_value() if s.app_password else None)  # fmt: skip
+    _log(f"migrations: {len(applied)} applied" if applied else "migrations: up to date")
+    if sandbox:
+        from leadgen_core.sandbox.cluster import SandboxCluster
+
+        cluster = stack.enter_context(SandboxCluster())
+        env.update(cluster.env())
+        _log("sandbox simulators listening: " + ", ".join(k for k in cluster.env() if k.endswith("_URL")))
+    env.update(
+        {
+            "LEADGEN_DATABASE_URL": owner,
+            "LEADGEN_APP_DATABASE_URL": app_dsn(s, owner=owner),
+            "LEADGEN_DAGSTER_PG_URL": sqlalchemy_url(owner, search_path="dagster"),
+            "DAGSTER_HOME": str((ROOT / s.home / "dagster_home").resolve()),
+        }
+    )
+    if env.get("ODOO_SANDBOX_URL"):
+        with psycopg.connect(owner) as conn, conn.transaction():
+            ids = seed_demo(conn, odoo_url=env["ODOO_SANDBOX_URL"])
+        _log(f"demo tenants: {', '.join(ids)}")
+    os.environ.update(env)  # the instance below reads LEADGEN_DAGSTER_PG_URL
+    write_dagster_home(Settings(), Path(env["DAGSTER_HOME"]))
+    return env
+
+
+def instance_setup(env: dict[str, str]) -> None:
+    """Vendor pools and the tenant partitions, before the daemon's first tick."""
+    import dagster as dg
+    import psycopg
+
+    from leadgen_core.tenants import active_tenant_ids, directory
+    from leadgen_dagster.instance import set_pool_limits
+
+    with psycopg.connect(env["LEADGEN_APP_DATABASE_URL"]) as conn:
+        tenants = active_tenant_ids(directory(conn), include=[], exclude=[])
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as inst:
+        set_pool_limits(inst)
+        missing = [t for t in tenants if not inst.has_dynamic_partition("tenants", t)]
+        if missing:
+            inst.add_dynamic_partitions("tenants", missing)
+    _log(f"tenant partitions: {', '.join(tenants) or 'none'}")
+
+
+def wait_for_ui(port: int, proc: subprocess.Popen[Any]) -> bool:
+    deadline = time.monotonic() + UI_WAIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def kickoff(port: int, env: dict[str, str]) -> None:
+    """Launch today's registry refresh and one night per demo tenant through the GraphQL API."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    import psycopg
+    from dagster_graphql import DagsterGraphQLClient
+
+    from leadgen_core.settings import TIMEZONE
+    from leadgen_core.tenants import active_tenant_ids, directory
+
+    day = datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    client.submit_job_execution("registry_refresh_job", repository_location_name="leadgen",
+                                tags={"dagster/partition": day, "dagster/priority": "10"})  # fmt: skip
+    with psycopg.connect(env["LEADGEN_APP_DATABASE_URL"]) as conn:
+        tenants = active_tenant_ids(directory(conn), include=[], exclude=[])
+    for tenant in tenants:
+        client.submit_job_execution(
+            "tenant_night_job",
+            repository_location_name="leadgen",
+            tags={
+                "dagster/partition": f"{day}|{tenant}", "dagster/partition/date": day,
+                "dagster/partition/tenant": tenant, "leadgen/tenant": tenant, "leadgen/scheduled": "true",
+            },
+        )  # fmt: skip
+    _log(f"launched registry_refresh_job {day} and {len(tenants)} tenant night(s)")
+
+
+@click.command("dev")
+@click.option("--port", default=3000, show_default=True)
+@click.option("--no-kickoff", is_flag=True, help="Do not launch today's nights at start.")
+@friendly
+def dev(port: int, no_kickoff: bool) -> None:
+    """Run the product: database, sandbox, demo tenants, Dagster UI and daemon on 127.0.0.1."""
+    s = settings()
+    sandbox = s.tavily_api_key is None and s.openai_api_key is None
+    env = dict(os.environ)
+    with ExitStack() as stack:
+        env = prepare(env, stack, sandbox=sandbox)
+        instance_setup(env)
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"),
+               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)  # noqa: S603
+        stop = {"sig": 0}
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop["sig"] = signum
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        if wait_for_ui(port, proc):
+            _log(f"Dagster UI: http://127.0.0.1:{port}")
+            if not no_kickoff and sandbox:
+                try:
+                    kickoff(port, env)
+                except Exception as exc:  # the UI is up; a failed kickoff must not take it down
+                    _log(f"could not launch today's nights: {exc}")
+        code = proc.wait()
+        if stop["sig"]:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # anything left of the group (code servers)
+            except ProcessLookupError:
+                pass
+            _log("stopped")
+            return
+    raise SystemExit(code)

@@ -1,0 +1,29 @@
+"""The root `leadgen` command group."""
+
+from __future__ import annotations
+
+import warnings
+
+import click
+
+from leadgen_dagster.cli import admin, demo, dev, night, registry, sandbox
+
+# Dagster flags preview APIs (partitioned checks, sensor owners) at import; noise on a CLI.
+warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """leadgen: ACRA registry to qualified leads in Odoo, one tenant-night at a time."""
+
+
+main.add_command(admin.db)
+main.add_command(admin.tenants)
+main.add_command(admin.icp)
+main.add_command(admin.odoo)
+main.add_command(registry.acra)
+main.add_command(registry.jobs)
+main.add_command(sandbox.sandbox)
+main.add_command(demo.demo)
+main.add_command(dev.dev)
+main.add_command(night.night)

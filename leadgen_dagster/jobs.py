@@ -1,0 +1,71 @@
+"""Jobs: the registry refresh, the tenant night, and the background upsert."""
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from leadgen_core.jobs import run_staging_upsert
+from leadgen_core.settings import TIMEZONE
+from leadgen_dagster.partitions import daily_partitions, tenant_date_partitions
+from leadgen_dagster.resources import PostgresResource, SettingsResource
+
+TENANT_TAG = "leadgen/tenant"
+
+registry_refresh_job = dg.define_asset_job(
+    name="registry_refresh_job",
+    selection=dg.AssetSelection.groups("registry"),
+    partitions_def=daily_partitions,
+    description="ACRA pull into staging, then the set-based companies upsert, for one date.",
+    executor_def=dg.in_process_executor,
+)
+
+
+def build_tenant_night_job(selection: dg.AssetSelection) -> "UnresolvedAssetJobDefinition":
+    # In-process: the night is a chain, so process-per-step buys no parallelism and costs ~2 s a step.
+    return dg.define_asset_job(
+        name="tenant_night_job",
+        selection=selection,
+        partitions_def=tenant_date_partitions,
+        description="One tenant's night: every tenant×date stage and its checks, for one date|tenant partition.",
+        executor_def=dg.in_process_executor,
+    )
+
+
+class StagingUpsertConfig(dg.Config):
+    job_id: int
+    tenant_id: str
+
+
+@dg.op(description="Run one queued staging→companies upsert job in bounded batches.")
+def staging_upsert(
+    context: dg.OpExecutionContext,
+    config: StagingUpsertConfig,
+    postgres: PostgresResource,
+    settings: SettingsResource,
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    s = settings.get()
+
+    def progress(done: int, total: int) -> None:
+        context.log.info(f"background job {config.job_id}: {done}/{total} rows upserted")
+
+    n = run_staging_upsert(
+        lambda: postgres.tenant(config.tenant_id, operation="background job"),
+        lambda: postgres.shared(operation="background upsert"),
+        job_id=config.job_id,
+        run_id=context.run_id,
+        max_rows=s.upsert_max_per_job,
+        batch_size=s.staging_batch_size,
+        today=datetime.now(ZoneInfo(TIMEZONE)).date(),
+        progress=progress,
+    )
+    context.log.info(f"background job {config.job_id} done: {n} rows")
+
+
+@dg.job(
+    description="Runs a queued background staging→companies upsert (see `leadgen jobs`).",
+    executor_def=dg.in_process_executor,
+)
+def staging_upsert_job() -> None:
+    staging_upsert()

@@ -1,0 +1,69 @@
+"""Resources: thin adapters that build leadgen_core clients and hand them over."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import dagster as dg
+import psycopg
+from pydantic import Field, PrivateAttr
+
+from leadgen_core.db.pool import Database
+from leadgen_core.errors import PartitionKeyError
+from leadgen_core.settings import Settings
+from leadgen_core.tenants import directory
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """The one settings model, read from the environment of the run worker."""
+
+    def get(self) -> Settings:
+        return Settings()
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The pipeline's pool, connected as the application role (RLS in force)."""
+
+    dsn: str = Field(description="DSN of the application role (LEADGEN_APP_DATABASE_URL).")
+    max_size: int = Field(default=8, description="Pool size: company workers share it.")
+
+    _db: Database | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._db = Database(self.dsn, min_size=1, max_size=self.max_size, name="leadgen-dagster").open()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:  # used outside a run (sensors build their own short-lived pool)
+            self._db = Database(self.dsn, min_size=1, max_size=2, name="leadgen-dagster").open()
+        return self._db
+
+    @contextmanager
+    def tenant(self, tenant_id: str, *, operation: str) -> Iterator[psycopg.Connection]:
+        with self.db.tenant_transaction(tenant_id, operation=operation) as conn:
+            yield conn
+
+    @contextmanager
+    def shared(self, *, operation: str) -> Iterator[psycopg.Connection]:
+        with self.db.global_transaction(operation=operation) as conn:
+            yield conn
+
+    def require_tenant(self, tenant_id: str) -> None:
+        """Refuse a partition whose tenant is not in the directory."""
+        with self.shared(operation="tenant lookup") as conn:
+            known = {t.tenant_id for t in directory(conn)}
+        if tenant_id not in known:
+            raise PartitionKeyError(f"tenant {tenant_id!r} is not a known tenant id (see `leadgen tenants list`)")
+
+    def registry_ready(self, day: date) -> bool:
+        from leadgen_core.registry import refresh_finished
+
+        with self.shared(operation="registry barrier") as conn:
+            return refresh_finished(conn, day)

@@ -1,0 +1,198 @@
+"""Sensors: tenant partitions, background jobs, run-failure alerts and the SLA deadline."""
+
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from leadgen_core.alerts import Alert, post_alert
+from leadgen_core.jobs import mark_failed, queued_jobs, running_jobs
+from leadgen_core.settings import TIMEZONE, Settings
+from leadgen_core.stagestats import night_stats
+from leadgen_core.tenants import active_tenant_ids, directory
+from leadgen_dagster.jobs import TENANT_TAG, registry_refresh_job, staging_upsert_job
+from leadgen_dagster.partitions import tenant_partitions
+from leadgen_dagster.resources import PostgresResource, SettingsResource
+
+SGT = ZoneInfo(TIMEZONE)
+DEAD_RUN_STATUSES = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+def _active(postgres: PostgresResource, s: Settings) -> list[str]:
+    with postgres.shared(operation="tenant directory") as conn:
+        return active_tenant_ids(directory(conn), include=s.tenant_include, exclude=s.tenant_exclude)
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Keeps the `tenants` dynamic partitions equal to the active tenants (data is never deleted).",
+)
+def tenant_partitions_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.SensorResult:
+    wanted = set(_active(postgres, settings.get()))
+    existing = set(context.instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
+    add, remove = sorted(wanted - existing), sorted(existing - wanted)
+    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+    if add:
+        requests.append(tenant_partitions.build_add_request(add))
+    if remove:
+        requests.append(tenant_partitions.build_delete_request(remove))
+    if not requests:
+        return dg.SensorResult(skip_reason=f"{len(existing)} tenant partitions already in sync")
+    context.log.info(f"tenant partitions: adding {add}, removing {remove}")
+    return dg.SensorResult(dynamic_partitions_requests=requests)
+
+
+@dg.sensor(
+    job=staging_upsert_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Launches queued background upserts; marks jobs whose run died as failed (retry with the CLI).",
+)
+def background_jobs_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource, settings: SettingsResource
+) -> list[dg.RunRequest] | dg.SkipReason:
+    requests: list[dg.RunRequest] = []
+    with postgres.shared(operation="tenant directory") as conn:
+        tenants = [t.tenant_id for t in directory(conn)]
+    for tenant in tenants:
+        with postgres.tenant(tenant, operation="background jobs sensor") as conn:
+            for job_id, run_id in running_jobs(conn):
+                run = context.instance.get_run_by_id(run_id) if run_id else None
+                if run is None or run.status in DEAD_RUN_STATUSES:
+                    state = run.status.value if run else "missing"
+                    mark_failed(conn, job_id, f"run {run_id} ended as {state} while the job was running")
+            for job_id, attempts in queued_jobs(conn):
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"upsert-job-{job_id}-attempt-{attempts + 1}",
+                        run_config={"ops": {"staging_upsert": {"config": {"job_id": job_id, "tenant_id": tenant}}}},
+                        tags={TENANT_TAG: tenant, "leadgen/background_job": str(job_id)},
+                    )
+                )
+    return requests or dg.SkipReason("no queued background jobs")
+
+
+def _failed_step(context: dg.RunFailureSensorContext) -> tuple[str | None, str]:
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        err = data.error if data else None
+        # Dagster wraps the user's exception; the root cause is what an operator needs to read.
+        while err is not None and err.cause is not None:
+            err = err.cause
+        message = f"{err.cls_name}: {err.message.strip()}" if err else (event.message or "")
+        return event.step_key, message
+    return None, (context.failure_event.message or "run failed")
+
+
+def build_failure_sensor(monitored: list[Any]) -> dg.SensorDefinition:
+    @dg.run_failure_sensor(
+        name="run_failure_alert_sensor",
+        monitored_jobs=monitored,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts a Slack-compatible alert for each failed run, and another after N consecutive failures.",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext, settings: SettingsResource) -> None:
+        s = settings.get()
+        if s.alert_webhook_url is None:
+            context.log.info("LEADGEN_ALERT_WEBHOOK_URL not set; failure not posted")
+            return
+        url = s.alert_webhook_url.get_secret_value()
+        run = context.dagster_run
+        tenant = run.tags.get(TENANT_TAG)
+        step, error = _failed_step(context)
+        link = f"{s.ui_base_url.rstrip('/')}/runs/{run.run_id}"
+        partition = run.tags.get("dagster/partition")
+        reason = post_alert(url, Alert(f"leadgen run failed: {run.job_name}", tenant, partition, step, error, link))
+        if reason:
+            context.log.warning(f"alert not delivered: {reason}")
+        if tenant:
+            recent = context.instance.get_run_records(
+                dg.RunsFilter(job_name=run.job_name, tags={TENANT_TAG: tenant}),
+                limit=s.alert_consecutive_failures,
+            )
+            n = s.alert_consecutive_failures
+            if len(recent) == n and all(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in recent):
+                post_alert(
+                    url,
+                    Alert(
+                        f"leadgen: {n} consecutive failures for tenant {tenant}", tenant, partition, step, error, link
+                    ),
+                )
+
+    return run_failure_alert_sensor
+
+
+def last_due_night(now: datetime, sla_minutes: int) -> tuple[date, datetime]:
+    """The most recent night whose deadline (01:00 SGT + SLA) has passed, and that deadline."""
+    local = now.astimezone(SGT)
+    deadline = datetime.combine(local.date(), time(1, 0), SGT) + timedelta(minutes=sla_minutes)
+    if local < deadline:
+        deadline -= timedelta(days=1)
+    return deadline.date() if deadline.hour >= 1 else deadline.date(), deadline
+
+
+def overdue_tenants(postgres: PostgresResource, *, tenants: list[str], day: date, terminal_stage: str) -> list[str]:
+    """Tenants whose night for DAY has not finished its terminal stage: hung, failed or never started."""
+    overdue = []
+    for tenant in tenants:
+        with postgres.tenant(tenant, operation="deadline sensor") as conn:
+            stats = {s.stage: s for s in night_stats(conn, tenant_id=tenant, run_date=day)}
+        final = stats.get(terminal_stage)
+        if final is None or final.finished_at is None:
+            overdue.append(tenant)
+    return overdue
+
+
+def build_deadline_sensor(terminal_stage: str) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="sla_deadline_sensor",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Alerts for every tenant whose night has not completed by 01:00 + SLA_MINUTES, whether its run "
+        "hangs, failed or never started.",
+    )
+    def sla_deadline_sensor(
+        context: dg.SensorEvaluationContext, postgres: PostgresResource, settings: SettingsResource
+    ) -> dg.SkipReason:
+        s = settings.get()
+        day, deadline = last_due_night(datetime.now(SGT), s.sla_minutes)
+        alerted: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
+        already = set(alerted.get(day.isoformat(), []))
+        late = [
+            t
+            for t in overdue_tenants(postgres, tenants=_active(postgres, s), day=day, terminal_stage=terminal_stage)
+            if t not in already
+        ]
+        for tenant in late:
+            context.log.warning(f"SLA deadline missed: tenant {tenant}, night {day}")
+            if s.alert_webhook_url is not None:
+                post_alert(
+                    s.alert_webhook_url.get_secret_value(),
+                    Alert(
+                        f"leadgen SLA deadline missed ({deadline:%H:%M} SGT)",
+                        tenant,
+                        f"{day}|{tenant}",
+                        terminal_stage,
+                        f"night {day} not complete by {deadline.isoformat()}",
+                        f"{s.ui_base_url.rstrip('/')}/runs?q[]=tag%3A{TENANT_TAG}%3D{tenant}",
+                    ),
+                )
+        alerted = {day.isoformat(): sorted(already | set(late))}  # keep only the current night
+        context.update_cursor(json.dumps(alerted))
+        return dg.SkipReason(f"night {day}: {len(late)} new overdue tenant(s)")
+
+    return sla_deadline_sensor
+
+
+__all__ = [
+    "background_jobs_sensor",
+    "build_deadline_sensor",
+    "build_failure_sensor",
+    "registry_refresh_job",
+    "tenant_partitions_sensor",
+]

@@ -1,0 +1,62 @@
+"""The frame every tenant-night asset body runs in.
+
+It parses and validates the partition, records the stage's start and end in `run_stage_stats`
+(the SLA check's input), and turns counts and durations into metadata Dagster plots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
+from leadgen_dagster.partitions import parse_tenant_date
+from leadgen_dagster.resources import PostgresResource
+
+
+@dataclass
+class Stage:
+    tenant_id: str
+    day: date
+    name: str
+    run_id: str
+    counts: StageCounts = field(default_factory=StageCounts)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def result(self) -> dg.MaterializeResult:
+        seconds = time.monotonic() - self.started
+        meta: dict[str, Any] = {
+            "tenant": self.tenant_id,
+            "date": self.day.isoformat(),
+            "items": dg.MetadataValue.int(self.counts.items),
+            "done": dg.MetadataValue.int(self.counts.done),
+            "degraded": dg.MetadataValue.int(self.counts.degraded),
+            "failed": dg.MetadataValue.int(self.counts.failed),
+            "duration_s": dg.MetadataValue.float(round(seconds, 3)),
+        }
+        meta.update(self.metadata)
+        return dg.MaterializeResult(metadata=meta)
+
+
+@contextmanager
+def night_stage(context: dg.AssetExecutionContext, postgres: PostgresResource, name: str) -> Iterator[Stage]:
+    tenant_id, day = parse_tenant_date(context.partition_key)
+    postgres.require_tenant(tenant_id)
+    stage = Stage(tenant_id, day, name, context.run_id)
+    with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
+        stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, run_id=context.run_id)
+    context.log.info(f"{name}: tenant {tenant_id}, date {day}")
+    yield stage
+    with postgres.tenant(tenant_id, operation=f"{name} finish") as conn:
+        stage_finished(conn, tenant_id=tenant_id, run_date=day, stage=name, counts=stage.counts)
+    context.log.info(
+        f"{name} finished: {stage.counts.items} items, {stage.counts.done} done, "
+        f"{stage.counts.degraded} degraded, {stage.counts.failed} failed"
+    )

@@ -1,0 +1,169 @@
+"""The budget ledger, the spender and the shared rate limiter against a real Postgres.
+
+Real: Postgres, the application role (the ledger is tenant-owned, under RLS), separate OS
+processes for the concurrency tests. Vendor calls are plain async functions that count their
+invocations: no HTTP is involved here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from datetime import date
+
+import psycopg
+import pytest
+
+from leadgen_core import budget
+from leadgen_core.db.pool import Database
+from leadgen_core.errors import BudgetExhausted
+from leadgen_core.ratelimit import SharedRateLimiter
+from leadgen_core.spend import DryRunSkipped, Spender
+from tests.conftest import add_tenant
+
+DAY = date(2026, 3, 2)
+
+
+def _race(app_dsn: str, workers: int, attempts: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """One 'run': WORKERS asyncio workers each trying ATTEMPTS one-unit reservations, cap 10."""
+    db = Database(app_dsn, min_size=2, max_size=8, name="race").open()
+    ok = 0
+
+    async def worker() -> None:
+        nonlocal ok
+        for _ in range(attempts):
+            try:
+                await asyncio.to_thread(_reserve_one, db)
+                ok += 1
+            except BudgetExhausted:
+                pass
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    asyncio.run(main())
+    db.close()
+    queue.put(ok)
+
+
+def _reserve_one(db: Database) -> None:
+    with db.tenant_transaction("alpha") as conn:
+        budget.reserve(conn, tenant_id="alpha", day=DAY, vendor="lusha", units=1, cap=10)
+
+
+def test_budget_race_never_exceeds_the_cap(clean_db, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(clean_db.app_dsn, 32, 3, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    granted = queue.get(timeout=5) + queue.get(timeout=5)
+    assert granted == 10
+    rows = owner_conn.execute("SELECT units, calls FROM vendor_usage WHERE tenant_id = 'alpha'").fetchall()
+    assert rows == [(10, 10)]
+
+
+def test_release_returns_uncharged_units(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha")
+    with app_db.tenant_transaction("alpha") as conn:
+        assert budget.reserve(conn, tenant_id="alpha", day=DAY, vendor="zerobounce", units=7, cap=10) == 7
+        with pytest.raises(BudgetExhausted):
+            budget.reserve(conn, tenant_id="alpha", day=DAY, vendor="zerobounce", units=4, cap=10)
+        budget.release(conn, tenant_id="alpha", day=DAY, vendor="zerobounce", units=3)
+        assert budget.reserve(conn, tenant_id="alpha", day=DAY, vendor="zerobounce", units=6, cap=10) == 10
+
+
+def spender(db: Database, **kw: object) -> Spender:
+    return Spender(
+        tenant_id="alpha", day=DAY, caps={"tavily": 5, "openai": 1000},
+        tenant_conn=lambda: db.tenant_transaction("alpha"), global_conn=lambda: db.global_transaction(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_spender_caches_settles_and_degrades(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha")
+    calls = 0
+
+    async def vendor() -> tuple[dict[str, str], int]:
+        nonlocal calls
+        calls += 1
+        return {"answer": "42"}, 1
+
+    async def scenario() -> None:
+        s = spender(app_db)
+        first = await s.call(vendor="tavily", request={"q": "acme"}, estimate=2, run=vendor)
+        again = await s.call(vendor="tavily", request={"q": "acme"}, estimate=2, run=vendor)
+        assert (first.cached, again.cached, again.value, calls) == (False, True, {"answer": "42"}, 1)
+        for i in range(4):
+            await s.call(vendor="tavily", request={"q": i}, estimate=1, run=vendor)
+        with pytest.raises(BudgetExhausted):
+            await s.call(vendor="tavily", request={"q": "one too many"}, estimate=1, run=vendor)
+
+    asyncio.run(scenario())
+    assert calls == 5
+    assert owner_conn.execute("SELECT units FROM vendor_usage WHERE vendor = 'tavily'").fetchone() == (5,)
+
+
+def test_failed_call_releases_and_dry_run_forecasts(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha")
+
+    async def broken() -> tuple[dict[str, str], int]:
+        raise RuntimeError("vendor fell over")
+
+    async def never() -> tuple[dict[str, str], int]:
+        raise AssertionError("a dry run must not call the vendor")
+
+    async def scenario() -> Spender:
+        s = spender(app_db)
+        with pytest.raises(RuntimeError):
+            await s.call(vendor="openai", request={"p": 1}, estimate=500, run=broken)
+        dry = spender(app_db, dry_run=True)
+        for i in range(3):
+            with pytest.raises(DryRunSkipped):
+                await dry.call(vendor="openai", request={"p": i + 10}, estimate=300, run=never)
+        return dry
+
+    dry = asyncio.run(scenario())
+    assert dry.forecast.calls == {"openai": 3} and dry.forecast.units == {"openai": 900}
+    assert owner_conn.execute("SELECT coalesce(sum(units), 0) FROM vendor_usage").fetchone() == (0,)
+
+
+def _hammer(app_dsn: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    db = Database(app_dsn, min_size=1, max_size=2, name="limiter").open()
+    limiter = SharedRateLimiter(lambda: db.global_transaction(), bucket="test", rate_per_s=20, burst=1)
+
+    async def main() -> list[float]:
+        stamps = []
+        for _ in range(n):
+            await limiter.acquire()
+            stamps.append(time.time())
+        return stamps
+
+    queue.put(asyncio.run(main()))
+    db.close()
+
+
+def test_rate_limit_holds_across_processes(clean_db) -> None:  # type: ignore[no-untyped-def]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(clean_db.app_dsn, 20, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    stamps = sorted(queue.get(timeout=60) + queue.get(timeout=60))
+    for p in procs:
+        p.join(30)
+    # 40 calls at 20/s across two processes take at least ~1.95 s, and no 1-second window holds more than 21
+    assert stamps[-1] - stamps[0] >= 1.9
+    assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 21
+
+
+def test_app_role_cannot_write_companies_of_nobody_else(app_db: Database) -> None:
+    with pytest.raises(Exception, match="permission denied"), app_db.global_transaction() as conn:
+        conn.execute("DELETE FROM companies")
+    with psycopg.connect(app_db._pool.conninfo) as raw:  # the same role, outside the pool
+        assert raw.execute("SELECT current_user").fetchone()[0] != "postgres"

@@ -1,0 +1,165 @@
+"""The admin CLI through click's runner, against the real session database as the owner.
+
+Real: Postgres, the migrator, the commands' code. Nothing simulated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from leadgen_dagster.cli import main
+from tests.conftest import DbHandle
+
+SEED_RULES = {"industries": ["technology"], "employee_range": {"min": 2, "max": 100},
+              "incorporation_year": {"min": 2000, "max": 2025}}  # fmt: skip
+
+
+@pytest.fixture
+def cli(clean_db: DbHandle, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def rows(dsn: str, query: str, *params: object) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def test_db_migrate_and_status(cli, clean_db: DbHandle) -> None:  # type: ignore[no-untyped-def]
+    r = cli("db", "migrate")
+    assert r.exit_code == 0 and "up to date" in r.output
+    r = cli("db", "status")
+    assert r.exit_code == 0 and "001  applied" in r.output and "pending" not in r.output
+
+
+def test_tenants_add_list_deactivate(cli, clean_db: DbHandle) -> None:  # type: ignore[no-untyped-def]
+    r = cli("tenants", "add", "Acme Robotics")
+    assert r.exit_code == 0 and "acme-robotics" in r.output
+    assert rows(clean_db.owner_dsn, "SELECT tenant_id, status FROM tenants") == [("acme-robotics", "active")]
+    r = cli("tenants", "list", "--json")
+    assert json.loads(r.output)[0]["tenant_id"] == "acme-robotics"
+    r = cli("tenants", "deactivate", "Acme Robotics")  # by name
+    assert r.exit_code == 0
+    assert rows(clean_db.owner_dsn, "SELECT status FROM tenants") == [("inactive",)]
+    r = cli("tenants", "activate", "acme-robotics")  # by id
+    assert rows(clean_db.owner_dsn, "SELECT status FROM tenants") == [("active",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("tenants", "add", "   "), "1 to 200 characters"),
+        (("tenants", "add", "!!!"), "cannot make a tenant id"),
+        (("tenants", "deactivate", "nobody"), "no tenant with id or name 'nobody'"),
+    ],
+)
+def test_tenants_bad_input(cli, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
+    r = cli(*args)
+    assert r.exit_code == 2
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_duplicate_tenant_refused(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("tenants", "add", "Acme").exit_code == 0
+    r = cli("tenants", "add", "ACME")
+    assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_icp_set_accepts_the_seed_payload(cli, clean_db: DbHandle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("tenants", "add", "Acme")
+    f = tmp_path / "rules.json"
+    f.write_text(json.dumps(SEED_RULES))
+    r = cli("icp", "set", "--tenant", "Acme", "--file", str(f))
+    assert r.exit_code == 0, r.output
+    stored = rows(clean_db.owner_dsn, "SELECT payload FROM icp_rules WHERE tenant_id = 'acme'")
+    assert stored[0][0]["employee_range"] == {"min": 2, "max": 100}
+    r = cli("icp", "show", "--tenant", "acme")
+    assert r.exit_code == 0 and "SSIC sub-classes" in r.output
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"industries": ["x"], "employee_range": {"min": 50, "max": 10}}, "employee_range: Value error, min (50)"),
+        ({"industries": ["x"], "employee_range": {"min": "many"}}, "employee_range.min"),
+        ({"industries": [], "ssic_codes": []}, "at least one of 'industries' or 'ssic_codes'"),
+        ({"ssic_codes": ["62A"]}, "ssic_codes"),
+        ({"industries": ["x"], "weights": {"magic": 1}}, "unknown weight(s) ['magic']"),
+        ({"industries": ["x"], "colour": "red"}, "colour"),
+    ],
+)
+def test_icp_set_bad_input_names_the_field(cli, tmp_path: Path, payload: dict, message: str) -> None:  # type: ignore[no-untyped-def]
+    cli("tenants", "add", "Acme")
+    f = tmp_path / "rules.json"
+    f.write_text(json.dumps(payload))
+    r = cli("icp", "set", "--tenant", "acme", "--file", str(f))
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_icp_set_unreadable_files(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("tenants", "add", "Acme")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    r = cli("icp", "set", "--tenant", "acme", "--file", str(bad))
+    assert r.exit_code == 2 and "not valid JSON" in r.output
+    r = cli("icp", "set", "--tenant", "acme", "--file", str(tmp_path / "missing.json"))
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_odoo_connect_stores_a_reference_not_a_secret(cli, clean_db: DbHandle, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ACME_ODOO_KEY", "super-secret-value")
+    cli("tenants", "add", "Acme")
+    r = cli(
+        "odoo",
+        "connect",
+        "--tenant",
+        "acme",
+        "--url",
+        "https://acme.example.com",
+        "--db",
+        "acme",
+        "--protocol",
+        "json2",
+        "--login",
+        "bot@acme.example.com",
+        "--secret-env",
+        "ACME_ODOO_KEY",
+    )
+    assert r.exit_code == 0, r.output
+    (row,) = rows(clean_db.owner_dsn, "SELECT protocol, secret_ref, active FROM odoo_connections")
+    assert row == ("json2", "env:ACME_ODOO_KEY", True)
+    dump = rows(clean_db.owner_dsn, "SELECT row_to_json(o)::text FROM odoo_connections o")[0][0]
+    assert "super-secret-value" not in dump and "super-secret-value" not in r.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--url", "ftp://x", "--url must be an http(s) URL"),
+        ("--secret-env", "not a var", "--secret-env must be"),
+        ("--protocol", "soap", "Invalid value for '--protocol'"),
+    ],
+)
+def test_odoo_connect_bad_input(cli, flag: str, value: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    cli("tenants", "add", "Acme")
+    args = {
+        "--tenant": "acme",
+        "--url": "https://a.example",
+        "--db": "a",
+        "--protocol": "jsonrpc",
+        "--login": "me",
+        "--secret-env": "ODOO_KEY",
+    }
+    args[flag] = value
+    r = cli("odoo", "connect", *[x for kv in args.items() for x in kv])
+    assert r.exit_code == 2 and message in r.output

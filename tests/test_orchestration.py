@@ -1,0 +1,417 @@
+"""The Dagster side: definitions, schedule ticks, sensors, checks and targeting materialisations.
+
+Real: Postgres (tenant data read and written as the application role), Dagster's own execution
+(`dg.materialize` and schedule/sensor evaluation on a test instance), and a loopback HTTP server
+receiving alert webhooks. The registry is a synthetic ACRA extract in the real ACRA format.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import psycopg
+import pytest
+
+from leadgen_core.sandbox.base import SimResponse, SimServer
+from leadgen_dagster.assets.registry import companies
+from leadgen_dagster.assets.targeting import RegistryNotReady, daily_targets, icp_candidates
+from leadgen_dagster.definitions import defs
+from leadgen_dagster.partitions import parse_tenant_date
+from leadgen_dagster.sensors import last_due_night
+from tests.conftest import DbHandle, add_tenant
+from tests.dagster_helpers import add_partitions, load_registry, resources
+
+SGT = ZoneInfo("Asia/Singapore")
+DAY = date(2026, 3, 2)
+TECH = {"industries": ["software", "information technology"], "incorporation_year": {"min": 1990, "max": 2025}}
+LOGISTICS = {"industries": ["logistics", "freight"], "ssic_codes": ["52"]}
+
+
+@pytest.fixture
+def instance():  # type: ignore[no-untyped-def]
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def registry(clean_db: DbHandle) -> DbHandle:
+    load_registry(clean_db.owner_dsn, rows=4000, day=DAY)
+    with psycopg.connect(clean_db.owner_dsn, autocommit=True) as conn:
+        add_tenant(conn, "alpha", rules=TECH)
+        add_tenant(conn, "beta", rules=LOGISTICS)
+    return clean_db
+
+
+def materialize_night(
+    db: DbHandle, instance: dg.DagsterInstance, tenant: str, day: date = DAY
+) -> dg.ExecuteInJobResult:
+    return dg.materialize(
+        [icp_candidates, daily_targets],
+        partition_key=f"{day.isoformat()}|{tenant}",
+        resources=resources(db.app_dsn),
+        instance=instance,
+        selection=[icp_candidates, daily_targets],
+    )
+
+
+def q(dsn: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_definitions_are_exactly_the_expected_set() -> None:
+    repo = defs.get_repository_def()
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {
+        "acra_staging",
+        "companies",
+        "icp_candidates",
+        "daily_targets",
+    }
+    checks = {k.to_user_string() for k in repo.asset_graph.asset_check_keys}
+    assert {"daily_targets:targets_are_sound"} <= checks
+    assert any(c.endswith(":night_within_sla") for c in checks)
+    assert any(c.endswith(":vendor_budgets_within_caps") for c in checks)
+    assert {s.name for s in repo.schedule_defs} >= {"nightly_schedule", "registry_schedule"}
+    assert {s.name for s in repo.sensor_defs} >= {
+        "tenant_partitions_sensor",
+        "background_jobs_sensor",
+        "run_failure_alert_sensor",
+        "sla_deadline_sensor",
+    }
+    assert {j.name for j in repo.get_all_jobs()} >= {"registry_refresh_job", "tenant_night_job", "staging_upsert_job"}
+    nightly = repo.get_schedule_def("nightly_schedule")
+    assert nightly.cron_schedule == "0 1 * * *" and nightly.execution_timezone == "Asia/Singapore"
+
+
+def test_schedule_tick_at_0100_sgt(clean_db: DbHandle, instance: dg.DagsterInstance, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha", rules=TECH)
+    add_tenant(owner_conn, "beta", rules=LOGISTICS)
+    add_tenant(owner_conn, "gamma", rules=TECH)
+    add_tenant(owner_conn, "nolink", rules=TECH, odoo=False)
+    owner_conn.execute("UPDATE tenants SET status = 'inactive' WHERE tenant_id = 'gamma'")
+    add_partitions(instance, "alpha", "beta", "gamma")
+    when = datetime(2026, 3, 2, 1, 0, tzinfo=SGT)
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=when,
+        repository_def=defs.get_repository_def(),
+        resources=resources(clean_db.app_dsn),
+    ) as ctx:
+        result = defs.get_repository_def().get_schedule_def("nightly_schedule").evaluate_tick(ctx)
+    requests = sorted(result.run_requests or [], key=lambda r: r.partition_key)
+    assert [r.partition_key for r in requests] == ["2026-03-02|alpha", "2026-03-02|beta"]
+    assert [r.tags["leadgen/tenant"] for r in requests] == ["alpha", "beta"]
+    assert all(r.tags["leadgen/scheduled"] == "true" for r in requests)
+    assert len({r.run_key for r in requests}) == 2
+
+
+def test_registry_schedule_targets_the_same_date(instance: dg.DagsterInstance) -> None:
+    ctx = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime(2026, 3, 2, 0, 30, tzinfo=SGT),
+        repository_def=defs.get_repository_def(),
+    )
+    result = defs.get_repository_def().get_schedule_def("registry_schedule").evaluate_tick(ctx)
+    (req,) = result.run_requests or []
+    assert req.partition_key == "2026-03-02" and int(req.tags["dagster/priority"]) > 5
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"alpha", "beta"}),
+        ({"SCHED_TENANT_INCLUDE": "beta"}, {"beta"}),
+        ({"SCHED_TENANT_EXCLUDE": "beta"}, {"alpha"}),
+    ],
+)
+def test_tenant_sync_sensor(clean_db, instance, owner_conn, monkeypatch, env, expected) -> None:  # type: ignore[no-untyped-def]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    add_tenant(owner_conn, "alpha")
+    add_tenant(owner_conn, "beta")
+    add_tenant(owner_conn, "gone")
+    add_partitions(instance, "gone")
+    owner_conn.execute("UPDATE tenants SET status = 'inactive' WHERE tenant_id = 'gone'")
+    sensor = defs.get_repository_def().get_sensor_def("tenant_partitions_sensor")
+    with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
+        result = sensor.evaluate_tick(ctx)
+    added = {
+        k
+        for r in result.dynamic_partitions_requests
+        if isinstance(r, dg.AddDynamicPartitionsRequest)
+        for k in r.partition_keys
+    }
+    removed = {
+        k
+        for r in result.dynamic_partitions_requests
+        if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+        for k in r.partition_keys
+    }
+    assert added == expected and removed == {"gone"}
+    # deactivation never deletes data
+    assert q(clean_db.owner_dsn, "SELECT count(*) FROM tenants WHERE tenant_id = 'gone'") == [(1,)]
+
+
+def test_targeting_two_tenants_cap_priority_isolation_idempotence(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "25")
+    add_partitions(instance, "alpha", "beta")
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenant_budgets (tenant_id, vendor, daily_cap) VALUES ('beta', 'targets', 10)")
+    for tenant in ("alpha", "beta"):
+        assert materialize_night(registry, instance, tenant).success
+    a = q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority")
+    b = q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='beta' ORDER BY priority")
+    assert len(a) == 25 and len(b) == 10  # env cap, and the per-tenant override
+    # different ICP rules -> different industries
+    a_codes = {
+        r[0][:2]
+        for r in q(
+            registry.owner_dsn,
+            "SELECT c.industry_code FROM daily_targets t JOIN companies c "
+            "USING (company_id) WHERE tenant_id='alpha' AND c.industry_code = ANY("
+            "SELECT code FROM ssic_ref WHERE level='subclass')",
+        )
+    }
+    assert "62" in a_codes or "63" in a_codes
+    from leadgen_core.icp.resolve import resolve_industries
+    from leadgen_core.icp.rules import parse_rules
+
+    with psycopg.connect(registry.owner_dsn) as conn:
+        beta_codes = list(resolve_industries(conn, parse_rules(LOGISTICS)).codes)
+    assert "52101" in beta_codes or any(c.startswith("52") for c in beta_codes)
+    mismatched = q(
+        registry.owner_dsn,
+        "SELECT count(*) FROM daily_targets t JOIN companies c USING (company_id) "
+        "WHERE tenant_id='beta' AND NOT (c.industry_code = ANY(%s) OR c.secondary_ssic_code = ANY(%s))",
+        beta_codes,
+        beta_codes,
+    )
+    assert mismatched == [(0,)]
+    # priority: a company alpha already scored goes to the back
+    first = a[0][0]
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO lead_scores (tenant_id, run_date, company_id, score, bucket, contributions, rationale, "
+            "rationale_source) VALUES ('alpha', %s, %s, 0.5, 'medium', '{}', 'x', 'template')",
+            (DAY - timedelta(days=1), first),
+        )
+    assert materialize_night(registry, instance, "alpha").success
+    a2 = [
+        r[0]
+        for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority")
+    ]
+    assert first not in a2[:24] and len(a2) == 25
+    # idempotent: same inputs, same manifest
+    assert materialize_night(registry, instance, "alpha").success
+    a3 = [
+        r[0]
+        for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority")
+    ]
+    assert a3 == a2
+    # isolation: as the app role, alpha sees only its own manifest
+    with psycopg.connect(registry.app_dsn) as conn, conn.transaction():
+        conn.execute("SELECT set_config('request.tenant_id', 'alpha', true)")
+        assert conn.execute("SELECT DISTINCT tenant_id FROM daily_targets").fetchall() == [("alpha",)]
+
+
+def test_suppressed_domains_are_excluded(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "5")
+    add_partitions(instance, "alpha")
+    assert materialize_night(registry, instance, "alpha").success
+    first = q(
+        registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority LIMIT 1"
+    )[0][0]
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE companies SET website_domain = 'blocked.example' WHERE company_id = %s", (first,))
+        conn.execute(
+            "INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('alpha', 'blocked.example', 'domain')"
+        )
+    assert materialize_night(registry, instance, "alpha").success
+    ids = [r[0] for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha'")]
+    assert first not in ids and len(ids) == 5
+
+
+def test_unknown_tenant_and_bad_keys_are_refused(registry, instance) -> None:  # type: ignore[no-untyped-def]
+    add_partitions(instance, "ghost")
+    result = dg.materialize(
+        [icp_candidates],
+        partition_key=f"{DAY}|ghost",
+        resources=resources(registry.app_dsn),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "not a known tenant id" in failure_text(result)
+    for bad in ("2026-13-01|alpha", "nonsense", "2026-03-02|Bad_Tenant"):
+        with pytest.raises(Exception, match="partition key"):
+            parse_tenant_date(bad)
+
+
+def test_tenant_stage_fails_fast_without_the_registry(clean_db, instance, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha", rules=TECH)
+    add_partitions(instance, "alpha")
+    result = dg.materialize(
+        [icp_candidates],
+        partition_key=f"{DAY}|alpha",
+        resources=resources(clean_db.app_dsn),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    text = failure_text(result)
+    assert RegistryNotReady.__name__ in text and "is not materialised" in text
+
+
+def failure_text(result: dg.ExecuteInJobResult) -> str:
+    """Class names and messages of every step failure, causes included."""
+    parts = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.event_specific_data.error
+            while err is not None:
+                parts.append(f"{err.cls_name}: {err.message}")
+                err = err.cause
+    return "\n".join(parts)
+
+
+def run_check(db: DbHandle, instance: dg.DagsterInstance, name: str, tenant: str = "alpha") -> dg.AssetCheckEvaluation:
+    """Re-run the night's first stage with one check (Dagster needs an asset in a partitioned run)."""
+    from leadgen_dagster.definitions import CHECKS, TENANT_ASSETS
+
+    check = next(c for c in CHECKS if any(k.name == name for k in c.check_keys))
+    key = next(k for k in check.check_keys if k.name == name)
+    result = dg.materialize(
+        [*TENANT_ASSETS, check],
+        partition_key=f"{DAY}|{tenant}",
+        resources=resources(db.app_dsn),
+        instance=instance,
+        raise_on_error=False,
+        selection=dg.AssetSelection.assets(icp_candidates) | dg.AssetSelection.checks(key),
+    )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return evaluation
+
+
+def test_target_check_passes_then_fails_when_cap_is_exceeded(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "12")
+    add_partitions(instance, "alpha")
+    result = materialize_night(registry, instance, "alpha")
+    assert result.success
+    assert run_check(registry, instance, "targets_are_sound").passed
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
+        # a target the ICP never selected (a company outside every candidate set)
+        outsider = conn.execute(
+            "SELECT company_id FROM companies WHERE NOT is_live ORDER BY company_id LIMIT 1"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO daily_targets (tenant_id, run_date, company_id, priority) VALUES ('alpha', %s, %s, 99)",
+            (DAY, outsider),
+        )
+    evaluation = run_check(registry, instance, "targets_are_sound")
+    assert not evaluation.passed
+    assert evaluation.metadata["outside_candidates"].value == 1 and evaluation.metadata["targets"].value == 13
+    assert "exceed the cap 12" in (evaluation.description or "")
+
+
+def test_sla_check_passes_then_fails_on_breach(registry, instance) -> None:  # type: ignore[no-untyped-def]
+    add_partitions(instance, "alpha")
+    assert materialize_night(registry, instance, "alpha").success
+    evaluation = run_check(registry, instance, "night_within_sla")
+    assert evaluation.passed and 0 < evaluation.metadata["wall_s"].value < 60
+    # an earlier stage of the same night that started 95 minutes before puts the night over 90
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO run_stage_stats (tenant_id, run_date, stage, started_at, finished_at) "
+            "VALUES ('alpha', %s, 'slow_stage', now() - interval '95 minutes', now() - interval '94 minutes')",
+            (DAY,),
+        )
+    evaluation = run_check(registry, instance, "night_within_sla")
+    assert not evaluation.passed and evaluation.metadata["wall_s"].value > 90 * 60
+
+
+def test_budget_check_catches_an_overshoot_in_the_ledger(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TAVILY_MAX_QUERIES", "10")
+    add_partitions(instance, "alpha")
+    owner = psycopg.connect(registry.owner_dsn, autocommit=True)
+    owner.execute(
+        "INSERT INTO vendor_usage (tenant_id, usage_date, vendor, units) VALUES ('alpha', %s, 'tavily', 10)", (DAY,)
+    )
+    assert materialize_night(registry, instance, "alpha").success
+    assert run_check(registry, instance, "vendor_budgets_within_caps").passed
+    owner.execute("UPDATE vendor_usage SET units = 11")
+    owner.close()
+    evaluation = run_check(registry, instance, "vendor_budgets_within_caps")
+    assert not evaluation.passed and evaluation.metadata["over_cap"].value == ["tavily"]
+
+
+class Webhook(SimServer):
+    name = "webhook"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route("POST", "/hook", lambda req: SimResponse(200, {"ok": True}))
+
+
+def test_deadline_sensor_flags_a_hung_night_once(clean_db, instance, owner_conn, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_dagster.definitions import TERMINAL_STAGE
+
+    with Webhook() as hook:
+        monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
+        add_tenant(owner_conn, "alpha")
+        add_tenant(owner_conn, "beta")
+        day, _ = last_due_night(datetime.now(SGT), 90)
+        started = datetime.combine(day, datetime.min.time(), SGT) + timedelta(hours=1)
+        # alpha hangs (its terminal stage started, never finished); beta finished.
+        owner_conn.execute(
+            "INSERT INTO run_stage_stats (tenant_id, run_date, stage, started_at, finished_at) VALUES "
+            "('alpha', %s, %s, %s, NULL), ('beta', %s, %s, %s, %s)",
+            (day, TERMINAL_STAGE, started, day, TERMINAL_STAGE, started, started + timedelta(minutes=5)),
+        )
+        sensor = defs.get_repository_def().get_sensor_def("sla_deadline_sensor")
+        with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
+            sensor.evaluate_tick(ctx)
+        posts = [r.json() for r in hook.requests_to("/hook")]
+        assert len(posts) == 1 and "alpha" in json.dumps(posts[0]) and "beta" not in json.dumps(posts[0])
+        with dg.build_sensor_context(
+            instance=instance, resources=resources(clean_db.app_dsn), cursor=ctx.cursor
+        ) as ctx2:
+            sensor.evaluate_tick(ctx2)
+        assert len(hook.requests_to("/hook")) == 1  # alerted once per night
+
+
+def test_instance_yaml_loads_with_run_limits(clean_db: DbHandle, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.db.dsn import sqlalchemy_url
+    from leadgen_core.settings import Settings
+    from leadgen_dagster.instance import set_pool_limits, write_dagster_home
+
+    monkeypatch.setenv("SCHED_TENANT_CONCURRENCY", "4")
+    monkeypatch.setenv("LEADGEN_DAGSTER_PG_URL", sqlalchemy_url(clean_db.owner_dsn, search_path="dagster"))
+    home = write_dagster_home(Settings(), tmp_path / "dagster_home")
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        cfg = inst.get_concurrency_config()
+        assert cfg.run_queue_config.max_concurrent_runs == 4
+        limits = {
+            (t["key"], json.dumps(t.get("value"))): t["limit"] for t in cfg.run_queue_config.tag_concurrency_limits
+        }
+        assert limits[("leadgen/tenant", json.dumps({"applyLimitPerUniqueValue": True}))] == 1
+        assert limits[("dagster/backfill", "null")] == 2
+        set_pool_limits(inst, {"tavily": 2})
+        assert inst.event_log_storage.get_concurrency_info("tavily").slot_count == 2
+    tables = q(clean_db.owner_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'dagster'")
+    assert tables[0][0] > 5  # Dagster's storage lives in its own schema
+
+
+def test_companies_asset_is_idempotent(clean_db, instance) -> None:  # type: ignore[no-untyped-def]
+    counts = load_registry(clean_db.owner_dsn, rows=500, day=DAY, malformed_rate=0.05)
+    assert counts.rejected > 0 and counts.staged + counts.rejected == 500
+    reasons = {r[0].split(":")[0] for r in q(clean_db.owner_dsn, "SELECT reason FROM staging_acra_rejects")}
+    assert {"bad_uen", "impossible_date", "unknown_ssic"} <= reasons
+    res = dg.materialize(
+        [companies], partition_key=DAY.isoformat(), resources=resources(clean_db.app_dsn), instance=instance
+    )
+    meta = res.asset_materializations_for_node("companies")[0].metadata
+    assert meta["inserted"].value == 0 and meta["unchanged"].value == counts.staged  # load_registry already upserted

@@ -1,0 +1,219 @@
+"""Registry ingest through the ACRA datastore API, background upsert jobs, failure alerts, CLI.
+
+Real: Postgres (tenant rows as the application role), the ACRA simulator on loopback speaking
+CKAN's datastore_search format (with 429s), Dagster execution on a test instance, a loopback
+webhook receiving alerts, and the CLI through click's runner.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from leadgen_core.jobs import enqueue_upsert
+from leadgen_core.sandbox.acra import AcraSim
+from leadgen_core.sandbox.base import FaultConfig, SimResponse, SimServer
+from leadgen_dagster.assets.registry import acra_staging, companies
+from leadgen_dagster.cli import main
+from leadgen_dagster.definitions import defs
+from leadgen_dagster.jobs import staging_upsert_job
+from tests.conftest import DbHandle, add_tenant
+from tests.dagster_helpers import load_registry, resources
+
+DAY = date(2026, 3, 2)
+
+
+@pytest.fixture
+def instance():  # type: ignore[no-untyped-def]
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def q(dsn: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_acra_staging_pulls_pages_quarantines_and_feeds_companies(clean_db, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    faults = FaultConfig(rate_limit_per_s=4, retry_after_s=0.2)
+    with AcraSim(rows=1200, malformed_rate=0.05, faults=faults) as sim:
+        monkeypatch.setenv("ACRA_API_URL", f"{sim.base_url}/api/action/datastore_search")
+        monkeypatch.setenv("ACRA_RESOURCE_IDS", sim.resource_id)
+        monkeypatch.setenv("ACRA_PAGE_SIZE", "100")
+        result = dg.materialize(
+            [acra_staging, companies],
+            partition_key=DAY.isoformat(),
+            resources=resources(clean_db.app_dsn),
+            instance=instance,
+        )
+        assert result.success
+        statuses = [r.status for r in sim.log]
+        assert 429 in statuses  # the rate limit bit, and the client backed off and finished
+    meta = result.asset_materializations_for_node("acra_staging")[0].metadata
+    seen, staged, rejected = (meta[k].value for k in ("rows_seen", "rows_staged", "rows_rejected"))
+    assert seen == 1200 and rejected > 0 and staged + rejected == 1200
+    assert q(clean_db.owner_dsn, "SELECT count(*) FROM staging_acra_rejects") == [(rejected,)]
+    raw = q(clean_db.owner_dsn, "SELECT reason, raw_text FROM staging_acra_rejects LIMIT 1")[0]
+    assert raw[0] and len(raw[1]) > 20  # the raw row is kept with its reason
+    comp = result.asset_materializations_for_node("companies")[0].metadata
+    assert comp["inserted"].value == q(clean_db.owner_dsn, "SELECT count(*) FROM companies")[0][0] > 0
+    assert q(clean_db.owner_dsn, "SELECT 1 FROM registry_refreshes WHERE snapshot_date = %s", DAY) == [(1,)]
+
+
+def test_missing_resource_ids_is_a_clear_error(clean_db, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ACRA_RESOURCE_IDS", "")
+    result = dg.materialize(
+        [acra_staging],
+        partition_key=DAY.isoformat(),
+        resources=resources(clean_db.app_dsn),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+
+
+def _job_row(db: DbHandle, job_id: int) -> tuple:
+    return q(
+        db.owner_dsn, "SELECT status, processed, total, error, attempts FROM background_jobs WHERE job_id = %s", job_id
+    )[0]
+
+
+def test_background_job_runs_through_the_sensor_and_survives_a_crash(
+    clean_db, instance, owner_conn, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("UPSERT_MAX_PER_JOB", "150")
+    monkeypatch.setenv("STAGING_BATCH_SIZE", "40")
+    add_tenant(owner_conn, "alpha")
+    load_registry(clean_db.owner_dsn, rows=2000, day=DAY)
+    owner_conn.execute("TRUNCATE companies CASCADE")  # staged, not yet in companies
+    with psycopg.connect(clean_db.app_dsn) as conn, conn.transaction():
+        conn.execute("SELECT set_config('request.tenant_id', 'alpha', true)")
+        job_id = enqueue_upsert(conn, tenant_id="alpha", terms=["wholesale", "logistics"])
+    sensor = defs.get_repository_def().get_sensor_def("background_jobs_sensor")
+    with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
+        (request,) = sensor.evaluate_tick(ctx).run_requests
+    assert request.tags["leadgen/tenant"] == "alpha"
+    job_defs = dg.Definitions(jobs=[staging_upsert_job], resources=resources(clean_db.app_dsn))
+    run = job_defs.get_job_def("staging_upsert_job").execute_in_process(
+        run_config=request.run_config, instance=instance
+    )
+    assert run.success
+    status, processed, total, error, attempts = _job_row(clean_db, job_id)
+    assert (status, processed, total, error, attempts) == ("done", 150, 150, None, 1)  # capped at 150
+    assert q(clean_db.owner_dsn, "SELECT count(*) FROM companies") == [(150,)]
+    # a job left running by a run that died is marked failed, then can be retried
+    owner_conn.execute(
+        "UPDATE background_jobs SET status = 'running', dagster_run_id = 'no-such-run' WHERE job_id = %s", (job_id,)
+    )
+    with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
+        sensor.evaluate_tick(ctx)
+    status, *_, error, _ = _job_row(clean_db, job_id)
+    assert status == "error" and "no-such-run" in error
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    runner = CliRunner()
+    out = runner.invoke(main, ["jobs", "retry", str(job_id), "--tenant", "alpha"])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(main, ["jobs", "status", str(job_id), "--tenant", "alpha"])
+    assert "queued" in out.output
+    with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
+        (again,) = sensor.evaluate_tick(ctx).run_requests
+    assert again.run_key != request.run_key  # a fresh run key for the second attempt
+
+
+def test_jobs_cli_enqueue_and_bad_input(clean_db, owner_conn, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    add_tenant(owner_conn, "alpha")
+    runner = CliRunner()
+    out = runner.invoke(main, ["jobs", "enqueue-upsert", "--tenant", "Alpha", "--terms", "manufacturing, logistics"])
+    assert out.exit_code == 0 and "queued job" in out.output
+    assert q(clean_db.owner_dsn, "SELECT params FROM background_jobs")[0][0] == {
+        "terms": ["manufacturing", "logistics"]
+    }
+    out = runner.invoke(main, ["jobs", "enqueue-upsert", "--tenant", "alpha", "--terms", " , "])
+    assert out.exit_code == 2 and "--terms must name" in out.output
+    out = runner.invoke(main, ["jobs", "status", "999", "--tenant", "alpha"])
+    assert out.exit_code == 2 and "no background job 999" in out.output
+
+
+def test_acra_cli_synth_and_load(clean_db, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    runner = CliRunner()
+    csv_path = tmp_path / "acra.csv"
+    out = runner.invoke(main, ["acra", "synth", "--rows", "800", "--malformed-rate", "0.05", "-o", str(csv_path)])
+    assert out.exit_code == 0 and csv_path.stat().st_size > 10_000
+    out = runner.invoke(main, ["acra", "load", str(csv_path), "--date", "2026-03-02"])
+    assert out.exit_code == 0, out.output
+    staged = q(clean_db.owner_dsn, "SELECT count(*) FROM staging_acra_companies")[0][0]
+    rejected = q(clean_db.owner_dsn, "SELECT count(*) FROM staging_acra_rejects")[0][0]
+    assert staged + rejected == 800 and rejected > 0
+    assert q(clean_db.owner_dsn, "SELECT count(*) FROM companies")[0][0] == staged
+    out = runner.invoke(main, ["acra", "load", str(tmp_path / "missing.csv")])
+    assert out.exit_code == 2
+
+
+class Webhook(SimServer):
+    name = "webhook"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route("POST", "/hook", lambda req: SimResponse(200, {"ok": True}))
+
+
+@dg.op
+def explode() -> None:
+    raise RuntimeError("the vendor fell into the sea")
+
+
+@dg.job(tags={"leadgen/tenant": "alpha"})
+def doomed_job() -> None:
+    explode()
+
+
+def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_dagster.sensors import build_failure_sensor
+
+    monkeypatch.setenv("ALERT_CONSECUTIVE_FAILURES", "2")
+    sensor = build_failure_sensor([doomed_job])
+    with Webhook() as hook:
+        monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
+        run_ids = []
+        for attempt in range(2):
+            result = doomed_job.execute_in_process(instance=instance, raise_on_error=False)
+            run_ids.append(result.dagster_run.run_id)
+            failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+            ctx = dg.build_run_status_sensor_context(
+                sensor_name="run_failure_alert_sensor",
+                dagster_event=failure,
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                resources={"settings": resources("x")["settings"]},
+            ).for_run_failure()
+            sensor(ctx)
+            posts = [r.json() for r in hook.requests_to("/hook")]
+            assert len(posts) == attempt + (1 if attempt == 0 else 2)
+        first, _, streak = posts
+        text = json.dumps(first)
+        assert "alpha" in text and "explode" in text and "fell into the sea" in text
+        assert f"/runs/{run_ids[0]}|Open in Dagster" in text and "RuntimeError" in first["text"]
+        assert "2 consecutive failures" in streak["text"]
+
+
+def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    monkeypatch.setenv("LEADGEN_APP_DATABASE_URL", clean_db.app_dsn)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "7")
+    add_tenant(owner_conn, "alpha", rules={"industries": ["wholesale"]})
+    load_registry(clean_db.owner_dsn, rows=1500, day=DAY)
+    out = CliRunner().invoke(main, ["night", "--tenant", "Alpha", "--date", DAY.isoformat()])
+    assert out.exit_code == 0, out.output
+    assert "succeeded" in out.output and "check targets_are_sound" in out.output
+    assert q(clean_db.owner_dsn, "SELECT count(*) FROM daily_targets WHERE tenant_id = 'alpha'") == [(7,)]
+    out = CliRunner().invoke(main, ["night", "--tenant", "nobody", "--date", DAY.isoformat()])
+    assert out.exit_code == 2 and "no tenant with id or name 'nobody'" in out.output
