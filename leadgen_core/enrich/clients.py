@@ -1,0 +1,170 @@
+"""Vendor endpoints and clients, from explicit configuration or the settings.
+
+A vendor with a key talks to its real API (its base URL defaults to the vendor's documented one).
+A vendor without a key is the SANDBOX: its simulator's dummy key is used and its base URL must
+name the simulator (`leadgen sandbox up` prints both). A vendor with neither is a configuration
+error, raised only by the stages that need that vendor.
+
+Rate limits are the vendors' documented ones, kept a little under so a shared account has room:
+they hold across processes through `SharedRateLimiter` (Postgres), one bucket per vendor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from leadgen_core.crawler import AddressPolicy, DomainLimiter, RobotsCache, SafeFetcher, SandboxResolver, SystemResolver
+from leadgen_core.errors import ConfigError
+from leadgen_core.sandbox import cluster
+from leadgen_core.settings import Settings
+from leadgen_core.vendors import LushaClient, OpenAIExtractor, RetryPolicy, TavilyClient, ZeroBounceClient
+
+VENDORS = ("tavily", "lusha", "zerobounce", "openai")
+REAL_BASE_URLS = {
+    "tavily": "https://api.tavily.com",
+    "lusha": "https://api.lusha.com",
+    "zerobounce": "https://api.zerobounce.net",
+    "openai": "https://api.openai.com/v1",
+}
+SANDBOX_KEYS = {
+    "tavily": cluster.TAVILY_KEY,
+    "lusha": cluster.LUSHA_KEY,
+    "zerobounce": cluster.ZEROBOUNCE_KEY,
+    "openai": cluster.OPENAI_KEY,
+}
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """Calls per second and the burst a vendor's bucket allows."""
+
+    per_s: float
+    burst: int
+
+
+# Tavily: 100 requests/min on a development key (1,000 on production). Lusha V3: 25/s per
+# account, but the Premium plan's hourly quota (1,800/h) is what a night actually meets.
+# ZeroBounce: the real-time batch endpoint allows 5 calls a minute. OpenAI: tier-1 gpt-4o-mini
+# allows 500 requests/min; tokens per minute are bounded by the daily token cap instead.
+DEFAULT_RATES: dict[str, RateSpec] = {
+    "tavily": RateSpec(per_s=1.5, burst=5),
+    "lusha": RateSpec(per_s=0.5, burst=10),
+    "zerobounce": RateSpec(per_s=5 / 60, burst=5),
+    "openai": RateSpec(per_s=6.0, burst=10),
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    vendor: str
+    base_url: str
+    api_key: str = field(repr=False)
+    sandbox: bool
+
+
+@dataclass(frozen=True)
+class VendorConfig:
+    """Explicit vendor configuration; every None falls back to the settings (the environment)."""
+
+    tavily_base_url: str | None = None
+    tavily_api_key: str | None = field(default=None, repr=False)
+    lusha_base_url: str | None = None
+    lusha_api_key: str | None = field(default=None, repr=False)
+    zerobounce_base_url: str | None = None
+    zerobounce_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_model: str | None = None
+    sandbox_web_port: int | None = None
+    timeout_s: float = 20.0
+    max_attempts: int = 4
+    rates: Mapping[str, float] = field(default_factory=dict)  # per-vendor calls/s overrides
+
+    def endpoint(self, vendor: str, settings: Settings) -> Endpoint:
+        """Where VENDOR is and with which key; ConfigError when it is configured nowhere."""
+        if vendor not in VENDORS:
+            raise ValueError(f"unknown vendor {vendor!r}")
+        base = getattr(self, f"{vendor}_base_url") or getattr(settings, f"{vendor}_base_url")
+        key = getattr(self, f"{vendor}_api_key")
+        if key is None:
+            secret = getattr(settings, f"{vendor}_api_key")
+            key = secret.get_secret_value() if secret is not None else None
+        if key:
+            return Endpoint(vendor, str(base or REAL_BASE_URLS[vendor]), str(key), sandbox=False)
+        if not base:
+            upper = vendor.upper()
+            raise ConfigError(
+                f"{vendor} is not configured: set {upper}_API_KEY, or run the sandbox "
+                f"(`leadgen sandbox up`) and export {upper}_BASE_URL"
+            )
+        return Endpoint(vendor, str(base), SANDBOX_KEYS[vendor], sandbox=True)
+
+    def rate(self, vendor: str) -> RateSpec:
+        spec = DEFAULT_RATES[vendor]
+        override = self.rates.get(vendor)
+        return RateSpec(per_s=float(override), burst=spec.burst) if override else spec
+
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts)
+
+
+def tavily_client(config: VendorConfig, settings: Settings, *, http: httpx.AsyncClient) -> TavilyClient:
+    ep = config.endpoint("tavily", settings)
+    return TavilyClient(
+        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry()
+    )
+
+
+def lusha_client(config: VendorConfig, settings: Settings, *, http: httpx.AsyncClient) -> LushaClient:
+    ep = config.endpoint("lusha", settings)
+    return LushaClient(
+        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry()
+    )
+
+
+def zerobounce_client(config: VendorConfig, settings: Settings, *, http: httpx.AsyncClient) -> ZeroBounceClient:
+    ep = config.endpoint("zerobounce", settings)
+    return ZeroBounceClient(
+        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry()
+    )
+
+
+def openai_extractor(config: VendorConfig, settings: Settings) -> OpenAIExtractor:
+    ep = config.endpoint("openai", settings)
+    return OpenAIExtractor(
+        base_url=ep.base_url,
+        api_key=ep.api_key,
+        model=config.openai_model or settings.openai_model,
+        timeout_s=config.timeout_s,
+        # the SDK's own retries honour Retry-After; attempts beyond the first are retries
+        max_retries=max(0, config.max_attempts - 1),
+        corpus_char_limit=settings.extract_corpus_char_limit,
+    )
+
+
+@dataclass(frozen=True)
+class CrawlerParts:
+    fetcher: SafeFetcher
+    robots: RobotsCache
+    limiter: DomainLimiter
+    sandbox: bool
+
+
+def crawler_parts(config: VendorConfig, settings: Settings) -> CrawlerParts:
+    """The crawler; in sandbox mode it resolves only sandbox hosts and may reach only the web sim."""
+    port = config.sandbox_web_port
+    if port is not None:
+        fetcher = SafeFetcher.from_settings(
+            settings, resolver=SandboxResolver(port=port), policy=AddressPolicy.sandbox([port])
+        )
+    else:
+        fetcher = SafeFetcher.from_settings(settings, resolver=SystemResolver(), policy=AddressPolicy())
+    return CrawlerParts(
+        fetcher=fetcher,
+        robots=RobotsCache(fetcher=fetcher),
+        limiter=DomainLimiter(settings.crawler_domain_interval_s),
+        sandbox=port is not None,
+    )

@@ -1,0 +1,135 @@
+"""The SQL of contacts, lead emails, suppression and email verification.
+
+Contacts and lead emails are global: one row per address (`lower(email)` is unique), first
+finder keeps the company. People known only by name are deduplicated per company under an
+advisory lock, so two tenants working the same company at once do not insert them twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg
+
+from leadgen_core.scoring.freemail import email_domain
+
+COMPANY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('leadgen:contacts:' || %s::text, 0))"
+UPSERT_EMAIL_CONTACT_SQL = """
+INSERT INTO contacts (company_id, full_name, title, email, source)
+VALUES (%(company)s, %(name)s, %(title)s, %(email)s, %(source)s)
+ON CONFLICT ((lower(email))) WHERE email IS NOT NULL DO UPDATE SET
+    full_name = coalesce(contacts.full_name, EXCLUDED.full_name),
+    title = coalesce(contacts.title, EXCLUDED.title),
+    updated_at = now()
+WHERE (contacts.full_name IS NULL AND EXCLUDED.full_name IS NOT NULL)
+   OR (contacts.title IS NULL AND EXCLUDED.title IS NOT NULL)
+RETURNING contact_id, company_id
+"""
+CONTACT_BY_EMAIL_SQL = "SELECT contact_id, company_id FROM contacts WHERE lower(email) = %s"
+INSERT_PERSON_SQL = """
+INSERT INTO contacts (company_id, full_name, title, source)
+SELECT %(company)s, %(name)s, %(title)s, %(source)s
+WHERE NOT EXISTS (
+    SELECT 1 FROM contacts WHERE company_id = %(company)s AND lower(full_name) = lower(%(name)s)
+)
+"""
+LEAD_EMAIL_SQL = """
+INSERT INTO lead_emails (email, company_id, contact_id, source) VALUES (%s, %s, %s, %s)
+ON CONFLICT (email) DO NOTHING
+"""
+COMPANY_EMAILS_SQL = "SELECT email FROM lead_emails WHERE company_id = %s ORDER BY email"
+SUPPRESSION_SQL = "SELECT value, kind FROM suppression_emails WHERE tenant_id = %s"
+EMAILS_TO_VERIFY_SQL = """
+SELECT le.company_id, le.email, v.status,
+       v.verified_at > now() - make_interval(days => %(ttl_days)s)
+           AND (v.status <> 'unknown' OR v.verified_at > now() - make_interval(hours => %(unknown_hours)s))
+FROM lead_emails le
+LEFT JOIN email_verification_cache v ON v.email = le.email
+WHERE le.company_id = ANY(%(companies)s)
+ORDER BY le.company_id, le.email
+"""
+SAVE_VERIFICATION_SQL = """
+INSERT INTO email_verification_cache (email, status, sub_status, free_email, did_you_mean, verified_at)
+VALUES (%s, %s, %s, %s, %s, now())
+ON CONFLICT (email) DO UPDATE SET status = EXCLUDED.status, sub_status = EXCLUDED.sub_status,
+    free_email = EXCLUDED.free_email, did_you_mean = EXCLUDED.did_you_mean, verified_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A contact as a source saw it; `email` is lower-case and syntactically valid, or None."""
+
+    email: str | None
+    name: str | None
+    title: str | None
+    source: str  # crawl | extraction | lusha
+
+
+@dataclass(frozen=True)
+class Suppression:
+    emails: frozenset[str]
+    domains: frozenset[str]
+
+    def blocks(self, email: str) -> bool:
+        if email in self.emails:
+            return True
+        domain = email_domain(email) or ""
+        return any(domain == d or domain.endswith("." + d) for d in self.domains)
+
+
+def suppression(conn: psycopg.Connection, *, tenant_id: str) -> Suppression:
+    rows = conn.execute(SUPPRESSION_SQL, (tenant_id,)).fetchall()
+    return Suppression(
+        emails=frozenset(str(v) for v, k in rows if k == "email"),
+        domains=frozenset(str(v) for v, k in rows if k == "domain"),
+    )
+
+
+def company_emails(conn: psycopg.Connection, *, company_id: int) -> list[str]:
+    return [str(r[0]) for r in conn.execute(COMPANY_EMAILS_SQL, (company_id,)).fetchall()]
+
+
+def save_candidates(conn: psycopg.Connection, *, company_id: int, candidates: Iterable[Candidate]) -> list[str]:
+    """Upsert contacts and lead emails; returns the addresses that belong to this company."""
+    conn.execute(COMPANY_LOCK_SQL, (company_id,))
+    ours: list[str] = []
+    for c in candidates:
+        if c.email is None:
+            if c.name:
+                params = {"company": company_id, "name": c.name, "title": c.title, "source": c.source}
+                conn.execute(INSERT_PERSON_SQL, params)
+            continue
+        params = {"company": company_id, "name": c.name, "title": c.title, "email": c.email, "source": c.source}
+        row = conn.execute(UPSERT_EMAIL_CONTACT_SQL, params).fetchone()
+        if row is None:  # present already and nothing to add
+            row = conn.execute(CONTACT_BY_EMAIL_SQL, (c.email,)).fetchone()
+        if row is None or int(row[1]) != company_id:
+            continue  # another company's address first: it stays theirs
+        conn.execute(LEAD_EMAIL_SQL, (c.email, company_id, int(row[0]), c.source))
+        ours.append(c.email)
+    return ours
+
+
+@dataclass(frozen=True)
+class EmailState:
+    company_id: int
+    email: str
+    status: str | None
+    fresh: bool
+
+
+def emails_to_verify(
+    conn: psycopg.Connection, *, company_ids: list[int], ttl_days: int, unknown_hours: int
+) -> list[EmailState]:
+    rows = conn.execute(
+        EMAILS_TO_VERIFY_SQL, {"companies": company_ids, "ttl_days": ttl_days, "unknown_hours": unknown_hours}
+    ).fetchall()
+    return [EmailState(int(r[0]), str(r[1]), r[2], bool(r[3])) for r in rows]
+
+
+def save_verifications(conn: psycopg.Connection, rows: Iterable[tuple[str, str, str, bool, str | None]]) -> None:
+    """(email, status, sub_status, free_email, did_you_mean) rows into the cache."""
+    with conn.cursor() as cur:
+        cur.executemany(SAVE_VERIFICATION_SQL, list(rows))

@@ -1,0 +1,169 @@
+"""What an enrichment stage works with: the tenant-night, its budget, its clients.
+
+`EnrichContext` is plain data the orchestration layer fills in (tenant, day, run, settings,
+vendor configuration, connection factories, dry-run switch, progress callback). `open_toolkit`
+turns it into live tools inside the stage's event loop: one shared `httpx.AsyncClient` for the
+vendor clients, the crawler, one `SharedRateLimiter` per vendor, and the tenant's `Spender`.
+`Toolkit.paid` is the one way a stage pays a vendor: response cache, budget reservation, rate
+limit, call, settlement.
+
+Dry run: every paid call is forecast instead of made (the Spender adds its estimate and raises
+DryRunSkipped); free work (crawling sites whose address is known, contacts read from stored
+crawls) is still done and kept in the shared tables, and no stage status or ledger row is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+import psycopg
+
+from leadgen_core.budget import caps_for
+from leadgen_core.enrich import clients
+from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
+from leadgen_core.ratelimit import SharedRateLimiter
+from leadgen_core.settings import Settings
+from leadgen_core.spend import Paid, Spender
+from leadgen_core.vendors import LushaClient, OpenAIExtractor, TavilyClient, ZeroBounceClient
+
+ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
+Progress = Callable[[str], None]
+HTTP_POOL_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+RATE_BUCKET_PREFIX = "vendor:"
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class EnrichContext:
+    """One tenant-night of one stage, as the orchestrator hands it over."""
+
+    tenant_id: str
+    day: date
+    run_id: str | None
+    settings: Settings
+    vendors: VendorConfig
+    tenant_conn: ConnFactory
+    global_conn: ConnFactory
+    dry_run: bool = False
+    concurrency: int | None = None
+    progress: Progress = _quiet
+
+    @property
+    def workers(self) -> int:
+        return max(1, self.concurrency or self.settings.sched_company_concurrency)
+
+    async def in_tenant(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
+        """Run FN in a tenant transaction on a worker thread (the pool is synchronous)."""
+
+        def work() -> Any:
+            with self.tenant_conn() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(work)
+
+    async def in_global(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
+        """Run FN in a global transaction on a worker thread."""
+
+        def work() -> Any:
+            with self.global_conn() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(work)
+
+
+@dataclass
+class Toolkit:
+    ctx: EnrichContext
+    spender: Spender
+    http: httpx.AsyncClient
+    limiters: dict[str, SharedRateLimiter]
+    tavily: TavilyClient | None = None
+    lusha: LushaClient | None = None
+    zerobounce: ZeroBounceClient | None = None
+    openai: OpenAIExtractor | None = None
+    crawler: CrawlerParts | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    company_seconds: list[float] = field(default_factory=list)
+    secrets: tuple[str, ...] = ()  # the keys in use, redacted from any recorded error text
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    async def paid(
+        self,
+        *,
+        vendor: str,
+        request: Any,
+        estimate: int,
+        run: Callable[[], Awaitable[tuple[Any, int]]],
+        requests: int = 1,
+        cacheable: bool = True,
+    ) -> Paid[Any]:
+        """A billable call: cache, reservation, REQUESTS rate-limit slots, the call, settlement."""
+        limiter = self.limiters[vendor]
+
+        async def limited() -> tuple[Any, int]:
+            for _ in range(requests):
+                await limiter.acquire()
+            return await run()
+
+        return await self.spender.call(
+            vendor=vendor, request=request, estimate=estimate, run=limited, cacheable=cacheable
+        )
+
+
+def build_spender(ctx: EnrichContext) -> Spender:
+    with ctx.tenant_conn() as conn:
+        caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())
+    return Spender(
+        tenant_id=ctx.tenant_id,
+        day=ctx.day,
+        caps=caps,
+        tenant_conn=ctx.tenant_conn,
+        global_conn=ctx.global_conn,
+        cache_ttl_days=ctx.settings.vendor_cache_ttl_days,
+        dry_run=ctx.dry_run,
+    )
+
+
+@asynccontextmanager
+async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIterator[Toolkit]:
+    """Live tools for the vendors (and "crawler") in NEEDS, closed on exit."""
+    s, v = ctx.settings, ctx.vendors
+    spender = await asyncio.to_thread(build_spender, ctx)
+    limiters = {
+        vendor: SharedRateLimiter(
+            ctx.global_conn,
+            bucket=RATE_BUCKET_PREFIX + vendor,
+            rate_per_s=v.rate(vendor).per_s,
+            burst=v.rate(vendor).burst,
+        )
+        for vendor in clients.VENDORS
+    }
+    async with AsyncExitStack() as stack:
+        http = httpx.AsyncClient(limits=HTTP_POOL_LIMITS)
+        stack.push_async_callback(http.aclose)
+        kit = Toolkit(ctx=ctx, spender=spender, http=http, limiters=limiters)
+        if "tavily" in needs:
+            kit.tavily = clients.tavily_client(v, s, http=http)
+        if "lusha" in needs:
+            kit.lusha = clients.lusha_client(v, s, http=http)
+        if "zerobounce" in needs:
+            kit.zerobounce = clients.zerobounce_client(v, s, http=http)
+        if "openai" in needs:
+            kit.openai = clients.openai_extractor(v, s)
+            stack.push_async_callback(kit.openai.aclose)
+        kit.secrets = tuple(v.endpoint(x, s).api_key for x in clients.VENDORS if x in needs)
+        if "crawler" in needs:
+            kit.crawler = clients.crawler_parts(v, s)
+            stack.push_async_callback(kit.crawler.fetcher.aclose)
+        yield kit

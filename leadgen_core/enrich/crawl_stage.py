@@ -1,0 +1,109 @@
+"""Stage `crawled_sites`: each target's website, found if unknown, crawled politely, snapshotted.
+
+Per company: a snapshot of the same company for the same day (another tenant's, say) is reused
+for free. Otherwise a company without a website gets one Tavily search; the top result is taken
+only when its domain plausibly is the company's (a directory listing is not), and stored in
+`companies.website`. The site is then crawled with robots.txt, the per-domain interval shared by
+all workers, the response limits and the SSRF guard (sandbox mode reaches only the web
+simulator), and the result is stored in `company_web_snapshots`.
+
+Outcomes: a readable site (ok or thin) is done; a site problem is degraded with reason
+`site:<crawl status>` (down, blocked, robots_disallowed, timeout, no_website...), and is stored
+too, so no other tenant tries the same broken site again that night.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from leadgen_core.crawler import CrawlResult, crawl_site
+from leadgen_core.enrich import store
+from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
+from leadgen_core.enrich.runner import StageReport, finish_report, pending_companies, run_companies
+from leadgen_core.enrich.websearch import company_search, domain_of, home_url, plausible_site
+from leadgen_core.stage_status import Outcome
+
+STAGE = "crawled_sites"
+READABLE = frozenset({"ok", "thin"})
+NO_SITE_REASON = "no search result is plausibly the company's own site"
+
+
+def outcome_of(company_id: int, *, status: str, reason: str | None, detail: dict[str, Any]) -> Outcome:
+    if status in READABLE:
+        return Outcome(company_id, "done", detail=detail)
+    return Outcome(company_id, "degraded", f"site:{status}", error=reason, detail=detail)
+
+
+def _detail(result: CrawlResult) -> dict[str, Any]:
+    return {
+        "status": result.status, "url": result.url, "pages": len(result.pages), "emails": len(result.emails),
+        "text_chars": result.text_chars, "thin": result.thin, "robots_skipped": list(result.robots_skipped)[:20],
+        "crawl_s": result.elapsed_s,
+    }  # fmt: skip
+
+
+async def _website(kit: Toolkit, company: store.Company) -> tuple[str, str] | None:
+    """The company's (home URL, domain): known, or found by search; None when search finds none."""
+    if company.website:
+        return company.website, company.website_domain or domain_of(company.website)
+    hits = await company_search(kit, company.name)
+    top = hits[0]["url"] if hits else None
+    if top is None or not plausible_site(company.name, str(top)):
+        return None
+    url, domain = home_url(str(top)), domain_of(str(top))
+    await kit.ctx.in_global(lambda c: store.set_website(c, company_id=company.company_id, url=url, domain=domain))
+    kit.count("websites_found")
+    return url, domain
+
+
+async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
+    ctx, cid = kit.ctx, company.company_id
+    existing = await ctx.in_global(lambda c: store.snapshot(c, company_id=cid, day=ctx.day))
+    if existing is not None:
+        kit.count("snapshots_reused")
+        detail = {"status": existing.status, "reused": True, "emails": len(existing.emails)}
+        return outcome_of(cid, status=existing.status, reason=existing.reason, detail=detail)
+    site = await _website(kit, company)
+    if site is None:
+        result = CrawlResult(url="", status="no_website", reason=NO_SITE_REASON)
+    else:
+        parts = kit.crawler
+        if parts is None:
+            raise RuntimeError("the stage did not ask for the crawler")
+        s = ctx.settings
+        result = await crawl_site(
+            site[0], fetcher=parts.fetcher, robots=parts.robots, limiter=parts.limiter,
+            max_pages=s.crawl_max_pages, site_deadline_s=s.crawler_site_deadline_s,
+            user_agent=s.crawler_user_agent, keep_corpus=True,
+        )  # fmt: skip
+        kit.count("pages_read", len(result.pages))
+    stored = await ctx.in_global(
+        lambda c: store.save_snapshot(
+            c, company_id=cid, day=ctx.day, result=result, persist_corpus=ctx.settings.persist_crawl_corpus
+        )
+    )
+    kit.count("snapshots_stored" if stored else "snapshots_raced")
+    return outcome_of(cid, status=result.status, reason=result.reason, detail=_detail(result))
+
+
+async def crawl_stage(ctx: EnrichContext) -> StageReport:
+    started = time.monotonic()
+    ids = await pending_companies(ctx, STAGE)
+    report = StageReport(STAGE, ctx.dry_run, len(ids))
+    companies = await ctx.in_global(lambda c: store.companies(c, ids))
+    # Tavily is needed (and must be configured) only when some company has no website yet.
+    needs = {"crawler"} | ({"tavily"} if any(not co.website for co in companies.values()) else set())
+    async with open_toolkit(ctx, needs=needs) as kit:
+
+        async def work(company_id: int) -> Outcome:
+            return await crawl_company(kit, companies[company_id])
+
+        report.outcomes = await run_companies(kit, stage=STAGE, company_ids=ids, work=work)
+        return await finish_report(kit, report, started=started)
+
+
+def run_crawl_stage(ctx: EnrichContext) -> StageReport:
+    """Crawl the night's pending targets (the orchestrator's one call for this stage)."""
+    return asyncio.run(crawl_stage(ctx))

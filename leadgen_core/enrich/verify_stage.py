@@ -1,0 +1,162 @@
+"""Stage `email_verifications`: the night's target addresses through ZeroBounce, in batches.
+
+An address is sent only when it is not suppressed by the tenant (address or domain), not a
+free-mail address under FREEMAIL_POLICY=exclude, and not verified recently: within
+EMAIL_VERIFY_TTL_DAYS, or within UNKNOWN_RECHECK_HOURS for an `unknown` (ZeroBounce does not
+charge an unknown, so asking again on a later night is free unless it has become definite).
+
+Batches of up to 100 go through the Spender, reserving one unit per address and settling to what
+ZeroBounce charged (unknowns are not charged). When the cap refuses a batch, it is halved until
+the remaining budget fits; once a single address is refused the cap is spent and the rest of the
+night's addresses are degraded `budget:zerobounce` without asking again. Results, including
+catch-all and unknown as their own tiers, are stored in `email_verification_cache`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from leadgen_core.enrich import contacts_store
+from leadgen_core.enrich.contacts_store import EmailState, Suppression
+from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
+from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
+from leadgen_core.errors import BudgetExhausted, VendorError
+from leadgen_core.scoring.freemail import is_freemail
+from leadgen_core.spend import DryRunSkipped
+from leadgen_core.stage_status import Outcome
+
+STAGE = "email_verifications"
+BATCH_SIZE = 100
+UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on the next one
+# ZeroBounce takes 5 batch calls a minute: more batches in flight would only queue on the shared
+# limiter (and past its 120 s horizon when several tenants verify at once).
+PARALLEL_BATCHES = 2
+
+
+class _Batches:
+    """Sends addresses in budget-fitting batches; remembers each address's result or problem."""
+
+    def __init__(self, kit: Toolkit) -> None:
+        self.kit = kit
+        self.status: dict[str, str] = {}
+        self.problem: dict[str, Outcome] = {}
+        self.cap_spent = False
+        self._semaphore = asyncio.Semaphore(min(kit.ctx.workers, PARALLEL_BATCHES))
+
+    async def _send(self, emails: list[str]) -> None:
+        zerobounce = self.kit.zerobounce
+        if zerobounce is None:
+            raise RuntimeError("the stage did not ask for the ZeroBounce client")
+
+        async def run() -> tuple[Any, int]:
+            results = await zerobounce.validate_batch(emails)
+            rows = [[v.email, v.status, v.sub_status, v.free_email, v.did_you_mean] for v in results]
+            return rows, sum(1 for v in results if v.charged)
+
+        paid = await self.kit.paid(
+            vendor="zerobounce", request={"op": "validatebatch", "emails": emails}, estimate=len(emails), run=run,
+            cacheable=False,  # email_verification_cache is the cache, keyed per address
+        )  # fmt: skip
+        rows = [(str(r[0]).lower(), str(r[1]), str(r[2]), bool(r[3]), r[4]) for r in paid.value]
+        await self.kit.ctx.in_global(lambda c: contacts_store.save_verifications(c, rows))
+        self.status.update({r[0]: r[1] for r in rows})
+        self.kit.count("verified_now", len(rows))
+        for email in emails:
+            if email not in self.status:  # ZeroBounce left it out of the answer
+                self.problem[email] = Outcome(0, "degraded", "vendor_response:zerobounce", error="no result returned")
+
+    def _fail(self, emails: list[str], exc: BaseException) -> None:
+        outcome = error_outcome(0, exc, secrets=self.kit.secrets)
+        self.problem.update(dict.fromkeys(emails, outcome))
+
+    async def verify(self, emails: list[str]) -> None:
+        pending = [emails]
+        while pending:
+            chunk = pending.pop(0)
+            if self.cap_spent and not self.kit.ctx.dry_run:
+                self._fail(chunk, BudgetExhausted("zerobounce", "daily cap reached"))
+                continue
+            try:
+                async with self._semaphore:
+                    await self._send(chunk)
+            except DryRunSkipped as exc:
+                self._fail(chunk, exc)
+            except BudgetExhausted as exc:
+                if len(chunk) == 1:
+                    self.cap_spent = True
+                    self._fail(chunk, exc)
+                else:
+                    half = len(chunk) // 2
+                    pending[:0] = [chunk[:half], chunk[half:]]
+            except (VendorError, TimeoutError) as exc:
+                self._fail(chunk, exc)
+
+
+def company_outcome(company_id: int, *, states: list[EmailState], sendable: set[str], batches: _Batches) -> Outcome:
+    if not states:
+        return Outcome(company_id, "degraded", "no_email", detail={"emails": 0})
+    tiers: Counter[str] = Counter()
+    problems: list[Outcome] = []
+    for s in states:
+        if s.email not in sendable and not s.fresh:
+            tiers["not_sent"] += 1  # suppressed or excluded free-mail
+        elif s.email in batches.problem:
+            problems.append(batches.problem[s.email])
+        else:
+            tiers[batches.status.get(s.email) or s.status or "unverified"] += 1
+    detail: dict[str, Any] = {"emails": len(states), "tiers": dict(tiers), "cached": sum(1 for s in states if s.fresh)}
+    if problems:
+        first = problems[0]
+        return Outcome(company_id, "degraded", first.reason, error=first.error, detail=detail)
+    if tiers["not_sent"] == len(states):
+        return Outcome(company_id, "degraded", "no_email", detail=detail | {"all_suppressed_or_excluded": True})
+    return Outcome(company_id, "done", detail=detail)
+
+
+def sendable_emails(states: list[EmailState], *, suppress: Suppression, policy: str) -> list[str]:
+    """Addresses to send, in target priority order, each once; never a suppressed one."""
+    out: dict[str, None] = {}
+    for s in states:
+        if s.fresh or suppress.blocks(s.email) or (policy == "exclude" and is_freemail(s.email)):
+            continue
+        out.setdefault(s.email, None)
+    return list(out)
+
+
+async def verify_stage(ctx: EnrichContext) -> StageReport:
+    started = time.monotonic()
+    ids = await pending_companies(ctx, STAGE)
+    report = StageReport(STAGE, ctx.dry_run, len(ids))
+    suppress = await ctx.in_tenant(lambda c: contacts_store.suppression(c, tenant_id=ctx.tenant_id))
+    states: list[EmailState] = await ctx.in_global(
+        lambda c: contacts_store.emails_to_verify(
+            c, company_ids=ids, ttl_days=ctx.settings.email_verify_ttl_days, unknown_hours=UNKNOWN_RECHECK_HOURS
+        )
+    )
+    rank = {cid: i for i, cid in enumerate(ids)}
+    states.sort(key=lambda s: (rank.get(s.company_id, len(rank)), s.email))
+    to_send = sendable_emails(states, suppress=suppress, policy=ctx.settings.freemail_policy)
+    by_company: dict[int, list[EmailState]] = {cid: [] for cid in ids}
+    for s in states:
+        by_company[s.company_id].append(s)
+    async with open_toolkit(ctx, needs={"zerobounce"} if to_send else set()) as kit:
+        kit.count("cached_fresh", sum(1 for s in states if s.fresh))
+        kit.count("suppressed_not_sent", sum(1 for s in states if suppress.blocks(s.email)))
+        batches = _Batches(kit)
+        chunks = [to_send[i : i + BATCH_SIZE] for i in range(0, len(to_send), BATCH_SIZE)]
+        await asyncio.gather(*(batches.verify(chunk) for chunk in chunks))
+        sendable = set(to_send)
+
+        async def work(company_id: int) -> Outcome:
+            return company_outcome(company_id, states=by_company[company_id], sendable=sendable, batches=batches)
+
+        report.outcomes = await run_companies(kit, stage=STAGE, company_ids=ids, work=work)
+        return await finish_report(kit, report, started=started)
+
+
+def run_verify_stage(ctx: EnrichContext) -> StageReport:
+    """Verify the night's target addresses (the orchestrator's one call for this stage)."""
+    return asyncio.run(verify_stage(ctx))

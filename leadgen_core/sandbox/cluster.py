@@ -1,0 +1,166 @@
+"""Every simulator on loopback at once, and the environment that points the product at them.
+
+`SandboxCluster` starts the website simulator first (Tavily's answers name sites on its port),
+then Tavily, Lusha, ZeroBounce, OpenAI, Odoo and the ACRA datastore, each with its own
+`FaultConfig`. `env()` is what `leadgen sandbox up` prints and `leadgen dev` exports; the keys in
+it are the simulators' own dummy keys, never real ones.
+
+    with SandboxCluster(faults={"tavily": FaultConfig(error_rate=0.2)}) as cluster:
+        os.environ.update(cluster.env())
+
+In tests, `sandbox_cluster` is a generator usable directly as a fixture:
+`cluster = pytest.fixture(sandbox_cluster, scope="module", name="cluster")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+
+from leadgen_core.sandbox.acra import AcraSim
+from leadgen_core.sandbox.base import FaultConfig, SimServer
+from leadgen_core.sandbox.lusha import LushaSim
+from leadgen_core.sandbox.odoo import OdooSim
+from leadgen_core.sandbox.openai_sim import OpenAISim
+from leadgen_core.sandbox.tavily import TavilySim
+from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S, WebSim
+from leadgen_core.sandbox.zerobounce import ZeroBounceSim
+
+# The clients' sandbox fallbacks (leadgen_core.enrich.clients) use the same dummy keys.
+TAVILY_KEY = "sandbox-tavily-key"
+LUSHA_KEY = "sandbox-lusha-key"
+ZEROBOUNCE_KEY = "sandbox-zerobounce-key"
+OPENAI_KEY = "sandbox-openai-key"
+ODOO_KEY = "sandbox-odoo-key"
+# The demo tenants log in as these users (leadgen_dagster.cli.demo), both with ODOO_SANDBOX_KEY.
+ODOO_LOGINS = ("admin", "leadgen-bot")
+ODOO_DB = "sandbox"
+DEFAULT_REGISTRY_ROWS = 20_000
+SIM_NAMES = ("web", "tavily", "lusha", "zerobounce", "openai", "odoo", "acra")
+
+
+class SandboxCluster:
+    """The whole sandbox: start/stop together, per-simulator faults, one environment."""
+
+    def __init__(
+        self,
+        *,
+        faults: Mapping[str, FaultConfig] | None = None,
+        registry_rows: int = DEFAULT_REGISTRY_ROWS,
+        web_seed: int = 7,
+        registry_seed: int = 7,
+        web_slow_delay_s: float = SLOW_DELAY_S,
+        web_crawl_delay_s: float = CRAWL_DELAY_S,
+    ) -> None:
+        unknown = set(faults or {}) - set(SIM_NAMES)
+        if unknown:
+            raise ValueError(f"unknown simulators {sorted(unknown)}; expected some of {list(SIM_NAMES)}")
+        f = dict(faults or {})
+        self.web = WebSim(
+            seed=web_seed, faults=f.get("web"), slow_delay_s=web_slow_delay_s, crawl_delay_s=web_crawl_delay_s
+        )
+        self.lusha = LushaSim(api_key=LUSHA_KEY, faults=f.get("lusha"))
+        self.zerobounce = ZeroBounceSim(api_key=ZEROBOUNCE_KEY, faults=f.get("zerobounce"))
+        self.openai = OpenAISim(api_key=OPENAI_KEY, faults=f.get("openai"))
+        self.odoo = OdooSim(db=ODOO_DB, users=dict.fromkeys(ODOO_LOGINS, ODOO_KEY), faults=f.get("odoo"))
+        self.acra = AcraSim(rows=registry_rows, seed=registry_seed, faults=f.get("acra"))
+        self._tavily_faults = f.get("tavily")
+        self._tavily: TavilySim | None = None
+        self._started: list[SimServer] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> SandboxCluster:
+        try:
+            self._start(self.web)
+            # Tavily needs the web port to name sites, so it is built once the web sim listens.
+            self._tavily = TavilySim(api_key=TAVILY_KEY, faults=self._tavily_faults, web_port=self.web.port)
+            for sim in (self._tavily, self.lusha, self.zerobounce, self.openai, self.odoo, self.acra):
+                self._start(sim)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, sim: SimServer) -> None:
+        sim.start()
+        self._started.append(sim)
+
+    def stop(self) -> None:
+        while self._started:
+            self._started.pop().stop()
+
+    def __enter__(self) -> SandboxCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- access ---------------------------------------------------------------------------
+    @property
+    def tavily(self) -> TavilySim:
+        if self._tavily is None:
+            raise RuntimeError("the sandbox cluster is not started")
+        return self._tavily
+
+    @property
+    def sims(self) -> dict[str, SimServer]:
+        return {
+            "web": self.web, "tavily": self.tavily, "lusha": self.lusha, "zerobounce": self.zerobounce,
+            "openai": self.openai, "odoo": self.odoo, "acra": self.acra,
+        }  # fmt: skip
+
+    def set_faults(self, name: str, faults: FaultConfig) -> None:
+        """Change how one simulator misbehaves from its next request on."""
+        self.sims[name].faults = faults
+
+    def clear_faults(self) -> None:
+        for sim in self.sims.values():
+            sim.faults = FaultConfig()
+
+    def reset_logs(self) -> None:
+        for sim in self.sims.values():
+            sim.reset_log()
+
+    def billable_units(self) -> dict[str, int]:
+        """Units each paid vendor's simulator has billed since the last reset."""
+        return {name: self.sims[name].billable_units for name in ("tavily", "lusha", "zerobounce", "openai")}
+
+    def env(self) -> dict[str, str]:
+        """The variables that point the product at this sandbox."""
+        return {
+            "TAVILY_BASE_URL": self.tavily.base_url,
+            "TAVILY_API_KEY": TAVILY_KEY,
+            "LUSHA_BASE_URL": self.lusha.base_url,
+            "LUSHA_API_KEY": LUSHA_KEY,
+            "ZEROBOUNCE_BASE_URL": self.zerobounce.base_url,
+            "ZEROBOUNCE_API_KEY": ZEROBOUNCE_KEY,
+            "OPENAI_BASE_URL": f"{self.openai.base_url}/v1",
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "LEADGEN_SANDBOX_WEB_PORT": str(self.web.port),
+            "ACRA_API_URL": self.acra.api_url,
+            "ACRA_RESOURCE_IDS": self.acra.resource_id,
+            "ODOO_SANDBOX_URL": self.odoo.base_url,
+            "ODOO_SANDBOX_KEY": ODOO_KEY,
+        }
+
+
+def sandbox_cluster(
+    *,
+    faults: Mapping[str, FaultConfig] | None = None,
+    registry_rows: int = 1_000,
+    web_slow_delay_s: float = SLOW_DELAY_S,
+    web_crawl_delay_s: float = CRAWL_DELAY_S,
+) -> Iterator[SandboxCluster]:
+    """A running cluster for as long as the generator is suspended (a pytest fixture, say).
+
+    Every parameter has a default, so pytest asks for no fixtures when it wraps this function.
+    """
+    with SandboxCluster(
+        faults=faults,
+        registry_rows=registry_rows,
+        web_slow_delay_s=web_slow_delay_s,
+        web_crawl_delay_s=web_crawl_delay_s,
+    ) as cluster:
+        yield cluster
