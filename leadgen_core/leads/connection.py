@@ -1,0 +1,54 @@
+"""A tenant's Odoo connection: the directory row, and its secret read from the environment at run time.
+
+The database holds only `secret_ref` = `env:VARIABLE`; the secret itself is looked up in the run
+worker's environment when the sync starts and is never stored, logged or put in an error text:
+a missing secret is reported by the variable's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import cast
+
+import psycopg
+
+from leadgen_core.errors import ConfigError
+from leadgen_core.odoo import OdooProtocol
+
+CONNECTION_SQL = """
+SELECT base_url, db_name, protocol, login, secret_ref, active FROM odoo_connections WHERE tenant_id = %s
+"""
+
+
+@dataclass(frozen=True)
+class OdooConnection:
+    """Where a tenant's Odoo is and which environment variable holds its secret (never the secret)."""
+
+    tenant_id: str
+    base_url: str
+    db_name: str
+    protocol: OdooProtocol
+    login: str
+    secret_env: str
+
+    def secret(self, environ: Mapping[str, str]) -> str:
+        """The secret from the environment; ConfigError naming the variable (only) when it is unset."""
+        value = environ.get(self.secret_env, "")
+        if not value.strip():
+            raise ConfigError(
+                f"the Odoo secret of tenant {self.tenant_id} is missing: set the environment variable "
+                f"{self.secret_env} for the run worker"
+            )
+        return value
+
+
+def load_connection(conn: psycopg.Connection, *, tenant_id: str) -> OdooConnection:
+    row = conn.execute(CONNECTION_SQL, (tenant_id,)).fetchone()
+    if row is None or not row[5]:
+        raise ConfigError(f"tenant {tenant_id} has no active Odoo connection: run `leadgen odoo connect`")
+    base_url, db_name, protocol, login, secret_ref, _ = row
+    kind, _, var = str(secret_ref).partition(":")
+    if kind != "env" or not var:
+        raise ConfigError(f"tenant {tenant_id}: secret_ref must be env:VARIABLE")
+    return OdooConnection(tenant_id, str(base_url), str(db_name), cast(OdooProtocol, protocol), str(login), var)

@@ -1,0 +1,290 @@
+"""The Odoo sync stage and the CRM assets, end to end, for both Odoo protocols.
+
+Real: Postgres (evidence seeded as the owner, stages run as the application role under RLS),
+scoring, the JSON-RPC and JSON-2 clients over loopback sockets with their retries, the idempotent
+upserts, stage status and odoo_sync_log, Dagster's own execution of `lead_scores` and `odoo_sync`.
+Simulated: Odoo (OdooSim, in-memory models; `fail_next` injects refused and lost answers) and
+OpenAI (OpenAISim). A "kill" is a real cancellation of the running sync mid-batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import psycopg
+import pytest
+
+from leadgen_core.db.pool import Database
+from leadgen_core.errors import ConfigError
+from leadgen_core.leads.score_stage import run_score_stage
+from leadgen_core.leads.sync_stage import STAGE, SyncContext, SyncReport, run_sync_stage, sync_night
+from leadgen_core.odoo import LEAD_KEY_FIELD, PROTOCOLS, RetryPolicy, lead_key
+from leadgen_core.sandbox.odoo import OdooSim
+from leadgen_core.sandbox.openai_sim import OpenAISim
+from leadgen_core.settings import Settings
+from leadgen_dagster.assets.crm import CRM_ASSETS, lead_scores, odoo_sync
+from tests.conftest import DbHandle
+from tests.dagster_helpers import add_partitions, resources
+from tests.test_scoring_stage import DAY, TENANT, add_contact, rows, score_ctx, seed_night, settings
+
+SECRET = "odoo-s3cret-7c41aa"
+SECRET_VAR = "LEADGEN_TEST_ODOO_SECRET"
+FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02, max_retry_after_s=0.1)
+# 9 targets: 3 high (CEO + info@ mailbox), 3 mid (a manager), 3 low (no contact)
+EXPECTED = {"res.partner": 9 + 6, "crm.lead": 3, "crm.tag": 1}
+
+
+@pytest.fixture(scope="module")
+def odoo() -> Iterator[OdooSim]:
+    with OdooSim(db="sandbox", users={"admin": SECRET}) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(odoo: OdooSim) -> OdooSim:
+    odoo.reset()
+    return odoo
+
+
+def connect(owner: psycopg.Connection, sim: OdooSim, protocol: str) -> None:
+    owner.execute(
+        "UPDATE odoo_connections SET base_url = %s, protocol = %s, db_name = 'sandbox', login = 'admin', "
+        "secret_ref = %s WHERE tenant_id = %s",
+        (sim.base_url, protocol, f"env:{SECRET_VAR}", TENANT),
+    )
+
+
+def sync_ctx(db: Database, s: Settings | None = None, *, environ: dict[str, str] | None = None,
+             dry_run: bool = False) -> SyncContext:  # fmt: skip
+    return SyncContext(
+        tenant_id=TENANT, day=DAY, settings=s or settings(), tenant_conn=lambda: db.tenant_transaction(TENANT),
+        environ={SECRET_VAR: SECRET} if environ is None else environ, dry_run=dry_run, retry=FAST_RETRY,
+    )  # fmt: skip
+
+
+def scored_night(db: Database, owner: psycopg.Connection, sim: OdooSim, protocol: str, **kw: Any) -> list:
+    seeded = seed_night(owner, **kw)
+    run_score_stage(score_ctx(db, settings()))
+    connect(owner, sim, protocol)
+    return seeded
+
+
+def model_counts(sim: OdooSim) -> dict[str, int]:
+    return {k: v for k, v in sim.counts().items() if v}
+
+
+def assert_no_duplicates(sim: OdooSim) -> None:
+    partners = sim.records("res.partner")
+    uens = [p["company_registry"] for p in partners if p.get("is_company")]
+    emails = [p["email"] for p in partners if not p.get("is_company")]
+    keys = [lead[LEAD_KEY_FIELD] for lead in sim.records("crm.lead")]
+    for values in (uens, emails, keys):
+        assert len(values) == len(set(values)), Counter(values).most_common(2)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_sync_is_complete_and_idempotent(app_db: Database, owner_conn, sim, protocol) -> None:  # type: ignore[no-untyped-def]
+    seeded = scored_night(app_db, owner_conn, sim, protocol)
+    report = run_sync_stage(sync_ctx(app_db))
+    assert model_counts(sim) == EXPECTED and report.errors == 0 and report.counts().done == len(seeded)
+    highs = {s.uen: s for s in seeded if s.level == "high"}
+    leads = sim.records("crm.lead")
+    assert {lead[LEAD_KEY_FIELD] for lead in leads} == {lead_key(tenant=TENANT, uen=u) for u in highs}
+    partner_of = {p["company_registry"]: p["id"] for p in sim.records("res.partner") if p.get("is_company")}
+    assert {lead["partner_id"] for lead in leads} == {partner_of[u] for u in highs}
+    assert all(lead["email_from"].startswith("alice@") for lead in leads)  # the best contact
+    log = Counter(rows(owner_conn, "SELECT model, action, status FROM odoo_sync_log"))
+    assert log == {("res.partner", "created", "ok"): 15, ("crm.lead", "created", "ok"): 3,
+                   ("crm.lead", "below_threshold", "skipped"): 6}  # fmt: skip
+    # a second materialisation finds nothing pending and writes nothing
+    writes = sim.write_count
+    assert run_sync_stage(sync_ctx(app_db)).pending == 0 and sim.write_count == writes
+    # even when every company is redone, the upserts find what exists and change nothing
+    owner_conn.execute("DELETE FROM company_stage_status WHERE stage = %s", (STAGE,))
+    redo = run_sync_stage(sync_ctx(app_db))
+    assert sim.write_count == writes and model_counts(sim) == EXPECTED
+    assert set(redo.items) == {"res.partner:unchanged", "crm.lead:unchanged", "crm.lead:below_threshold"}
+    assert_no_duplicates(sim)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_killed_mid_batch_then_reexecuted(app_db: Database, owner_conn, sim, protocol) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, protocol)
+
+    async def kill_after_first_partner() -> None:
+        task = asyncio.create_task(sync_night(sync_ctx(app_db)))
+        while sim.counts().get("res.partner", 0) < 2 and not task.done():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(kill_after_first_partner())
+    partial = model_counts(sim)
+    assert partial.get("res.partner", 0) < EXPECTED["res.partner"]  # really stopped part-way
+    report = run_sync_stage(sync_ctx(app_db))
+    assert report.errors == 0 and model_counts(sim) == EXPECTED
+    assert_no_duplicates(sim)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_item_errors_do_not_abort_the_batch(app_db: Database, owner_conn, sim, protocol) -> None:  # type: ignore[no-untyped-def]
+    seeded = scored_night(app_db, owner_conn, sim, protocol)
+    sim.fail_next(1, status=400, method="create")  # the first company's partner is refused
+    sim.fail_next(1, status=502, after_apply=True, method="create")  # the next create's answer is lost
+    report = run_sync_stage(sync_ctx(app_db))
+    first = seeded[0]
+    assert report.errors == 1 and report.counts().failed == 1 and report.counts().done == len(seeded) - 1
+    (error,) = rows(owner_conn, "SELECT model, item_key, error FROM odoo_sync_log WHERE status = 'error'")
+    assert error[:2] == ("res.partner", first.uen) and "400" in error[2]
+    assert model_counts(sim) == {"res.partner": 13, "crm.lead": 2, "crm.tag": 1}  # all but the first company
+    assert_no_duplicates(sim)  # the lost answer did not make a second record
+    retry = run_sync_stage(sync_ctx(app_db))
+    assert retry.pending == 1 and retry.errors == 0 and model_counts(sim) == EXPECTED
+    assert_no_duplicates(sim)
+
+
+def test_export_threshold_is_respected(app_db: Database, owner_conn, sim) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, "jsonrpc")
+    run_sync_stage(sync_ctx(app_db, settings(score_min_export=0.5)))
+    scores = dict(rows(owner_conn, "SELECT c.uen, s.score FROM lead_scores s JOIN companies c USING (company_id)"))
+    exported = {lead[LEAD_KEY_FIELD] for lead in sim.records("crm.lead")}
+    assert exported == {lead_key(tenant=TENANT, uen=u) for u, sc in scores.items() if sc >= 0.5}
+    assert 0 < len(exported) < len(scores)
+    for lead in sim.records("crm.lead"):
+        assert lead["probability"] >= 50
+
+
+def test_suppressions_and_freemail_policy(app_db: Database, owner_conn, sim) -> None:  # type: ignore[no-untyped-def]
+    seeded = scored_night(app_db, owner_conn, sim, "json2")
+    high_a, high_b, high_c = (s for s in seeded if s.level == "high")
+    add_contact(owner_conn, high_b.company_id, name="Dan Ong", title="CFO", email="dan@partner.example", status="valid")
+    add_contact(owner_conn, high_c.company_id, name="Eve", title="CTO", email="eve.tan@gmail.com", status="valid",
+                free=True)  # fmt: skip
+    # added after scoring, before the sync: the sync must still honour them
+    owner_conn.execute("INSERT INTO suppression_emails (tenant_id, value, kind) VALUES (%s, %s, 'email'),"
+                       " (%s, 'partner.example', 'domain')", (TENANT, f"alice@{high_a.domain}", TENANT))  # fmt: skip
+    run_sync_stage(sync_ctx(app_db, settings(freemail_policy="exclude")))
+    partners = sim.records("res.partner")
+    assert high_a.uen not in {p.get("company_registry") for p in partners}
+    emails = {p["email"] for p in partners if p.get("email")}
+    assert not emails & {f"alice@{high_a.domain}", "dan@partner.example", "eve.tan@gmail.com"}
+    assert f"alice@{high_b.domain}" in emails and high_b.uen in {p.get("company_registry") for p in partners}
+    skipped = set(rows(owner_conn, "SELECT item_key, action FROM odoo_sync_log WHERE status = 'skipped' "
+                                   "AND model = 'res.partner'"))  # fmt: skip
+    assert skipped == {(high_a.uen, "suppressed"), ("dan@partner.example", "suppressed"),
+                       ("eve.tan@gmail.com", "freemail")}  # fmt: skip
+    assert rows(owner_conn, "SELECT status FROM company_stage_status WHERE company_id = %s AND stage = %s",
+                high_a.company_id, STAGE) == [("skipped",)]  # fmt: skip
+
+
+def test_targets_scoring_skipped_are_closed_not_left_pending(app_db: Database, owner_conn, sim) -> None:  # type: ignore[no-untyped-def]
+    first, *_ = seed_night(owner_conn, n=3)
+    owner_conn.execute("INSERT INTO suppression_emails (tenant_id, value, kind) VALUES (%s, %s, 'domain')",
+                       (TENANT, first.domain))  # fmt: skip
+    run_score_stage(score_ctx(app_db, settings()))  # skips the suppressed company
+    connect(owner_conn, sim, "jsonrpc")
+    report = run_sync_stage(sync_ctx(app_db))
+    assert report.unscored == 0 and Counter(o.status for o in report.outcomes) == {"skipped": 1, "done": 2}
+    assert rows(owner_conn, "SELECT reason FROM company_stage_status WHERE stage = %s AND company_id = %s",
+                STAGE, first.company_id) == [("not_scored",)]  # fmt: skip
+    assert run_sync_stage(sync_ctx(app_db)).pending == 0
+
+
+def test_dry_run_makes_no_odoo_call(app_db: Database, owner_conn, sim) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, "jsonrpc")
+    report: SyncReport = run_sync_stage(sync_ctx(app_db, dry_run=True, environ={}))  # no secret needed
+    assert sim.write_count == 0 and sim.log == [] and model_counts(sim) == {}
+    assert report.items["res.partner:would_write"] == 15 and report.items["crm.lead:would_write"] == 3
+    assert rows(owner_conn, "SELECT count(*) FROM odoo_sync_log") == [(0,)]
+    assert rows(owner_conn, "SELECT count(*) FROM company_stage_status WHERE stage = %s", STAGE) == [(0,)]
+
+
+def test_missing_secret_names_only_the_variable(app_db: Database, owner_conn, sim) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, "jsonrpc")
+    with pytest.raises(ConfigError, match=SECRET_VAR):
+        run_sync_stage(sync_ctx(app_db, environ={}))
+    assert sim.log == []
+    owner_conn.execute("UPDATE odoo_connections SET active = false")
+    with pytest.raises(ConfigError, match="no active Odoo connection"):
+        run_sync_stage(sync_ctx(app_db))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_rejected_credentials_stop_the_stage_without_leaking(app_db: Database, owner_conn, sim, protocol) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, protocol)
+    wrong = "wr0ng-odoo-secret-55"
+    with pytest.raises(ConfigError, match="rejected the credentials") as info:
+        run_sync_stage(sync_ctx(app_db, environ={SECRET_VAR: wrong}))
+    assert wrong not in str(info.value) and SECRET_VAR in str(info.value)
+    assert sim.write_count == 0
+    assert rows(owner_conn, "SELECT count(*) FROM odoo_sync_log") == [(0,)]
+
+
+# --- the assets -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def openai() -> Iterator[OpenAISim]:
+    sim = OpenAISim(api_key="sk-asset-test")
+    sim.start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def materialize(db: DbHandle, instance: dg.DagsterInstance, **tags: str) -> dg.ExecuteInJobResult:
+    return dg.materialize(CRM_ASSETS, partition_key=f"{DAY.isoformat()}|{TENANT}", resources=resources(db.app_dsn),
+                          instance=instance, tags=tags)  # fmt: skip
+
+
+@pytest.fixture
+def night(clean_db: DbHandle, owner_conn, sim, openai, monkeypatch):  # type: ignore[no-untyped-def]
+    seed_night(owner_conn)
+    connect(owner_conn, sim, "json2")
+    monkeypatch.setenv(SECRET_VAR, SECRET)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-asset-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{openai.base_url}/v1")
+    openai.reset_log()
+    with dg.instance_for_test() as instance:
+        add_partitions(instance, TENANT)
+        yield clean_db, instance
+
+
+def test_asset_definitions() -> None:
+    assert (lead_scores.op.pool, odoo_sync.op.pool) == ("openai", "odoo")
+    assert lead_scores.group_names_by_key == {lead_scores.key: "scoring"}
+    assert odoo_sync.group_names_by_key == {odoo_sync.key: "crm"}
+    assert lead_scores.asset_deps[lead_scores.key] == {dg.AssetKey("email_verifications")}
+    assert odoo_sync.asset_deps[odoo_sync.key] == {lead_scores.key}
+
+
+def test_assets_materialise_with_metadata_and_no_secret(night, sim, openai, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    db, instance = night
+    result = materialize(db, instance)
+    assert result.success
+    (scored,) = result.asset_materializations_for_node("lead_scores")
+    scores = scored.metadata
+    assert scores["scored"].value == 9 and scores["buckets"].value == {"high": 3, "medium": 3, "low": 3}
+    assert scores["rationale_sources"].value == {"llm": 9} and scores["openai_tokens"].value > 0
+    assert "| 1 | Company" in scores["top_leads"].value and 0 < scores["avg_score"].value < 1
+    (sync,) = result.asset_materializations_for_node("odoo_sync")
+    assert sync.metadata["leads_exported"].value == 3 and sync.metadata["item_errors"].value == 0
+    assert model_counts(sim) == EXPECTED
+    events = instance.all_logs(result.run_id)
+    assert events and not any(SECRET in str(e) for e in events)
+    assert not any(SECRET in str(r) for r in rows(owner_conn, "SELECT * FROM odoo_sync_log"))
+
+
+def test_dry_run_tag_calls_no_vendor_and_writes_nothing(night, sim, openai, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    db, instance = night
+    result = materialize(db, instance, **{"leadgen/dry_run": "true"})
+    assert result.success
+    assert openai.requests_to("/v1/chat/completions") == [] and sim.write_count == 0
+    (scores,) = result.asset_materializations_for_node("lead_scores")
+    assert scores.metadata["forecast"].value["calls"] == {"openai": 9}
+    assert "Dry run" in scores.metadata["top_leads"].value and "| 1 | Company" in scores.metadata["top_leads"].value
+    assert rows(owner_conn, "SELECT count(*) FROM lead_scores") == [(0,)]
