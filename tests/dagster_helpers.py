@@ -12,10 +12,16 @@ from leadgen_core.acra.synth import generate_rows
 from leadgen_core.registry import upsert_companies
 from leadgen_core.registry_load import LoadCounts, load_rows
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.vendor_resources import VendorsResource
 
 
 def resources(app_dsn: str, **extra: object) -> dict[str, object]:
-    return {"postgres": PostgresResource(dsn=app_dsn, max_size=4), "settings": SettingsResource(), **extra}
+    base: dict[str, object] = {
+        "postgres": PostgresResource(dsn=app_dsn, max_size=4),
+        "settings": SettingsResource(),
+        "vendors": VendorsResource(),
+    }
+    return base | extra
 
 
 def load_registry(owner_dsn: str, *, rows: int, day: date, seed: int = 11, malformed_rate: float = 0.0) -> LoadCounts:

@@ -65,24 +65,36 @@ def q(dsn: str, sql: str, *params: object) -> list[tuple]:
 
 def test_definitions_are_exactly_the_expected_set() -> None:
     repo = defs.get_repository_def()
-    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} >= {
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
         "acra_staging",
         "companies",
         "icp_candidates",
         "daily_targets",
+        "crawled_sites",
+        "web_extractions",
+        "contacts",
+        "email_verifications",
+        "lead_scores",
+        "odoo_sync",
     }
-    checks = {k.to_user_string() for k in repo.asset_graph.asset_check_keys}
-    assert {"daily_targets:targets_are_sound"} <= checks
-    assert any(c.endswith(":night_within_sla") for c in checks)
-    assert any(c.endswith(":vendor_budgets_within_caps") for c in checks)
-    assert {s.name for s in repo.schedule_defs} >= {"nightly_schedule", "registry_schedule"}
-    assert {s.name for s in repo.sensor_defs} >= {
+    assert {k.to_user_string() for k in repo.asset_graph.asset_check_keys} == {
+        "daily_targets:targets_are_sound",
+        "odoo_sync:night_within_sla",
+        "odoo_sync:vendor_budgets_within_caps",
+    }
+    assert {s.name for s in repo.schedule_defs} == {"nightly_schedule", "registry_schedule", "retention_schedule"}
+    assert {s.name for s in repo.sensor_defs} == {
         "tenant_partitions_sensor",
         "background_jobs_sensor",
         "run_failure_alert_sensor",
         "sla_deadline_sensor",
     }
-    assert {j.name for j in repo.get_all_jobs()} >= {"registry_refresh_job", "tenant_night_job", "staging_upsert_job"}
+    assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
+        "registry_refresh_job",
+        "tenant_night_job",
+        "staging_upsert_job",
+        "retention_job",
+    }
     nightly = repo.get_schedule_def("nightly_schedule")
     assert nightly.cron_schedule == "0 1 * * *" and nightly.execution_timezone == "Asia/Singapore"
 

@@ -6,7 +6,7 @@ import warnings
 
 import click
 
-from leadgen_dagster.cli import admin, demo, dev, night, registry, sandbox
+from leadgen_dagster.cli import admin, demo, dev, night, ops, registry, sandbox
 
 # Dagster flags preview APIs (partitioned checks, sensor owners) at import; noise on a CLI.
 warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
@@ -27,3 +27,6 @@ main.add_command(sandbox.sandbox)
 main.add_command(demo.demo)
 main.add_command(dev.dev)
 main.add_command(night.night)
+main.add_command(ops.export)
+main.add_command(ops.suppress)
+main.add_command(ops.budget)
