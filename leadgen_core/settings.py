@@ -30,7 +30,9 @@ def _csv(value: object) -> list[str]:
 class Settings(BaseSettings):
     """All runtime settings, with the defaults documented in the README."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # populate_by_name stays off: with it, pydantic-settings would also read a field's bare name
+    # from the environment (HOME for `home`, DATABASE_URL for `database_url`).
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=False)
 
     # --- database -------------------------------------------------------------------------
     database_url: SecretStr | None = Field(
@@ -111,6 +113,13 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL", "LANGCHAIN_MODEL"))
+    sandbox_web_port: int | None = Field(
+        default=None,
+        validation_alias="LEADGEN_SANDBOX_WEB_PORT",
+        ge=1,
+        le=65535,
+        description="Set by the sandbox: the crawler resolves only *.sandbox.test, to this loopback port.",
+    )
     vendor_cache_ttl_days: int = Field(default=30, validation_alias="VENDOR_CACHE_TTL_DAYS", ge=1)
     email_verify_ttl_days: int = Field(default=90, validation_alias="EMAIL_VERIFY_TTL_DAYS", ge=1)
 

@@ -122,7 +122,12 @@ def settings(**overrides: Any) -> Settings:
     """Settings independent of the developer's environment (no vendor key unless given)."""
     base: dict[str, Any] = {"openai_api_key": None, "openai_base_url": None, "score_min_export": 0.66,
                             "freemail_policy": "low_confidence", "sched_company_concurrency": 4}  # fmt: skip
-    return Settings(**(base | overrides))
+
+    def alias(name: str) -> str:
+        a = Settings.model_fields[name].validation_alias
+        return a if isinstance(a, str) else str(a.choices[0])  # type: ignore[union-attr]
+
+    return Settings(**{alias(k): v for k, v in (base | overrides).items()})
 
 
 def score_ctx(db: Database, s: Settings, *, dry_run: bool = False, tenant: str = TENANT, run_id: str = "run-1") -> ScoreContext:  # fmt: skip
