@@ -41,7 +41,11 @@ INSERT INTO staging_acra_rejects (snapshot_date, source, row_number, uen, reason
 VALUES (%s, %s, %s, %s, %s, %s)
 """
 
-UPSERT_COMPANIES_SQL = """
+# One statement: hash in SQL, anti-join against companies so that INSERT ... ON CONFLICT only sees
+# rows it must write (a new UEN, a changed hash, or an older last_seen). Without the anti-join,
+# ON CONFLICT DO UPDATE locks every conflicting row even when its WHERE rejects the update, and an
+# unchanged re-run dirties every heap page (bench.companies_upsert measured 2.3x COPY; now <1x).
+_UPSERT_TEMPLATE = """
 WITH src AS (
     SELECT s.uen,
            s.entity_name AS name,
@@ -54,20 +58,24 @@ WITH src AS (
            s.postal_code,
            nullif(concat_ws(' ', s.block, s.street_name, s.level_no, s.unit_no, s.building_name), '') AS address
     FROM staging_acra_companies s
-    WHERE s.snapshot_date = %(snapshot)s
-    ORDER BY s.uen
+    WHERE {where}
 ),
 hashed AS (
     SELECT src.*, decode(md5(concat_ws(E'\\x1f', name, industry_norm, industry_code, secondary_ssic_code,
                                        incorporation_year, entity_status, postal_code, address)), 'hex') AS h
     FROM src
 ),
+todo AS (
+    SELECT hashed.* FROM hashed LEFT JOIN companies c ON c.uen = hashed.uen
+    WHERE c.uen IS NULL OR c.content_hash IS DISTINCT FROM hashed.h OR c.last_seen < %(snapshot)s
+    ORDER BY hashed.uen
+),
 up AS (
     INSERT INTO companies AS c (uen, name, industry_norm, industry_code, secondary_ssic_code, incorporation_year,
                                 entity_status, is_live, postal_code, address, content_hash, first_seen, last_seen)
     SELECT uen, name, industry_norm, industry_code, secondary_ssic_code, incorporation_year,
            entity_status, is_live, postal_code, address, h, %(snapshot)s, %(snapshot)s
-    FROM hashed
+    FROM todo
     ON CONFLICT (uen) DO UPDATE SET
         name = EXCLUDED.name, industry_norm = EXCLUDED.industry_norm, industry_code = EXCLUDED.industry_code,
         secondary_ssic_code = EXCLUDED.secondary_ssic_code, incorporation_year = EXCLUDED.incorporation_year,
@@ -79,14 +87,15 @@ up AS (
     WHERE c.content_hash IS DISTINCT FROM EXCLUDED.content_hash OR c.last_seen < EXCLUDED.last_seen
     RETURNING (xmax = 0) AS inserted, (c.updated_at = now()) AS changed
 )
-SELECT (SELECT count(*) FROM hashed),
+SELECT (SELECT count(*) FROM staging_acra_companies s WHERE {where}),
        count(*) FILTER (WHERE inserted),
        count(*) FILTER (WHERE NOT inserted AND changed)
 FROM up
 """
 
+UPSERT_COMPANIES_SQL = _UPSERT_TEMPLATE.format(where="s.snapshot_date = %(snapshot)s")
 # The same upsert restricted to a list of UENs: the background job's bounded, batched variant.
-UPSERT_UENS_SQL = UPSERT_COMPANIES_SQL.replace("WHERE s.snapshot_date = %(snapshot)s", "WHERE s.uen = ANY(%(uens)s)")
+UPSERT_UENS_SQL = _UPSERT_TEMPLATE.format(where="s.uen = ANY(%(uens)s)")
 
 MARK_REFRESH_SQL = """
 INSERT INTO registry_refreshes (snapshot_date, staged, inserted, updated, unchanged, finished_at)

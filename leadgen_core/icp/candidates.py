@@ -1,8 +1,10 @@
 """A tenant's candidate set for a date: live companies matching its ICP rules.
 
 Runs inside the tenant's transaction. The set is replaced wholesale, so re-running a partition
-gives the same rows. A company of unknown size passes the employee range: size is learnt later
-by extraction and weighs in the score's `size_fit`.
+gives the same rows. Each candidate carries the target priority keys (scored before, has
+contacts, last seen), so the capped selection in `targets` is an index walk. A company of
+unknown size passes the employee range: size is learnt later by extraction and weighs in the
+score's `size_fit`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ ON CONFLICT (tenant_id, name) DO UPDATE SET payload = EXCLUDED.payload, updated_
 DELETE_CANDIDATES_SQL = "DELETE FROM icp_candidates WHERE tenant_id = %s AND run_date = %s"
 
 INSERT_CANDIDATES_SQL = """
-INSERT INTO icp_candidates (tenant_id, run_date, company_id, matched_by)
+INSERT INTO icp_candidates (tenant_id, run_date, company_id, matched_by, has_score, has_contacts, last_seen)
 SELECT %(tenant)s, %(run_date)s, c.company_id,
-       CASE WHEN c.industry_code = ANY(%(codes)s) THEN 'primary_ssic' ELSE 'secondary_ssic' END
+       CASE WHEN c.industry_code = ANY(%(codes)s) THEN 'primary_ssic' ELSE 'secondary_ssic' END,
+       EXISTS (SELECT 1 FROM lead_scores s WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id),
+       EXISTS (SELECT 1 FROM contacts k WHERE k.company_id = c.company_id),
+       c.last_seen
 FROM companies c
 WHERE c.is_live
   AND (c.industry_code = ANY(%(codes)s) OR c.secondary_ssic_code = ANY(%(codes)s))
