@@ -1,7 +1,9 @@
 """The frame every tenant-night asset body runs in.
 
 It parses and validates the partition, records the stage's start and end in `run_stage_stats`
-(the SLA check's input), and turns counts and durations into metadata Dagster plots.
+(the SLA check's input), and turns counts and durations into metadata Dagster plots. A dry run
+(run tag `leadgen/dry_run=true`) records no stage timings, so a forecast never overwrites the
+timings of the real night the SLA check reads.
 """
 
 from __future__ import annotations
@@ -45,17 +47,27 @@ class Stage:
         return dg.MaterializeResult(metadata=meta)
 
 
+DRY_RUN_TAG = "leadgen/dry_run"
+
+
+def is_dry_run_context(context: dg.AssetExecutionContext) -> bool:
+    return context.run.tags.get(DRY_RUN_TAG, "").strip().lower() == "true"
+
+
 @contextmanager
 def night_stage(context: dg.AssetExecutionContext, postgres: PostgresResource, name: str) -> Iterator[Stage]:
     tenant_id, day = parse_tenant_date(context.partition_key)
     postgres.require_tenant(tenant_id)
     stage = Stage(tenant_id, day, name, context.run_id)
-    with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
-        stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, run_id=context.run_id)
-    context.log.info(f"{name}: tenant {tenant_id}, date {day}")
+    record = not is_dry_run_context(context)
+    if record:
+        with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
+            stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, run_id=context.run_id)
+    context.log.info(f"{name}: tenant {tenant_id}, date {day}{'' if record else ' (dry run)'}")
     yield stage
-    with postgres.tenant(tenant_id, operation=f"{name} finish") as conn:
-        stage_finished(conn, tenant_id=tenant_id, run_date=day, stage=name, counts=stage.counts)
+    if record:
+        with postgres.tenant(tenant_id, operation=f"{name} finish") as conn:
+            stage_finished(conn, tenant_id=tenant_id, run_date=day, stage=name, counts=stage.counts)
     context.log.info(
         f"{name} finished: {stage.counts.items} items, {stage.counts.done} done, "
         f"{stage.counts.degraded} degraded, {stage.counts.failed} failed"

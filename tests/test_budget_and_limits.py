@@ -79,8 +79,11 @@ def test_release_returns_uncharged_units(app_db: Database, owner_conn) -> None: 
 
 def spender(db: Database, **kw: object) -> Spender:
     return Spender(
-        tenant_id="alpha", day=DAY, caps={"tavily": 5, "openai": 1000},
-        tenant_conn=lambda: db.tenant_transaction("alpha"), global_conn=lambda: db.global_transaction(),
+        tenant_id="alpha",
+        day=DAY,
+        caps={"tavily": 5, "openai": 1000},
+        tenant_conn=lambda: db.tenant_transaction("alpha"),
+        global_conn=lambda: db.global_transaction(),
         **kw,  # type: ignore[arg-type]
     )
 

@@ -8,6 +8,7 @@ webhook receiving alerts, and the CLI through click's runner.
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -211,9 +212,50 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
     monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "7")
     add_tenant(owner_conn, "alpha", rules={"industries": ["wholesale"]})
     load_registry(clean_db.owner_dsn, rows=1500, day=DAY)
-    out = CliRunner().invoke(main, ["night", "--tenant", "Alpha", "--date", DAY.isoformat()])
-    assert out.exit_code == 0, out.output
-    assert "succeeded" in out.output and "check targets_are_sound" in out.output
+    for var in ("TAVILY", "LUSHA", "ZEROBOUNCE", "OPENAI"):
+        monkeypatch.delenv(f"{var}_API_KEY", raising=False)
+        monkeypatch.delenv(f"{var}_BASE_URL", raising=False)
+    monkeypatch.delenv("LEADGEN_SANDBOX_WEB_PORT", raising=False)
+    monkeypatch.delenv("ODOO_SANDBOX_URL", raising=False)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # the command exports the sandbox's variables
+    from leadgen_core.sandbox.odoo import OdooSim
+
+    with OdooSim(db="sandbox", users={"admin": "odoo-test-key"}) as odoo:
+        # the tenant's CRM is a running Odoo; the vendors are the sandbox the command starts itself
+        owner_conn.execute("UPDATE odoo_connections SET base_url = %s, secret_ref = 'env:NIGHT_ODOO_KEY'",
+                           (odoo.base_url,))  # fmt: skip
+        os.environ["NIGHT_ODOO_KEY"] = "odoo-test-key"
+        # a dry run first: a forecast, and no vendor spend, Odoo write or stage timing at all
+        out = CliRunner().invoke(main, ["night", "--tenant", "alpha", "--date", DAY.isoformat(), "--dry-run"])
+        assert out.exit_code == 0, out.output
+        assert "(dry run)" in out.output and "estimated duration" in out.output, out.output
+        assert odoo.write_count == 0
+        assert q(clean_db.owner_dsn, "SELECT count(*) FROM vendor_usage") == [(0,)]
+        assert q(clean_db.owner_dsn, "SELECT count(*) FROM run_stage_stats") == [(0,)]
+        assert q(clean_db.owner_dsn, "SELECT count(*) FROM odoo_sync_log") == [(0,)]
+        out = CliRunner().invoke(main, ["night", "--tenant", "Alpha", "--date", DAY.isoformat()])
+        assert out.exit_code == 0, out.output
+        assert "running against the sandbox simulators" in out.output and "succeeded" in out.output
+        for stage in ("icp_candidates", "daily_targets", "crawled_sites", "web_extractions", "contacts",
+                      "email_verifications", "lead_scores", "odoo_sync"):  # fmt: skip
+            assert stage in out.output, (stage, out.output)
+        assert "check targets_are_sound" in out.output and "check night_within_sla" in out.output
+        assert "FAILED" not in out.output, out.output
+        assert odoo.counts()["res.partner"] >= 7
     assert q(clean_db.owner_dsn, "SELECT count(*) FROM daily_targets WHERE tenant_id = 'alpha'") == [(7,)]
+    assert q(clean_db.owner_dsn, "SELECT count(*) FROM company_stage_status WHERE status = 'failed'") == [(0,)]
     out = CliRunner().invoke(main, ["night", "--tenant", "nobody", "--date", DAY.isoformat()])
     assert out.exit_code == 2 and "no tenant with id or name 'nobody'" in out.output
+
+
+def test_forecast_takes_the_larger_of_concurrency_and_rate_bounds() -> None:
+    from leadgen_core.forecast import night_forecast, vendor_seconds
+
+    assert vendor_seconds(0, latency_s=1.0, workers=8, rate_per_s=1.0) == 0.0
+    assert vendor_seconds(80, latency_s=2.5, workers=8, rate_per_s=6.0) == 25.0  # concurrency-bound
+    assert vendor_seconds(100, latency_s=0.4, workers=8, rate_per_s=0.5) == 200.0  # rate-bound
+    fc = night_forecast([({"tavily": 3}, {"tavily": 3}), ({"tavily": 1, "openai": 2}, {"openai": 900})],
+                        pages=60, workers=6, rates={"tavily": 1.0, "openai": 6.0})  # fmt: skip
+    assert fc.calls == {"tavily": 4, "openai": 2, "web": 60} and fc.units == {"tavily": 3, "openai": 900}
+    assert fc.seconds == 4.0 + 2 * 2.5 / 6 + 60 * 0.15 / 6
+    assert fc.lines()[-1] == f"  estimated duration: {fc.seconds / 60:.1f} min"

@@ -155,7 +155,7 @@ class CrawlerParts:
 
 def crawler_parts(config: VendorConfig, settings: Settings) -> CrawlerParts:
     """The crawler; in sandbox mode it resolves only sandbox hosts and may reach only the web sim."""
-    port = config.sandbox_web_port
+    port = config.sandbox_web_port if config.sandbox_web_port is not None else settings.sandbox_web_port
     if port is not None:
         fetcher = SafeFetcher.from_settings(
             settings, resolver=SandboxResolver(port=port), policy=AddressPolicy.sandbox([port])

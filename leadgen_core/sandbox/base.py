@@ -101,6 +101,18 @@ class LoggedRequest:
 Route = Callable[[SimRequest], SimResponse]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client hanging up mid-answer (a crawler's timeout, say) is normal here, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class SimServer:
     """A loopback HTTP server with routes, faults, a request log and a billing counter."""
 
@@ -155,7 +167,7 @@ class SimServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle  # noqa: N815
 
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        server = _QuietServer(("127.0.0.1", self._port), Handler)
         server.daemon_threads = True
         server.request_queue_size = 256
         self._server = server

@@ -3,11 +3,16 @@
 The same asset code and checks as the scheduled night run in this process. When the date's
 registry refresh has not happened it runs first. `--dry-run` tags the run `leadgen/dry_run=true`:
 no billable vendor call and no Odoo write is made, and the would-be spend is reported.
+
+With no vendor key and no vendor base URL configured, the command starts the sandbox simulators
+for the length of the run (as `leadgen dev` does) and says so; the tenant's Odoo connection is
+used as configured.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +59,47 @@ def summarize(result: Any) -> list[str]:
     return lines
 
 
+def forecast_lines(result: Any, s: Any) -> list[str]:
+    """The dry run's totals per vendor and its estimated duration."""
+    from leadgen_core.enrich.clients import DEFAULT_RATES
+    from leadgen_core.forecast import night_forecast
+
+    stages: list[tuple[dict[str, int], dict[str, int]]] = []
+    targets = 0
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        mat = event.event_specific_data.materialization
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+        if mat.asset_key.to_user_string() == "daily_targets":
+            targets = int(meta.get("items", 0))
+        if "forecast_calls" in meta:
+            stages.append((meta["forecast_calls"], meta.get("forecast_units", {})))
+        elif isinstance(meta.get("forecast"), dict) and "calls" in meta["forecast"]:
+            stages.append((meta["forecast"]["calls"], meta["forecast"].get("units", {})))
+    fc = night_forecast(
+        stages,
+        pages=targets * s.crawl_max_pages,
+        workers=s.sched_company_concurrency,
+        rates={v: r.per_s for v, r in DEFAULT_RATES.items()},
+    )
+    return ["dry-run forecast for the night:", *fc.lines()]
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _needs_sandbox(s: Any) -> bool:
+    keys = (s.tavily_api_key, s.lusha_api_key, s.zerobounce_api_key, s.openai_api_key)
+    urls = (s.tavily_base_url, s.lusha_base_url, s.zerobounce_base_url, s.openai_base_url)
+    return all(v is None for v in (*keys, *urls))
+
+
 @click.command("night")
 @click.option("--tenant", required=True, help="Tenant id or name.")
 @click.option(
@@ -75,7 +121,19 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
     with owner_conn() as conn:
         tid = resolve_tenant(conn, tenant)
         ready = refresh_finished(conn, day)
-    with _instance() as instance:
+    with ExitStack() as stack, _instance() as instance:
+        if _needs_sandbox(s):
+            from leadgen_core.sandbox.cluster import SandboxCluster
+
+            cluster = stack.enter_context(SandboxCluster())
+            sandbox_env = cluster.env()
+            for key in ("ODOO_SANDBOX_URL", "ODOO_SANDBOX_KEY", "ACRA_API_URL", "ACRA_RESOURCE_IDS"):
+                if os.environ.get(key):
+                    sandbox_env.pop(key)  # keep what the caller set (a running `make dev` sandbox, say)
+            saved = {k: os.environ.get(k) for k in sandbox_env}
+            stack.callback(_restore_env, saved)  # the sandbox's variables die with it
+            os.environ.update(sandbox_env)
+            click.echo("no vendor keys configured: running against the sandbox simulators", err=True)
         if not instance.has_dynamic_partition("tenants", tid):
             instance.add_dynamic_partitions("tenants", [tid])
         if not ready:
@@ -90,5 +148,8 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
         click.echo(f"night {day}|{tid}: {'succeeded' if result.success else 'FAILED'}")
         for line in summarize(result):
             click.echo(line)
+        if dry_run and result.success:
+            for line in forecast_lines(result, s):
+                click.echo(line)
         if not result.success:
             raise SystemExit(1)
