@@ -5,7 +5,6 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from leadgen_core.jobs import run_staging_upsert
 from leadgen_core.settings import TIMEZONE
-from leadgen_dagster.partitions import daily_partitions, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 
 TENANT_TAG = "leadgen/tenant"
@@ -13,7 +12,6 @@ TENANT_TAG = "leadgen/tenant"
 registry_refresh_job = dg.define_asset_job(
     name="registry_refresh_job",
     selection=dg.AssetSelection.groups("registry"),
-    partitions_def=daily_partitions,
     description="ACRA pull into staging, then the set-based companies upsert, for one date.",
     executor_def=dg.in_process_executor,
 )
@@ -24,7 +22,6 @@ def build_tenant_night_job(selection: dg.AssetSelection) -> "UnresolvedAssetJobD
     return dg.define_asset_job(
         name="tenant_night_job",
         selection=selection,
-        partitions_def=tenant_date_partitions,
         description="One tenant's night: every tenant×date stage and its checks, for one date|tenant partition.",
         executor_def=dg.in_process_executor,
     )
