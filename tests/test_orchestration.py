@@ -224,6 +224,23 @@ def test_targeting_two_tenants_cap_priority_isolation_idempotence(registry, inst
         for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority")
     ]
     assert a3 == a2
+    # still the same manifest after the night's own work: tonight's scores and contacts are not
+    # "history" for tonight, so re-materialising the partition re-selects the same companies
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
+        for company_id in a2[:5]:
+            conn.execute(
+                "INSERT INTO lead_scores (tenant_id, run_date, company_id, score, bucket, contributions, rationale, "
+                "rationale_source) VALUES ('alpha', %s, %s, 0.7, 'high', '{}', 'x', 'template')",
+                (DAY, company_id),
+            )
+            conn.execute("INSERT INTO contacts (company_id, email, source) VALUES (%s, %s, 'crawl')",
+                         (company_id, f"ceo{company_id}@example.com"))  # fmt: skip
+    assert materialize_night(registry, instance, "alpha").success
+    a4 = [
+        r[0]
+        for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority")
+    ]
+    assert a4 == a2
     # isolation: as the app role, alpha sees only its own manifest
     with psycopg.connect(registry.app_dsn) as conn, conn.transaction():
         conn.execute("SELECT set_config('request.tenant_id', 'alpha', true)")

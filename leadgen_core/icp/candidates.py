@@ -2,7 +2,9 @@
 
 Runs inside the tenant's transaction. The set is replaced wholesale, so re-running a partition
 gives the same rows. Each candidate carries the target priority keys (scored before, has
-contacts, last seen), so the capped selection in `targets` is an index walk. A company of
+contacts, last seen), so the capped selection in `targets` is an index walk. The keys are taken
+as of the start of the night (scores of earlier dates, contacts found before that day), so
+re-materialising a partition after its night selects the same targets and pays nothing again. A company of
 unknown size passes the employee range: size is learnt later by extraction and weighs in the
 score's `size_fit`.
 """
@@ -32,8 +34,11 @@ INSERT_CANDIDATES_SQL = """
 INSERT INTO icp_candidates (tenant_id, run_date, company_id, matched_by, has_score, has_contacts, last_seen)
 SELECT %(tenant)s, %(run_date)s, c.company_id,
        CASE WHEN c.industry_code = ANY(%(codes)s) THEN 'primary_ssic' ELSE 'secondary_ssic' END,
-       EXISTS (SELECT 1 FROM lead_scores s WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id),
-       EXISTS (SELECT 1 FROM contacts k WHERE k.company_id = c.company_id),
+       EXISTS (SELECT 1 FROM lead_scores s
+               WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id AND s.run_date < %(run_date)s),
+       EXISTS (SELECT 1 FROM contacts k
+               WHERE k.company_id = c.company_id
+                 AND k.created_at < (%(run_date)s::date)::timestamp AT TIME ZONE 'Asia/Singapore'),
        c.last_seen
 FROM companies c
 WHERE c.is_live
