@@ -7,12 +7,16 @@ children, and a one-off CLI command starts and stops it on its own.
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from leadgen_core.errors import ConfigError
 
 _SERVERS: dict[str, Any] = {}
+START_ATTEMPTS = 4
+RETRY_PAUSE_S = 5.0
 
 
 def embedded_dsn(home: str | Path, *, name: str = "pg") -> str:
@@ -28,5 +32,20 @@ def embedded_dsn(home: str | Path, *, name: str = "pg") -> str:
         # A unix socket path is limited to ~107 bytes; pgserver puts the socket in the data dir.
         if len(key) > 90:
             raise ConfigError(f"LEADGEN_HOME path is too long for a Postgres socket: {key}")
-        _SERVERS[key] = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
+        _SERVERS[key] = _start(pgserver, path)
     return str(_SERVERS[key].get_uri())
+
+
+def _start(pgserver: Any, path: Path) -> Any:
+    """pgserver gives `pg_ctl start` 10 s; on a loaded machine the postmaster may need longer.
+
+    It keeps starting after pg_ctl gives up, so a later attempt finds it running and joins it.
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return pgserver.get_server(path, cleanup_mode="stop")
+        except subprocess.TimeoutExpired:
+            if attempt == START_ATTEMPTS:
+                break
+            time.sleep(RETRY_PAUSE_S)
+    raise ConfigError(f"the embedded Postgres under {path} did not start in time; see {path / 'log'}")
