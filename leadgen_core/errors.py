@@ -19,7 +19,12 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     ├── FetchError                  a website fetch was refused or failed
     │   ├── BlockedAddress          SSRF guard: private, loopback, link-local or metadata address
     │   ├── RobotsDisallowed        robots.txt forbids the path for our user agent
-    │   └── ResponseTooLarge        body larger than the configured limit
+    │   ├── ResponseTooLarge        body larger than the configured limit
+    │   │   └── BodyTooLarge        (crawler.fetch) the stream passed the limit while reading
+    │   ├── FetchTimeout            (crawler.fetch) per-request timeout or the site's deadline
+    │   ├── FetchUnreachable        (crawler.fetch) DNS failure or connection refused
+    │   ├── TooManyRedirects        (crawler.fetch) more than CRAWLER_MAX_REDIRECTS hops
+    │   └── UnsupportedContentType  (crawler.fetch) not HTML or plain text
     └── OdooError                   an Odoo call failed (JSON-RPC error object or JSON-2 4xx)
 """
 
