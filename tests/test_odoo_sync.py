@@ -225,6 +225,26 @@ def test_rejected_credentials_stop_the_stage_without_leaking(app_db: Database, o
     assert rows(owner_conn, "SELECT count(*) FROM odoo_sync_log") == [(0,)]
 
 
+def test_unreachable_odoo_stops_the_stage_and_leaves_the_rest_pending(app_db: Database, owner_conn, sim) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.errors import OdooError
+    from leadgen_core.leads.sync_stage import UNREACHABLE_LIMIT
+
+    seeded = scored_night(app_db, owner_conn, sim, "json2")
+    assert len(seeded) > UNREACHABLE_LIMIT
+    owner_conn.execute("UPDATE odoo_connections SET base_url = 'http://127.0.0.1:9'")  # nothing listens there
+    with pytest.raises(OdooError, match="unreachable") as info:
+        run_sync_stage(sync_ctx(app_db))
+    assert SECRET not in str(info.value)
+    failed = rows(owner_conn, "SELECT count(*) FROM company_stage_status WHERE stage = %s AND status = 'failed'", STAGE)
+    assert failed == [(UNREACHABLE_LIMIT,)]  # the rest were never tried
+    # Odoo is back: a re-execution syncs everything, the failed companies included
+    connect(owner_conn, sim, "json2")
+    report = run_sync_stage(sync_ctx(app_db))
+    assert report.errors == 0 and model_counts(sim) == EXPECTED
+    assert rows(owner_conn, "SELECT count(*) FROM company_stage_status WHERE stage = %s AND status = 'failed'",
+                STAGE) == [(0,)]  # fmt: skip
+
+
 # --- the assets -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def openai() -> Iterator[OpenAISim]:

@@ -7,9 +7,11 @@ company partner keyed by UEN, its contacts as child partners (suppressed address
 under FREEMAIL_POLICY=exclude and undeliverable addresses skipped), and the crm.lead when the
 score reaches SCORE_MIN_EXPORT. Every item gets one `odoo_sync_log` row; an item's error is
 logged and the batch goes on (the company is then `failed` and retried by the next run, which the
-idempotent upserts make safe). Companies run one at a time: the sync layer does not guard
-concurrent upserts of one key (the bucket tags). A dry run plans the same items without
-connecting to Odoo and writes nothing.
+idempotent upserts make safe). When Odoo itself is unreachable (UNREACHABLE_LIMIT companies in a
+row cannot connect) the stage stops with an OdooError, leaving the rest pending for a
+re-execution from failure, instead of failing every company slowly. Companies run one at a
+time: the sync layer does not guard concurrent upserts of one key (the bucket tags). A dry run
+plans the same items without connecting to Odoo and writes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import cast
 import psycopg
 
 from leadgen_core import stage_status
-from leadgen_core.errors import ConfigError
+from leadgen_core.errors import ConfigError, OdooError
 from leadgen_core.leads.connection import OdooConnection, load_connection
 from leadgen_core.leads.inputs import CompanyEvidence, ContactFact, TenantScoring, load_evidence
 from leadgen_core.odoo import OdooClient, OdooServerError, RetryPolicy, SyncOutcome, make_client
@@ -42,6 +44,8 @@ STAGE = "odoo_sync"
 PARTNER, LEAD = "res.partner", "crm.lead"
 MAX_ERROR_CHARS = 500
 UNDELIVERABLE = frozenset({"invalid", "do_not_mail", "spamtrap", "abuse"})
+# After this many companies in a row fail to connect, the stage stops: Odoo is down, not an item.
+UNREACHABLE_LIMIT = 3
 AUTH_ODOO_ERRORS = frozenset({"odoo.exceptions.AccessDenied", "werkzeug.exceptions.Unauthorized"})
 
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -133,6 +137,10 @@ def _skip_reason(fact: ContactFact, policy: str) -> str | None:
     if fact.verification in UNDELIVERABLE:
         return "undeliverable"
     return None
+
+
+def _unreachable(outcome: Outcome) -> bool:
+    return outcome.status == "failed" and "connection failed" in (outcome.error or "")
 
 
 def _is_auth_error(exc: Exception) -> bool:
@@ -270,6 +278,7 @@ async def sync_night(ctx: SyncContext) -> SyncReport:
         secrets = (odoo.secret(ctx.environ),)
         client = make_client(protocol=odoo.protocol, base_url=odoo.base_url, db=odoo.db_name, login=odoo.login,
                              secret=secrets[0], retry=ctx.retry)  # fmt: skip
+    unreachable = 0  # companies in a row whose Odoo connection failed
     try:
         for company_id in prep.pending:
             ev = prep.evidence.get(company_id)
@@ -290,6 +299,12 @@ async def sync_night(ctx: SyncContext) -> SyncReport:
                 await asyncio.to_thread(_persist, ctx, outcome, items)
             report.outcomes.append(outcome)
             report.items.update(f"{i.model}:{i.action if i.status != 'error' else 'error'}" for i in items)
+            unreachable = unreachable + 1 if _unreachable(outcome) else 0
+            if unreachable >= UNREACHABLE_LIMIT:
+                raise OdooError(
+                    f"Odoo at {odoo.base_url} is unreachable for tenant {ctx.tenant_id}: {unreachable} companies "
+                    "in a row could not connect; the rest are left pending for a re-execution"
+                )
     finally:
         if client is not None:
             await client.close()
