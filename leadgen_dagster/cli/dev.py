@@ -52,7 +52,8 @@ def prepare(env: dict[str, str], stack: ExitStack, *, sandbox: bool) -> dict[str
 
         cluster = stack.enter_context(SandboxCluster())
         env.update(cluster.env())
-        _log("sandbox simulators listening: " + ", ".join(k for k in cluster.env() if k.endswith("_URL")))
+        urls = [f"{k}={v}" for k, v in cluster.env().items() if k.endswith("_URL")]  # URLs only, never keys
+        _log("sandbox simulators listening: " + ", ".join(urls))
     env.update(
         {
             "LEADGEN_DATABASE_URL": owner,
