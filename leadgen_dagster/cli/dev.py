@@ -24,6 +24,7 @@ from leadgen_dagster.cli.common import friendly, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_WAIT_S = 180
+STOP_GRACE_S = 15.0
 
 
 def _log(msg: str) -> None:
@@ -132,6 +133,29 @@ def kickoff(port: int, env: dict[str, str]) -> None:
     _log(f"launched registry_refresh_job {day} and {len(tenants)} tenant night(s)")
 
 
+def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:
+    """Wait for `dagster dev`; once asked to stop, give it STOP_GRACE_S and then SIGKILL its group.
+
+    The webserver `dagster dev` starts ignores SIGTERM when launched from a non-interactive
+    script, and `dagster dev` waits for it forever, so a grace period is the only reliable stop.
+    """
+    deadline: float | None = None
+    while True:
+        try:
+            return proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        if stop["sig"] and deadline is None:
+            deadline = time.monotonic() + STOP_GRACE_S
+        if deadline is not None and time.monotonic() > deadline:
+            _log(f"Dagster did not stop within {STOP_GRACE_S:.0f}s: killing its process group")
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            return proc.wait()
+
+
 @click.command("dev")
 @click.option("--port", default=3000, show_default=True)
 @click.option("--no-kickoff", is_flag=True, help="Do not launch today's nights at start.")
@@ -165,7 +189,7 @@ def dev(port: int, no_kickoff: bool) -> None:
                     kickoff(port, env)
                 except Exception as exc:  # the UI is up; a failed kickoff must not take it down
                     _log(f"could not launch today's nights: {exc}")
-        code = proc.wait()
+        code = _wait(proc, stop)
         if stop["sig"]:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # anything left of the group (code servers)
