@@ -120,6 +120,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Set by the sandbox: the crawler resolves only *.sandbox.test, to this loopback port.",
     )
+    # Vendor rate limits in requests per minute, shared by every run (a Postgres-backed bucket).
+    # Unset: the defaults in leadgen_core.enrich.clients.DEFAULT_RATES (a Tavily development key,
+    # Lusha Premium's hourly quota, ZeroBounce's batch limit, tier-1 OpenAI with headroom).
+    tavily_rpm: float | None = Field(default=None, validation_alias="TAVILY_RPM", gt=0)
+    lusha_rpm: float | None = Field(default=None, validation_alias="LUSHA_RPM", gt=0)
+    zerobounce_rpm: float | None = Field(default=None, validation_alias="ZEROBOUNCE_RPM", gt=0)
+    openai_rpm: float | None = Field(default=None, validation_alias="OPENAI_RPM", gt=0)
     vendor_cache_ttl_days: int = Field(default=30, validation_alias="VENDOR_CACHE_TTL_DAYS", ge=1)
     email_verify_ttl_days: int = Field(default=90, validation_alias="EMAIL_VERIFY_TTL_DAYS", ge=1)
 
@@ -141,6 +148,11 @@ class Settings(BaseSettings):
         if value not in {"exclude", "low_confidence"}:
             raise ValueError("FREEMAIL_POLICY must be 'exclude' or 'low_confidence'")
         return value
+
+    def vendor_rpm(self, vendor: str) -> float | None:
+        """The configured requests/minute of VENDOR, or None for the product's default."""
+        value = getattr(self, f"{vendor}_rpm", None)
+        return float(value) if value is not None else None
 
     def vendor_caps(self) -> dict[str, int]:
         """Default daily caps per vendor, in the vendor's billable unit."""

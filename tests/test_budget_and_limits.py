@@ -170,3 +170,18 @@ def test_app_role_cannot_write_companies_of_nobody_else(app_db: Database) -> Non
         conn.execute("DELETE FROM companies")
     with psycopg.connect(app_db._pool.conninfo) as raw:  # the same role, outside the pool
         assert raw.execute("SELECT current_user").fetchone()[0] != "postgres"
+
+
+def test_vendor_rates_come_from_the_environment_with_documented_defaults(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.enrich.clients import DEFAULT_RATES, VendorConfig, vendor_rate
+    from leadgen_core.settings import Settings
+
+    monkeypatch.setenv("TAVILY_RPM", "1000")  # a production key
+    s = Settings()
+    assert vendor_rate("tavily", s).per_s == pytest.approx(1000 / 60)
+    assert vendor_rate("tavily", s).burst == DEFAULT_RATES["tavily"].burst
+    assert vendor_rate("lusha", s) == DEFAULT_RATES["lusha"]  # unset: the default
+    assert VendorConfig(rates={"tavily": 2.0}).rate("tavily", s).per_s == 2.0  # the resource wins
+    monkeypatch.setenv("LUSHA_RPM", "0")
+    with pytest.raises(ValueError, match="LUSHA_RPM"):
+        Settings()

@@ -57,6 +57,14 @@ DEFAULT_RATES: dict[str, RateSpec] = {
 }
 
 
+def vendor_rate(vendor: str, settings: Settings | None, *, override: float | None = None) -> RateSpec:
+    spec = DEFAULT_RATES[vendor]
+    if override:
+        return RateSpec(per_s=float(override), burst=spec.burst)
+    rpm = settings.vendor_rpm(vendor) if settings is not None else None
+    return RateSpec(per_s=rpm / 60.0, burst=spec.burst) if rpm else spec
+
+
 @dataclass(frozen=True)
 class Endpoint:
     vendor: str
@@ -102,10 +110,9 @@ class VendorConfig:
             )
         return Endpoint(vendor, str(base), SANDBOX_KEYS[vendor], sandbox=True)
 
-    def rate(self, vendor: str) -> RateSpec:
-        spec = DEFAULT_RATES[vendor]
-        override = self.rates.get(vendor)
-        return RateSpec(per_s=float(override), burst=spec.burst) if override else spec
+    def rate(self, vendor: str, settings: Settings | None = None) -> RateSpec:
+        """The resource's override, else the settings' `<VENDOR>_RPM`, else the default."""
+        return vendor_rate(vendor, settings, override=self.rates.get(vendor))
 
     def retry(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts)

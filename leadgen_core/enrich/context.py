@@ -144,8 +144,8 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
         vendor: SharedRateLimiter(
             ctx.global_conn,
             bucket=RATE_BUCKET_PREFIX + vendor,
-            rate_per_s=v.rate(vendor).per_s,
-            burst=v.rate(vendor).burst,
+            rate_per_s=v.rate(vendor, s).per_s,
+            burst=v.rate(vendor, s).burst,
         )
         for vendor in clients.VENDORS
     }

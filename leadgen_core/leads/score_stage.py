@@ -265,7 +265,9 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     spender = Spender(tenant_id=ctx.tenant_id, day=ctx.day, caps=caps, tenant_conn=ctx.tenant_conn,
                       global_conn=ctx.global_conn, cache_ttl_days=s.vendor_cache_ttl_days,
                       dry_run=ctx.dry_run)  # fmt: skip
-    limiter = SharedRateLimiter(ctx.global_conn, bucket=RATE_BUCKET, rate_per_s=OPENAI_RATE_PER_S, burst=OPENAI_BURST)
+    rpm = ctx.settings.vendor_rpm("openai")
+    limiter = SharedRateLimiter(ctx.global_conn, bucket=RATE_BUCKET, burst=OPENAI_BURST,
+                                rate_per_s=rpm / 60.0 if rpm else OPENAI_RATE_PER_S)  # fmt: skip
     owned = openai_writer(s) if writer is None and pending else None
     secrets = (s.openai_api_key.get_secret_value(),) if s.openai_api_key else ()
     run = _Run(ctx, scoring, thresholds_for(s), spender, writer or owned, limiter, secrets)

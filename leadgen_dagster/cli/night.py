@@ -61,7 +61,7 @@ def summarize(result: Any) -> list[str]:
 
 def forecast_lines(result: Any, s: Any) -> list[str]:
     """The dry run's totals per vendor and its estimated duration."""
-    from leadgen_core.enrich.clients import DEFAULT_RATES
+    from leadgen_core.enrich.clients import DEFAULT_RATES, vendor_rate
     from leadgen_core.forecast import night_forecast
 
     stages: list[tuple[dict[str, int], dict[str, int]]] = []
@@ -81,7 +81,7 @@ def forecast_lines(result: Any, s: Any) -> list[str]:
         stages,
         pages=targets * s.crawl_max_pages,
         workers=s.sched_company_concurrency,
-        rates={v: r.per_s for v, r in DEFAULT_RATES.items()},
+        rates={v: vendor_rate(v, s).per_s for v in DEFAULT_RATES},
     )
     return ["dry-run forecast for the night:", *fc.lines()]
 
