@@ -121,8 +121,8 @@ class Settings(BaseSettings):
         description="Set by the sandbox: the crawler resolves only *.sandbox.test, to this loopback port.",
     )
     # Vendor rate limits in requests per minute, shared by every run (a Postgres-backed bucket).
-    # Unset: the defaults in leadgen_core.enrich.clients.DEFAULT_RATES (a Tavily development key,
-    # Lusha Premium's hourly quota, ZeroBounce's batch limit, tier-1 OpenAI with headroom).
+    # Unset: the documented limits in leadgen_core.enrich.clients.DEFAULT_RATES (a Tavily
+    # production key, Lusha's API plans, ZeroBounce's batch limit, tier-1 OpenAI with headroom).
     tavily_rpm: float | None = Field(default=None, validation_alias="TAVILY_RPM", gt=0)
     lusha_rpm: float | None = Field(default=None, validation_alias="LUSHA_RPM", gt=0)
     zerobounce_rpm: float | None = Field(default=None, validation_alias="ZEROBOUNCE_RPM", gt=0)

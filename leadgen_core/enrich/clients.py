@@ -45,13 +45,15 @@ class RateSpec:
     burst: int
 
 
-# Tavily: 100 requests/min on a development key (1,000 on production). Lusha V3: 25/s per
-# account, but the Premium plan's hourly quota (1,800/h) is what a night actually meets.
-# ZeroBounce: the real-time batch endpoint allows 5 calls a minute. OpenAI: tier-1 gpt-4o-mini
-# allows 500 requests/min; tokens per minute are bounded by the daily token cap instead.
+# Documented limits of the plans a nightly product needs (TAVILY_RPM etc. override them):
+# Tavily: 1,000 requests/min on a production key (100 on a development key, whose 1,000 free
+# credits a month a nightly run outgrows). Lusha: API access comes with Premium/Scale, 300
+# requests/min; their hourly quota (1,800/5,000) is far above a night's LUSHA_MAX_CONTACT_LOOKUPS.
+# ZeroBounce: the batch endpoint allows 5 calls a minute. OpenAI: tier-1 gpt-4o-mini allows 500
+# requests/min; 360 leaves room under its tokens-per-minute limit for ~700-token extractions.
 DEFAULT_RATES: dict[str, RateSpec] = {
-    "tavily": RateSpec(per_s=1.5, burst=5),
-    "lusha": RateSpec(per_s=0.5, burst=10),
+    "tavily": RateSpec(per_s=1000 / 60, burst=10),
+    "lusha": RateSpec(per_s=300 / 60, burst=10),
     "zerobounce": RateSpec(per_s=5 / 60, burst=5),
     "openai": RateSpec(per_s=6.0, burst=10),
 }
