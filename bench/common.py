@@ -4,6 +4,7 @@ The server is chosen as everywhere else in the project: LEADGEN_DATABASE_URL whe
 private embedded Postgres (pgserver) under LEADGEN_HOME. Each benchmark creates its own database on
 that server (`leadgen_bench_<random>`), migrates it with the real migrator, and drops it at the end,
 also when the run fails or is interrupted (SIGTERM is turned into SystemExit so `finally` runs).
+Progress goes to stderr; stdout carries only the final `RESULT {json}` line.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ _STARTED = time.perf_counter()
 
 
 def progress(message: str) -> None:
-    """One progress line on stdout, with the seconds since the benchmark started."""
-    print(f"[{time.perf_counter() - _STARTED:7.1f}s] {message}", flush=True)
+    """One progress line on stderr, with the seconds since the benchmark started (stdout is for RESULT)."""
+    print(f"[{time.perf_counter() - _STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def emit_result(result: dict[str, object]) -> None:

@@ -26,7 +26,7 @@ import psycopg
 from bench.common import bench_database, emit_result, progress, server_facts, timed
 from leadgen_core.acra.synth import generate_rows
 from leadgen_core.db.pool import Database
-from leadgen_core.registry import MARK_REFRESH_SQL, UPSERT_COMPANIES_SQL, UpsertCounts, upsert_companies
+from leadgen_core.registry import UPSERT_COMPANIES_SQL, UpsertCounts, upsert_companies
 from leadgen_core.registry_load import load_rows
 
 FULL_ROWS = 1_000_000
@@ -62,92 +62,21 @@ def _size_mb(owner: psycopg.Connection, table: str) -> float:
     return round(int(row[0]) / 1e6, 1)
 
 
-# --- the proposed upsert (measured with --variant proposed; not the product's code) ---------------
-# The same statement as leadgen_core.registry.UPSERT_COMPANIES_SQL (same projection, hash, SET list
-# and counts) with one change: an anti-join against companies first, so INSERT ... ON CONFLICT only
-# sees rows it must write (new UEN, changed hash, or an older last_seen). Today ON CONFLICT DO UPDATE
-# locks every conflicting row even when its WHERE rejects the update, so an unchanged re-run dirties
-# every heap page and writes as much WAL as the first COPY. Also, `staged` is counted from staging
-# directly, so the hashed rows are referenced once and not materialised (they spilled to disk).
-# (A variant that moved last_seen with a separate join-UPDATE was measured and was slower on the
-# next night: the hash join updates rows in random order; ON CONFLICT's uen order is kinder.)
-_SRC = """
-    SELECT s.uen,
-           s.entity_name AS name,
-           s.primary_ssic_description AS industry_norm,
-           s.primary_ssic_code AS industry_code,
-           s.secondary_ssic_code,
-           extract(year FROM s.registration_incorporation_date)::int AS incorporation_year,
-           s.entity_status_description AS entity_status,
-           coalesce(s.entity_status_description ~* '^(live|registered)', false) AS is_live,
-           s.postal_code,
-           nullif(concat_ws(' ', s.block, s.street_name, s.level_no, s.unit_no, s.building_name), '') AS address
-    FROM staging_acra_companies s
-    WHERE s.snapshot_date = %(snapshot)s
-"""
-_HASH = (
-    "decode(md5(concat_ws(E'\\x1f', name, industry_norm, industry_code, secondary_ssic_code, "
-    "incorporation_year, entity_status, postal_code, address)), 'hex')"
-)
-PROPOSED_UPSERT_SQL = f"""
-WITH hashed AS (
-    SELECT src.*, {_HASH} AS h FROM ({_SRC}) src
-),
-todo AS (
-    SELECT hashed.* FROM hashed LEFT JOIN companies c ON c.uen = hashed.uen
-    WHERE c.uen IS NULL OR c.content_hash IS DISTINCT FROM hashed.h OR c.last_seen < %(snapshot)s
-    ORDER BY hashed.uen
-),
-up AS (
-    INSERT INTO companies AS c (uen, name, industry_norm, industry_code, secondary_ssic_code, incorporation_year,
-                                entity_status, is_live, postal_code, address, content_hash, first_seen, last_seen)
-    SELECT uen, name, industry_norm, industry_code, secondary_ssic_code, incorporation_year,
-           entity_status, is_live, postal_code, address, h, %(snapshot)s, %(snapshot)s
-    FROM todo
-    ON CONFLICT (uen) DO UPDATE SET
-        name = EXCLUDED.name, industry_norm = EXCLUDED.industry_norm, industry_code = EXCLUDED.industry_code,
-        secondary_ssic_code = EXCLUDED.secondary_ssic_code, incorporation_year = EXCLUDED.incorporation_year,
-        entity_status = EXCLUDED.entity_status, is_live = EXCLUDED.is_live, postal_code = EXCLUDED.postal_code,
-        address = EXCLUDED.address,
-        content_hash = EXCLUDED.content_hash,
-        last_seen = greatest(c.last_seen, EXCLUDED.last_seen),
-        updated_at = CASE WHEN c.content_hash = EXCLUDED.content_hash THEN c.updated_at ELSE now() END
-    WHERE c.content_hash IS DISTINCT FROM EXCLUDED.content_hash OR c.last_seen < EXCLUDED.last_seen
-    RETURNING (xmax = 0) AS inserted, (c.updated_at = now()) AS changed
-)
-SELECT (SELECT count(*) FROM staging_acra_companies WHERE snapshot_date = %(snapshot)s),
-       count(*) FILTER (WHERE inserted),
-       count(*) FILTER (WHERE NOT inserted AND changed)
-FROM up
-"""  # noqa: S608 - constant SQL fragments, values bound
-
-
-def proposed_upsert(conn: psycopg.Connection, *, snapshot_date: date) -> UpsertCounts:
-    """The proposed upsert; same counts and registry_refreshes mark as upsert_companies."""
-    row = conn.execute(PROPOSED_UPSERT_SQL, {"snapshot": snapshot_date}).fetchone()
-    assert row is not None
-    counts = UpsertCounts(int(row[0]), int(row[1]), int(row[2]))
-    conn.execute(MARK_REFRESH_SQL, (snapshot_date, counts.staged, counts.inserted, counts.updated, counts.unchanged))
-    return counts
-
-
 @dataclass(frozen=True)
 class Options:
     rows: int
     seed: int
     malformed_rate: float
-    variant: str  # "current" (leadgen_core.registry.upsert_companies) or "proposed"
     work_mem: str | None
     fillfactor: int | None
     explain: bool
 
 
-def _explain(db: Database, snapshot: date, variant: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the upsert statement(s) for SNAPSHOT, rolled back."""
+def _explain(db: Database, snapshot: date) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the product's upsert statement for SNAPSHOT, rolled back."""
     lines: list[str] = []
-    sql = UPSERT_COMPANIES_SQL if variant == "current" else PROPOSED_UPSERT_SQL
     with db.global_transaction(operation="bench explain") as conn:
-        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, {"snapshot": snapshot}).fetchall()
+        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + UPSERT_COMPANIES_SQL, {"snapshot": snapshot}).fetchall()
         lines.extend(str(r[0]) for r in rows)
         raise psycopg.Rollback()
     return "\n".join(lines)
@@ -155,12 +84,11 @@ def _explain(db: Database, snapshot: date, variant: str) -> str:
 
 def _upsert(db: Database, owner: psycopg.Connection, label: str, snapshot: date, opts: Options) -> dict[str, object]:
     lsn = _wal_lsn(owner)
-    progress(f"{label}: {opts.variant} upsert (snapshot_date={snapshot}) ...")
+    progress(f"{label}: upsert_companies (snapshot_date={snapshot}) ...")
     with timed() as t, db.global_transaction(operation=f"bench {label}") as conn:
         if opts.work_mem:
             conn.execute("SELECT set_config('work_mem', %s, true)", (opts.work_mem,))
-        upsert = upsert_companies if opts.variant == "current" else proposed_upsert
-        counts: UpsertCounts = upsert(conn, snapshot_date=snapshot)
+        counts: UpsertCounts = upsert_companies(conn, snapshot_date=snapshot)
     wal = _wal_mb_since(owner, lsn)
     progress(
         f"{label}: {t[0]:.2f}s  staged={counts.staged:,} inserted={counts.inserted:,} "
@@ -221,10 +149,7 @@ def run(opts: Options) -> dict[str, object]:
 
             # --- (c) unchanged re-run, same snapshot ----------------------------------------------
             if opts.explain:
-                progress(
-                    "EXPLAIN (ANALYZE, BUFFERS) of the unchanged re-run (rolled back):\n"
-                    + _explain(db, SNAPSHOT, opts.variant)
-                )
+                progress("EXPLAIN (ANALYZE, BUFFERS) of the unchanged re-run (rolled back):\n" + _explain(db, SNAPSHOT))
                 owner.execute("CHECKPOINT")
             rerun = _upsert(db, owner, "re-run", SNAPSHOT, opts)
 
@@ -234,9 +159,7 @@ def run(opts: Options) -> dict[str, object]:
             owner.execute("UPDATE staging_acra_companies SET snapshot_date = %s", (nxt,))
             _maintain(owner, "staging_acra_companies", "companies")
             if opts.explain:
-                progress(
-                    "EXPLAIN (ANALYZE, BUFFERS) of the next night (rolled back):\n" + _explain(db, nxt, opts.variant)
-                )
+                progress("EXPLAIN (ANALYZE, BUFFERS) of the next night (rolled back):\n" + _explain(db, nxt))
                 _maintain(owner, "companies")
             night = _upsert(db, owner, "next night", nxt, opts)
             companies_after_mb = _size_mb(owner, "companies")
@@ -264,7 +187,6 @@ def run(opts: Options) -> dict[str, object]:
             "next_night": night["wal_mb"],
         },  # fmt: skip
         "companies_mb": {"after_first_load": companies_mb, "after_next_night": companies_after_mb},
-        "variant": opts.variant,
         "server": bdb.kind,
         "server_version": facts["server_version"],
     }
@@ -281,12 +203,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help=f"small run: {QUICK_ROWS:,} rows")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--malformed-rate", type=float, default=0.01, help="share of defective rows (quarantined)")
-    parser.add_argument(
-        "--variant",
-        choices=("current", "proposed"),
-        default="current",
-        help="current: leadgen_core.registry.upsert_companies; proposed: this file's pre-filtered upsert",
-    )
     parser.add_argument("--fillfactor", type=int, default=None, help="experiment: companies fillfactor (10..100)")
     parser.add_argument("--work-mem", default=None, help="session work_mem for the upserts (e.g. 256MB)")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the re-runs (adds time)")
@@ -296,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--rows must be positive")
     if args.fillfactor is not None and not 10 <= args.fillfactor <= 100:
         parser.error("--fillfactor must be within 10..100")
-    opts = Options(rows, args.seed, args.malformed_rate, args.variant, args.work_mem, args.fillfactor, args.explain)
+    opts = Options(rows, args.seed, args.malformed_rate, args.work_mem, args.fillfactor, args.explain)
     emit_result(run(opts))
 
 

@@ -8,6 +8,10 @@ thousand contacts, lead scores and suppressions (placed among the candidates tha
 rank first, so the priority terms and exclusions really change the answer), sets ICP rules with
 common industries, runs refresh_candidates once, and then times `select_targets` (cap 1000) R times
 as the application role, each in its own tenant transaction (RLS in force). Target: p95 <= 200 ms.
+
+The selection reads the priority keys that refresh_candidates stores on each candidate (sql/007);
+the result also says whether it picked the same companies, in the same order, as REFERENCE_SQL,
+which computes those keys live from lead_scores, contacts and companies.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import argparse
 import random
 from bisect import bisect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from itertools import accumulate
 
@@ -148,14 +152,15 @@ def seed_tenant_history(
             """,
             {"tenant": TENANT, "day": RUN_DATE},
         )
-        # 1 to 3 contacts per contacted company, each with a lead email.
+        # 1 to 3 contacts per contacted company, each with a lead email, found on earlier nights.
         conn.execute(
             """
-            INSERT INTO contacts (company_id, full_name, title, email, source)
+            INSERT INTO contacts (company_id, full_name, title, email, source, created_at)
             SELECT p.company_id, 'Contact ' || n, 'Director', 'c' || n || '.' || p.company_id || '@bench.example',
-                   'lusha'
+                   'lusha', %(day)s::date - n
             FROM pick_contacted p, generate_series(1, 1 + mod(p.company_id, 3)::int) n
-            """
+            """,
+            {"day": RUN_DATE},
         )
         conn.execute(
             """
@@ -194,117 +199,73 @@ def seed_tenant_history(
         }
 
 
-# --- the proposed selection (measured after the product's; an experiment on this database only) ---
-# The priority key is computed once per night where the candidate set is built, and indexed in
-# exactly the ORDER BY of the selection, so the capped selection walks the index and stops after
-# `cap` rows instead of joining every candidate with companies and sorting them all.
-PROPOSED_DDL = (
-    "ALTER TABLE icp_candidates ADD COLUMN has_score boolean NOT NULL DEFAULT false, "
-    "ADD COLUMN has_contacts boolean NOT NULL DEFAULT false, ADD COLUMN last_seen date",
-    "CREATE INDEX idx_icp_candidates_priority ON icp_candidates "
-    "(tenant_id, run_date, has_score, has_contacts, last_seen DESC, company_id)",
-)
-# refresh_candidates' INSERT with the three priority columns (the ICP here has no size/year range).
-PROPOSED_REFRESH_SQL = """
-INSERT INTO icp_candidates (tenant_id, run_date, company_id, matched_by, has_score, has_contacts, last_seen)
-SELECT %(tenant)s, %(run_date)s, c.company_id,
-       CASE WHEN c.industry_code = ANY(%(codes)s) THEN 'primary_ssic' ELSE 'secondary_ssic' END,
-       EXISTS (SELECT 1 FROM lead_scores s WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id),
-       EXISTS (SELECT 1 FROM contacts k WHERE k.company_id = c.company_id),
-       c.last_seen
-FROM companies c
-WHERE c.is_live AND (c.industry_code = ANY(%(codes)s) OR c.secondary_ssic_code = ANY(%(codes)s))
-"""
-PROPOSED_SELECT_SQL = """
-INSERT INTO daily_targets (tenant_id, run_date, company_id, priority, run_id)
-SELECT %(tenant)s, %(run_date)s, company_id,
-       row_number() OVER (ORDER BY has_score, has_contacts, last_seen DESC, company_id), %(run_id)s
-FROM (
-    SELECT ic.company_id, ic.has_score, ic.has_contacts, ic.last_seen
-    FROM icp_candidates ic
-    JOIN companies c ON c.company_id = ic.company_id
-    WHERE ic.tenant_id = %(tenant)s AND ic.run_date = %(run_date)s
-      AND NOT EXISTS (
-          SELECT 1 FROM suppression_emails se
-          WHERE se.tenant_id = %(tenant)s AND se.kind = 'domain' AND se.value = c.website_domain
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM lead_emails le JOIN suppression_emails se
-            ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
-          WHERE le.company_id = c.company_id
-      )
-    ORDER BY ic.has_score, ic.has_contacts, ic.last_seen DESC, ic.company_id
-    LIMIT %(cap)s
-) ranked
+# The priority computed live from the tenant's history, as selection did before sql/007 stored it on
+# each candidate, with the product's "as of the night's start" reading (scores of earlier dates,
+# contacts found before the night's Singapore day): the stored keys must pick the same companies
+# in the same order.
+REFERENCE_SQL = """
+SELECT ic.company_id
+FROM icp_candidates ic
+JOIN companies c ON c.company_id = ic.company_id
+WHERE ic.tenant_id = %(tenant)s AND ic.run_date = %(run_date)s
+  AND NOT EXISTS (
+      SELECT 1 FROM suppression_emails se
+      WHERE se.tenant_id = %(tenant)s AND se.kind = 'domain' AND se.value = c.website_domain
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM lead_emails le JOIN suppression_emails se
+        ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
+      WHERE le.company_id = c.company_id
+  )
+ORDER BY EXISTS (SELECT 1 FROM lead_scores s
+                 WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id AND s.run_date < %(run_date)s),
+         EXISTS (SELECT 1 FROM contacts k
+                 WHERE k.company_id = c.company_id
+                   AND k.created_at < (%(run_date)s::date)::timestamp AT TIME ZONE 'Asia/Singapore'),
+         c.last_seen DESC, c.company_id
+LIMIT %(cap)s
 """
 
-Select = Callable[[psycopg.Connection, int], int]
 
-
-def select_current(conn: psycopg.Connection, i: int) -> int:
-    return select_targets(conn, tenant_id=TENANT, run_date=RUN_DATE, default_cap=CAP, run_id=f"b{i}").selected
-
-
-def select_proposed(conn: psycopg.Connection, i: int) -> int:
-    conn.execute("DELETE FROM daily_targets WHERE tenant_id = %s AND run_date = %s", (TENANT, RUN_DATE))
-    params = {"tenant": TENANT, "run_date": RUN_DATE, "run_id": f"p{i}", "cap": CAP}
-    return conn.execute(PROPOSED_SELECT_SQL, params).rowcount
-
-
-def time_selection(db: Database, label: str, select: Select, runs: int) -> tuple[list[float], int, list[int]]:
-    """(latencies in ms of `runs` timed tenant transactions after one warm-up, rows selected, the ids)."""
+def time_selection(db: Database, runs: int) -> tuple[list[float], int, list[int]]:
+    """(latencies in ms of `runs` timed select_targets transactions after one warm-up, rows selected, the ids)."""
     latencies: list[float] = []
     selected = 0
     for i in range(runs + 1):  # run 0 warms the caches and is not counted
-        with timed() as t, db.tenant_transaction(TENANT, operation=f"bench {label}") as conn:
-            selected = select(conn, i)
+        with timed() as t, db.tenant_transaction(TENANT, operation="bench select_targets") as conn:
+            selected = select_targets(
+                conn, tenant_id=TENANT, run_date=RUN_DATE, default_cap=CAP, run_id=f"b{i}"
+            ).selected
         if i:
             latencies.append(t[0] * 1000)
         if i % 10 == 0 or i == runs:
-            progress(f"  {label} run {i}/{runs}: {t[0] * 1000:.1f} ms, {selected} selected")
+            progress(f"  select_targets run {i}/{runs}: {t[0] * 1000:.1f} ms, {selected} selected")
     with db.tenant_transaction(TENANT, operation="bench ids") as conn:
         ids = target_ids(conn, tenant_id=TENANT, run_date=RUN_DATE)
     return latencies, selected, ids
 
 
-def explain(db: Database, sql: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of a selection statement as the application role, rolled back."""
+def reference_ids(db: Database) -> list[int]:
+    """The targets REFERENCE_SQL picks (priority computed live), in priority order."""
+    with db.tenant_transaction(TENANT, operation="bench reference") as conn:
+        rows = conn.execute(REFERENCE_SQL, {"tenant": TENANT, "run_date": RUN_DATE, "cap": CAP}).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def explain(db: Database) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of SELECT_TARGETS_SQL as select_targets runs it (jit off), rolled back."""
     lines: list[str] = []
     params = {"tenant": TENANT, "run_date": RUN_DATE, "run_id": "bench-explain", "cap": CAP}
     with db.tenant_transaction(TENANT, operation="bench explain") as conn:
         conn.execute("DELETE FROM daily_targets WHERE tenant_id = %s AND run_date = %s", (TENANT, RUN_DATE))
-        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall()
+        conn.execute("SET LOCAL jit = off")
+        rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + SELECT_TARGETS_SQL, params).fetchall()
         lines.extend(str(r[0]) for r in rows)
         raise psycopg.Rollback()
     return "\n".join(lines)
 
 
-def proposed_experiment(
-    db: Database, owner: psycopg.Connection, codes: list[str], runs: int, show_plan: bool
-) -> dict[str, object]:
-    """Add the priority columns and index, rebuild the candidates with them, time the proposed selection."""
-    for ddl in PROPOSED_DDL:
-        owner.execute(ddl)
-    params = {"tenant": TENANT, "run_date": RUN_DATE, "codes": codes}
-    with timed() as t_refresh, db.tenant_transaction(TENANT, operation="bench proposed candidates") as conn:
-        conn.execute("DELETE FROM icp_candidates WHERE tenant_id = %s AND run_date = %s", (TENANT, RUN_DATE))
-        candidates = conn.execute(PROPOSED_REFRESH_SQL, params).rowcount
-    progress(f"proposed refresh (with priority columns and index): {candidates:,} candidates in {t_refresh[0]:.2f}s")
-    owner.execute("VACUUM ANALYZE icp_candidates")
-    latencies, _, ids = time_selection(db, "proposed", select_proposed, runs)
-    if show_plan:
-        progress(
-            "EXPLAIN (ANALYZE, BUFFERS) of the proposed selection (rolled back):\n" + explain(db, PROPOSED_SELECT_SQL)
-        )
-    return {
-        "p50_ms": round(percentile(latencies, 50), 1),
-        "p95_ms": round(percentile(latencies, 95), 1),
-        "refresh_candidates_s": round(t_refresh[0], 2),
-        "ids": ids,
-    }
-
-
-def run(n: int, *, runs: int, seed: int, show_plan: bool, with_proposed: bool) -> dict[str, object]:
+def run(n: int, *, runs: int, seed: int, show_plan: bool) -> dict[str, object]:
     with bench_database() as bdb, psycopg.connect(bdb.owner_dsn, autocommit=True) as owner:
         facts = server_facts(owner)
         progress(f"server {facts['server_version']} settings {facts['settings']}")
@@ -335,7 +296,8 @@ def run(n: int, *, runs: int, seed: int, show_plan: bool, with_proposed: bool) -
             owner.execute("VACUUM ANALYZE icp_candidates")  # steady state: last night's statistics exist
             owner.execute("CHECKPOINT")
 
-            latencies, selected, ids = time_selection(db, "current", select_current, runs)
+            latencies, selected, ids = time_selection(db, runs)
+            same_as_reference = reference_ids(db) == ids
             with db.tenant_transaction(TENANT, operation="bench check") as conn:
                 with_history = _count(
                     conn,
@@ -363,16 +325,9 @@ def run(n: int, *, runs: int, seed: int, show_plan: bool, with_proposed: bool) -
                     {"t": TENANT, "d": RUN_DATE, "cap": CAP},
                 )
             if show_plan:
-                progress(
-                    "EXPLAIN (ANALYZE, BUFFERS) of select_targets (rolled back):\n" + explain(db, SELECT_TARGETS_SQL)
-                )
-            proposed: dict[str, object] | None = None
-            if with_proposed:
-                owner.execute("CHECKPOINT")
-                proposed = proposed_experiment(db, owner, codes, runs, show_plan)
-
+                progress("EXPLAIN (ANALYZE, BUFFERS) of select_targets (rolled back):\n" + explain(db))
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
-    result: dict[str, object] = {
+    return {
         "companies": n,
         "p50_ms": round(p50, 1),
         "p95_ms": round(p95, 1),
@@ -383,6 +338,7 @@ def run(n: int, *, runs: int, seed: int, show_plan: bool, with_proposed: bool) -
         "selected": selected,
         "selected_with_score_or_contacts": with_history,
         "recency_top_with_score_or_contacts": displaced,
+        "same_targets_as_live_priority": same_as_reference,
         "target_met": p95 <= P95_TARGET_MS,
         "refresh_candidates_s": round(t_cand[0], 2),
         "companies_copy_s": round(t_copy[0], 1),
@@ -390,13 +346,6 @@ def run(n: int, *, runs: int, seed: int, show_plan: bool, with_proposed: bool) -
         "server": bdb.kind,
         "server_version": facts["server_version"],
     }
-    if proposed is not None:
-        result["proposed_p50_ms"] = proposed["p50_ms"]
-        result["proposed_p95_ms"] = proposed["p95_ms"]
-        result["proposed_refresh_candidates_s"] = proposed["refresh_candidates_s"]
-        result["proposed_same_targets"] = proposed["ids"] == ids
-        result["proposed_target_met"] = float(proposed["p95_ms"]) <= P95_TARGET_MS  # type: ignore[arg-type]
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -405,17 +354,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help=f"small run: {QUICK_COMPANIES:,} companies")
     parser.add_argument("--runs", type=int, default=MIN_RUNS, help=f"timed runs, {MIN_RUNS}..{MAX_RUNS}")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the selection(s)")
-    parser.add_argument(
-        "--no-proposed", action="store_true", help="skip the experiment with the proposed priority index"
-    )
+    parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the selection")
     args = parser.parse_args(argv)
     if not MIN_RUNS <= args.runs <= MAX_RUNS:
         parser.error(f"--runs must be within {MIN_RUNS}..{MAX_RUNS}")
     n = QUICK_COMPANIES if args.quick else args.companies
     if n <= 0:
         parser.error("--companies must be positive")
-    emit_result(run(n, runs=args.runs, seed=args.seed, show_plan=args.explain, with_proposed=not args.no_proposed))
+    emit_result(run(n, runs=args.runs, seed=args.seed, show_plan=args.explain))
 
 
 if __name__ == "__main__":
