@@ -37,16 +37,17 @@ made. Per stage:
                          >= CRAWLER_DOMAIN_INTERVAL_S (0.5 s; a robots.txt Crawl-delay of 1 s on the
                          sandbox's "delay" sites) after the previous one, redirect hops back to back,
                          and the sandbox's "slow" sites 2 s more per request.
-                         Workers: SCHED_COMPANY_CONCURRENCY (8). Rate: Tavily's.
+                         Workers: SCHED_COMPANY_CONCURRENCY (32). Rate: Tavily's.
     web_extractions      one OpenAI extraction per company with text + one Tavily extract per thin
-                         crawl (its search is a cache hit). Workers 8. Rates: Tavily's, OpenAI's.
+                         crawl (its search is a cache hit). Workers 32. Rates: Tavily's, OpenAI's.
     contacts             Lusha prospecting (+ search-and-enrich when a preview can reveal an email)
-                         for companies without a usable address. Workers 8. Rate: Lusha's.
+                         for companies without a usable address. Workers 32. Rate: Lusha's.
                          (The product books two limiter slots per lookup before it starts; a
                          lookup that stops after prospecting used one, and the bound counts one.)
-    email_verifications  ZeroBounce batches of up to 100 addresses. Workers: PARALLEL_BATCHES (2).
+    email_verifications  ZeroBounce batches of up to ZEROBOUNCE_BATCH_SIZE (200) addresses.
+                         Workers: PARALLEL_BATCHES (2).
                          Rate: ZeroBounce's (5 batch calls a minute, burst 5).
-    lead_scores          one OpenAI rationale per scored company. Workers 8. Rate: OpenAI's.
+    lead_scores          one OpenAI rationale per scored company. Workers 32. Rate: OpenAI's.
     odoo_sync            Odoo calls are counted; no latency is configured, so the floor is 0 (the
                          stage's whole time counts as overhead); icp_candidates and daily_targets
                          are database work, floor 0.

@@ -393,13 +393,13 @@ def test_zerobounce_validate_puts_key_in_query_and_keeps_it_out_of_logs(
     assert ZB_KEY not in caplog.text
 
 
-def test_zerobounce_batch_chunks_by_100_and_unknown_is_free(zerobounce: ZeroBounceSim) -> None:
-    emails = [f"person{i}@firm{i % 7}.sandbox.test" for i in range(250)] + ["unknown@example.com"]
+def test_zerobounce_batch_chunks_by_200_and_unknown_is_free(zerobounce: ZeroBounceSim) -> None:
+    emails = [f"person{i}@firm{i % 7}.sandbox.test" for i in range(450)] + ["unknown@example.com"]
     results = call(
         ZeroBounceClient(base_url=zerobounce.base_url, api_key=ZB_KEY), lambda c: c.validate_batch(emails + emails[:3])
     )
     bodies = [r.json() for r in zerobounce.requests_to("/v2/validatebatch")]
-    assert [len(b["email_batch"]) for b in bodies] == [100, 100, 51]
+    assert [len(b["email_batch"]) for b in bodies] == [200, 200, 51]
     assert all(b["api_key"] == ZB_KEY for b in bodies)
     assert bodies[0]["email_batch"][0] == {"email_address": emails[0], "ip_address": None}
     assert [v.email for v in results] == emails
@@ -413,6 +413,17 @@ def test_zerobounce_batch_chunks_by_100_and_unknown_is_free(zerobounce: ZeroBoun
         call(ZeroBounceClient(base_url=zerobounce.base_url, api_key=ZB_KEY), lambda c: c.credits())
         == zerobounce.credits
     )
+
+
+def test_zerobounce_batch_size_is_bounded_by_the_documented_limit(zerobounce: ZeroBounceSim) -> None:
+    emails = [f"person{i}@firm.sandbox.test" for i in range(250)]
+    client = ZeroBounceClient(base_url=zerobounce.base_url, api_key=ZB_KEY)
+    results = call(client, lambda c: c.validate_batch(emails, batch_size=100))  # the older pages' limit
+    assert [len(r.json()["email_batch"]) for r in zerobounce.requests_to("/v2/validatebatch")] == [100, 100, 50]
+    assert len(results) == 250
+    for size in (0, 201):
+        with pytest.raises(ValueError, match="between 1 and 200"):
+            call(client, lambda c, n=size: c.validate_batch(emails, batch_size=n))  # type: ignore[misc]
 
 
 def test_zerobounce_wrong_key_is_auth_error(zerobounce: ZeroBounceSim) -> None:

@@ -5,7 +5,7 @@ free-mail address under FREEMAIL_POLICY=exclude, and not verified recently: with
 EMAIL_VERIFY_TTL_DAYS, or within UNKNOWN_RECHECK_HOURS for an `unknown` (ZeroBounce does not
 charge an unknown, so asking again on a later night is free unless it has become definite).
 
-Batches of up to 100 go through the Spender, reserving one unit per address and settling to what
+Batches of up to ZEROBOUNCE_BATCH_SIZE (200) go through the Spender, reserving one unit per address and settling to what
 ZeroBounce charged (unknowns are not charged). When the cap refuses a batch, it is halved until
 the remaining budget fits; once a single address is refused the cap is spent and the rest of the
 night's addresses are degraded `budget:zerobounce` without asking again. Results, including
@@ -29,7 +29,6 @@ from leadgen_core.spend import DryRunSkipped
 from leadgen_core.stage_status import Outcome
 
 STAGE = "email_verifications"
-BATCH_SIZE = 100
 UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on the next one
 # ZeroBounce takes 5 batch calls a minute: more batches in flight would only queue on the shared
 # limiter (and past its 120 s horizon when several tenants verify at once).
@@ -146,7 +145,8 @@ async def verify_stage(ctx: EnrichContext) -> StageReport:
         kit.count("cached_fresh", sum(1 for s in states if s.fresh))
         kit.count("suppressed_not_sent", sum(1 for s in states if suppress.blocks(s.email)))
         batches = _Batches(kit)
-        chunks = [to_send[i : i + BATCH_SIZE] for i in range(0, len(to_send), BATCH_SIZE)]
+        size = ctx.settings.zerobounce_batch_size
+        chunks = [to_send[i : i + size] for i in range(0, len(to_send), size)]
         await asyncio.gather(*(batches.verify(chunk) for chunk in chunks))
         sendable = set(to_send)
 

@@ -18,7 +18,7 @@ from leadgen_core.vendors.base import VendorClient
 from leadgen_core.vendors.http import expect_list
 
 VENDOR = "zerobounce"
-BATCH_SIZE = 100  # older docs cap a batch at 100, current ones at 200: 100 is safe for both
+BATCH_MAX = 200  # the documented limit of one validatebatch request (older pages said 100)
 MAX_EMAILS_PER_CALL = 2_000
 MAX_EMAIL_CHARS = 254
 STATUSES = frozenset({"valid", "invalid", "catch-all", "unknown", "spamtrap", "abuse", "do_not_mail"})
@@ -71,14 +71,16 @@ class ZeroBounceClient(VendorClient):
         _raise_key_error(body.get("error"))
         return _verification(email, body)
 
-    async def validate_batch(self, emails: Sequence[str]) -> list[Verification]:
+    async def validate_batch(self, emails: Sequence[str], *, batch_size: int = BATCH_MAX) -> list[Verification]:
         """Validate up to MAX_EMAILS_PER_CALL distinct addresses, BATCH_SIZE per request, in input order."""
+        if not 1 <= batch_size <= BATCH_MAX:
+            raise ValueError(f"batch_size must be between 1 and {BATCH_MAX}")
         wanted = list(dict.fromkeys(e.strip()[:MAX_EMAIL_CHARS] for e in emails if e.strip()))
         if len(wanted) > MAX_EMAILS_PER_CALL:
             raise ValueError(f"at most {MAX_EMAILS_PER_CALL} emails per call")
         found: dict[str, Verification] = {}
-        for start in range(0, len(wanted), BATCH_SIZE):
-            chunk = wanted[start : start + BATCH_SIZE]
+        for start in range(0, len(wanted), batch_size):
+            chunk = wanted[start : start + batch_size]
             body = await self._request(
                 "POST",
                 "/v2/validatebatch",

@@ -141,8 +141,8 @@ def contacts(
     owners=OWNERS,
     pool="zerobounce",
     description=(
-        "The targets' addresses not verified within EMAIL_VERIFY_TTL_DAYS, through ZeroBounce batches of up to 100 "
-        "(suppressed addresses never sent); statuses in email_verification_cache."
+        "The targets' addresses not verified within EMAIL_VERIFY_TTL_DAYS, through ZeroBounce batches of up to "
+        "ZEROBOUNCE_BATCH_SIZE (200) (suppressed addresses never sent); statuses in email_verification_cache."
     ),
 )
 def email_verifications(
