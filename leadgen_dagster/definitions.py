@@ -58,7 +58,7 @@ defs = dg.Definitions(
     sensors=[
         tenant_partitions_sensor,
         background_jobs_sensor,
-        build_failure_sensor(JOBS),
+        build_failure_sensor(),  # every job here, the UI's asset job too
         build_deadline_sensor(TERMINAL_STAGE),
     ],
     resources=resources(),

@@ -7,8 +7,6 @@ from leadgen_core.jobs import run_staging_upsert
 from leadgen_core.settings import TIMEZONE
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 
-TENANT_TAG = "leadgen/tenant"
-
 registry_refresh_job = dg.define_asset_job(
     name="registry_refresh_job",
     selection=dg.AssetSelection.groups("registry"),

@@ -14,9 +14,10 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from leadgen_core.settings import TIMEZONE, Settings
 from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.assets.targeting import SCHEDULED_TAG
-from leadgen_dagster.jobs import TENANT_TAG, registry_refresh_job
+from leadgen_dagster.jobs import registry_refresh_job
 from leadgen_dagster.partitions import TENANTS_PARTITION, tenant_date_key
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.tags import TENANT_TAG
 
 REGISTRY_CRON = "30 0 * * *"
 NIGHT_PRIORITY = "5"

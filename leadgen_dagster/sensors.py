@@ -12,9 +12,10 @@ from leadgen_core.jobs import mark_failed, queued_jobs, running_jobs
 from leadgen_core.settings import TIMEZONE, Settings
 from leadgen_core.stagestats import night_stats
 from leadgen_core.tenants import active_tenant_ids, directory
-from leadgen_dagster.jobs import TENANT_TAG, registry_refresh_job, staging_upsert_job
+from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job
 from leadgen_dagster.partitions import tenant_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.tags import TENANT_TAG, run_tenant
 
 SGT = ZoneInfo(TIMEZONE)
 DEAD_RUN_STATUSES = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -89,7 +90,10 @@ def _failed_step(context: dg.RunFailureSensorContext) -> tuple[str | None, str]:
     return None, (context.failure_event.message or "run failed")
 
 
-def build_failure_sensor(monitored: list[Any]) -> dg.SensorDefinition:
+def build_failure_sensor(monitored: list[Any] | None = None) -> dg.SensorDefinition:
+    """The alert sensor for MONITORED jobs; None: every job of this code location, including the
+    asset job behind materialisations and backfills launched from the UI."""
+
     @dg.run_failure_sensor(
         name="run_failure_alert_sensor",
         monitored_jobs=monitored,
@@ -103,16 +107,17 @@ def build_failure_sensor(monitored: list[Any]) -> dg.SensorDefinition:
             return
         url = s.alert_webhook_url.get_secret_value()
         run = context.dagster_run
-        tenant = run.tags.get(TENANT_TAG)
+        owner = run_tenant(run.tags)
+        tenant = owner[1] if owner else None
         step, error = _failed_step(context)
         link = f"{s.ui_base_url.rstrip('/')}/runs/{run.run_id}"
         partition = run.tags.get("dagster/partition")
         reason = post_alert(url, Alert(f"leadgen run failed: {run.job_name}", tenant, partition, step, error, link))
         if reason:
             context.log.warning(f"alert not delivered: {reason}")
-        if tenant:
+        if owner:
             recent = context.instance.get_run_records(
-                dg.RunsFilter(job_name=run.job_name, tags={TENANT_TAG: tenant}),
+                dg.RunsFilter(job_name=run.job_name, tags={owner[0]: owner[1]}),
                 limit=s.alert_consecutive_failures,
             )
             n = s.alert_consecutive_failures

@@ -20,6 +20,7 @@ import dagster as dg
 from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
+from leadgen_dagster.tags import is_dry_run
 
 
 @dataclass
@@ -47,11 +48,8 @@ class Stage:
         return dg.MaterializeResult(metadata=meta)
 
 
-DRY_RUN_TAG = "leadgen/dry_run"
-
-
 def is_dry_run_context(context: dg.AssetExecutionContext) -> bool:
-    return context.run.tags.get(DRY_RUN_TAG, "").strip().lower() == "true"
+    return is_dry_run(context.run.tags)
 
 
 @contextmanager

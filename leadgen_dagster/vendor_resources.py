@@ -15,8 +15,8 @@ import dagster as dg
 from pydantic import Field
 
 from leadgen_core.enrich import VendorConfig
+from leadgen_dagster.tags import is_dry_run
 
-DRY_RUN_TAG = "leadgen/dry_run"
 # field -> environment variable, for the secrets and the sandbox's web port
 ENV_FIELDS = {
     "tavily_api_key": "TAVILY_API_KEY",
@@ -84,7 +84,7 @@ class VendorsResource(dg.ConfigurableResource):
         )
 
     def is_dry_run(self, context: dg.AssetExecutionContext) -> bool:
-        return self.dry_run or context.run.tags.get(DRY_RUN_TAG, "").strip().lower() == "true"
+        return self.dry_run or is_dry_run(context.run.tags)
 
 
 def enrichment_resources() -> dict[str, VendorsResource]:

@@ -250,6 +250,26 @@ def test_rerun_creates_nothing_and_writes_nothing(sim: OdooSim, protocol: Any) -
     assert [c["email"] for c in sim.records("res.partner")[1:]] == ["alice_tan@acme.sg", "bob@acme.sg"]
 
 
+def test_partner_key_is_company_registry_or_ref_on_odoo_16_and_older(sim: OdooSim, protocol: Any) -> None:
+    from leadgen_core.odoo.sync import partner_key_field
+
+    assert run(sim, protocol, partner_key_field) == "company_registry"
+    with OdooSim(db=DB, users={LOGIN: SECRET}, partner_registry=False) as legacy:
+
+        async def twice(client: OdooClient) -> list[SyncOutcome]:
+            field = await partner_key_field(client)
+            assert field == "ref"
+            return [await upsert_company(client, **COMPANY, key_field=field) for _ in range(2)]
+
+        first, again = run(legacy, protocol, twice)
+        assert (first.action, again.action, again.odoo_id) == ("created", "unchanged", first.odoo_id)
+        (partner,) = legacy.records("res.partner")
+        assert partner["ref"] == COMPANY["uen"] and "company_registry" not in partner
+        # the field really is missing there: keying on it is refused as a real Odoo 16 would
+        error = failure(legacy, protocol, lambda c: upsert_company(c, **COMPANY))
+        assert "company_registry" in str(error)
+
+
 def test_changes_are_written_and_manual_tags_kept(sim: OdooSim, protocol: Any) -> None:
     async def job(client: OdooClient) -> list[SyncOutcome]:
         await pipeline(client)

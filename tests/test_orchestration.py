@@ -427,6 +427,8 @@ def test_instance_yaml_loads_with_run_limits(clean_db: DbHandle, tmp_path: Path,
             (t["key"], json.dumps(t.get("value"))): t["limit"] for t in cfg.run_queue_config.tag_concurrency_limits
         }
         assert limits[("leadgen/tenant", json.dumps({"applyLimitPerUniqueValue": True}))] == 1
+        # runs launched from the UI or by a backfill carry only Dagster's partition tags
+        assert limits[("dagster/partition/tenant", json.dumps({"applyLimitPerUniqueValue": True}))] == 1
         assert limits[("dagster/backfill", "null")] == 2
         set_pool_limits(inst, {"tavily": 2})
         assert inst.event_log_storage.get_concurrency_info("tavily").slot_count == 2

@@ -176,6 +176,11 @@ def doomed_job() -> None:
     explode()
 
 
+@dg.asset
+def exploding_asset() -> None:
+    raise RuntimeError("the page was on fire")
+
+
 def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from leadgen_dagster.sensors import build_failure_sensor
 
@@ -205,6 +210,30 @@ def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkey
         assert "2 consecutive failures" in streak["text"]
 
 
+def test_failure_alert_names_the_tenant_of_a_run_launched_from_the_ui(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_dagster.partitions import tenant_date_partitions
+    from leadgen_dagster.sensors import build_failure_sensor
+
+    # The UI and backfills tag a run with its partition's dimensions, not with leadgen/tenant.
+    tags = dict(tenant_date_partitions.get_tags_for_partition_key("2026-11-20|beta"))
+    assert tags["dagster/partition/tenant"] == "beta"
+    sensor = build_failure_sensor()
+    with Webhook() as hook:
+        monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
+        result = dg.materialize([exploding_asset], instance=instance, tags=tags, raise_on_error=False)
+        failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor",
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"settings": resources("x")["settings"]},
+        ).for_run_failure()
+        sensor(ctx)
+        (post,) = [r.json() for r in hook.requests_to("/hook")]
+    assert "beta" in json.dumps(post) and "exploding_asset" in json.dumps(post)
+
+
 def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
     monkeypatch.setenv("LEADGEN_APP_DATABASE_URL", clean_db.app_dsn)
@@ -229,6 +258,8 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
         out = CliRunner().invoke(main, ["night", "--tenant", "alpha", "--date", DAY.isoformat(), "--dry-run"])
         assert out.exit_code == 0, out.output
         assert "(dry run)" in out.output and "estimated duration" in out.output, out.output
+        # every check is green: the SLA check does not judge a night that was not timed
+        assert "check night_within_sla" in out.output and "FAILED" not in out.output, out.output
         assert odoo.write_count == 0
         assert q(clean_db.owner_dsn, "SELECT count(*) FROM vendor_usage") == [(0,)]
         assert q(clean_db.owner_dsn, "SELECT count(*) FROM run_stage_stats") == [(0,)]

@@ -33,7 +33,7 @@ from leadgen_core.leads.connection import OdooConnection, load_connection
 from leadgen_core.leads.inputs import CompanyEvidence, ContactFact, TenantScoring, load_evidence
 from leadgen_core.odoo import OdooClient, OdooServerError, RetryPolicy, SyncOutcome, make_client
 from leadgen_core.odoo.client import redact
-from leadgen_core.odoo.sync import lead_key, upsert_company, upsert_contact, upsert_lead
+from leadgen_core.odoo.sync import lead_key, partner_key_field, upsert_company, upsert_contact, upsert_lead
 from leadgen_core.scoring import ScoreWeights, classify_title, is_freemail
 from leadgen_core.scoring.features import SENIORITY_RANKS, TIER_VALUES
 from leadgen_core.settings import Settings
@@ -181,6 +181,21 @@ class _Company:
         return done
 
 
+class _PartnerKey:
+    """The res.partner field for UENs, asked of the tenant's Odoo once, when first needed."""
+
+    def __init__(self, client: OdooClient | None) -> None:
+        self._client = client
+        self._field: str | None = None
+
+    async def get(self) -> str:
+        if self._field is None:
+            if self._client is None:
+                raise RuntimeError("no Odoo client")
+            self._field = await partner_key_field(self._client)
+        return self._field
+
+
 async def _sync_company(
     client: OdooClient | None,
     ev: CompanyEvidence,
@@ -188,6 +203,7 @@ async def _sync_company(
     *,
     ctx: SyncContext,
     secrets: tuple[str, ...],
+    partner_key: _PartnerKey,
 ) -> tuple[Outcome, list[LogItem]]:
     value, bucket, rationale = score
     key = lead_key(tenant=ctx.tenant_id, uen=ev.uen)
@@ -200,8 +216,12 @@ async def _sync_company(
     # a mailbox without a person (info@, sales@) is the company's own address, not a contact
     mailboxes = [f for f in ev.contacts if not f.person and f.email and _skip_reason(f, policy) is None]
     mailbox = max(mailboxes, key=_rank, default=None)
-    company = partial(upsert_company, c, uen=ev.uen, name=ev.name, website=ev.website, phone=ev.phone,
-                      email=mailbox.email if mailbox else None)  # fmt: skip
+
+    async def company() -> SyncOutcome:
+        return await upsert_company(c, uen=ev.uen, name=ev.name, website=ev.website, phone=ev.phone,
+                                    email=mailbox.email if mailbox else None,
+                                    key_field=await partner_key.get())  # fmt: skip
+
     partner = await run.upsert(PARTNER, ev.uen, company)
     if partner is None:
         return Outcome(ev.company_id, "failed", "odoo", error=run.items[-1].error), run.items
@@ -278,6 +298,7 @@ async def sync_night(ctx: SyncContext) -> SyncReport:
         secrets = (odoo.secret(ctx.environ),)
         client = make_client(protocol=odoo.protocol, base_url=odoo.base_url, db=odoo.db_name, login=odoo.login,
                              secret=secrets[0], retry=ctx.retry)  # fmt: skip
+    partner_key = _PartnerKey(client)
     unreachable = 0  # companies in a row whose Odoo connection failed
     try:
         for company_id in prep.pending:
@@ -289,7 +310,9 @@ async def sync_night(ctx: SyncContext) -> SyncReport:
                 continue  # not scored yet: left pending for a later run
             else:
                 try:
-                    outcome, items = await _sync_company(client, ev, prep.scores[company_id], ctx=ctx, secrets=secrets)
+                    outcome, items = await _sync_company(
+                        client, ev, prep.scores[company_id], ctx=ctx, secrets=secrets, partner_key=partner_key
+                    )
                 except AuthRejected:
                     raise ConfigError(
                         f"Odoo at {odoo.base_url} rejected the credentials of tenant {ctx.tenant_id} "

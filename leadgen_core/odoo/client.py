@@ -38,7 +38,7 @@ Domain = list[Any]
 
 @runtime_checkable
 class OdooClient(Protocol):
-    """The four calls the sync layer needs; both JSON-RPC and JSON-2 clients implement them."""
+    """The calls the sync layer needs; both JSON-RPC and JSON-2 clients implement them."""
 
     async def search_read(
         self, model: str, domain: Domain, *, fields: Sequence[str], limit: int | None = None
@@ -47,6 +47,8 @@ class OdooClient(Protocol):
     async def create(self, model: str, vals: Mapping[str, Any]) -> int: ...
 
     async def write(self, model: str, ids: Sequence[int], *, vals: Mapping[str, Any]) -> bool: ...
+
+    async def field_names(self, model: str) -> set[str]: ...
 
     async def close(self) -> None: ...
 

@@ -76,6 +76,12 @@ class Json2Client:
             raise OdooError(f"odoo {model}.search_read: malformed result")
         return result
 
+    async def field_names(self, model: str) -> set[str]:
+        result = await self.call(model, "fields_get", params={"attributes": ["type"]})
+        if not isinstance(result, dict):
+            raise OdooError(f"odoo {model}.fields_get: malformed result")
+        return set(result)
+
     async def create(self, model: str, vals: Mapping[str, Any]) -> int:
         result = await self.call(model, "create", params={"vals_list": [dict(vals)]}, idempotent=False)
         # JSON-2 returns a recordset as its ids, so one created record comes back as [id]

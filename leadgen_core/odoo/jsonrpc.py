@@ -101,6 +101,12 @@ class JsonRpcClient:
             raise OdooError(f"odoo {model}.search_read: malformed result")
         return result
 
+    async def field_names(self, model: str) -> set[str]:
+        result = await self.execute_kw(model, "fields_get", args=[], kwargs={"attributes": ["type"]})
+        if not isinstance(result, dict):
+            raise OdooError(f"odoo {model}.fields_get: malformed result")
+        return set(result)
+
     async def create(self, model: str, vals: Mapping[str, Any]) -> int:
         result = await self.execute_kw(model, "create", args=[dict(vals)], idempotent=False)
         if isinstance(result, list) and len(result) == 1:

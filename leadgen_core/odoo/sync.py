@@ -4,7 +4,8 @@ Every upsert searches by a natural key first, writes only the fields that differ
 when nothing matches; it needs no local database, so a run killed halfway and executed again
 finds what the first run created. The keys:
 
-* company: `res.partner` with `is_company=True` and `company_registry` = the UEN;
+* company: `res.partner` with `is_company=True` and `company_registry` = the UEN, or `ref` = the
+  UEN on an Odoo whose res.partner has no `company_registry` (16 and older; `partner_key_field`);
 * contact: child `res.partner` of the company with the (case-insensitive) email;
 * lead: `crm.lead` with the custom char field `x_leadgen_key` (`LEAD_KEY_FIELD`) = a
   deterministic key such as `lead_key(tenant=..., uen=...)`. Real Odoo needs that field created
@@ -59,6 +60,15 @@ def lead_key(*, tenant: str, uen: str) -> str:
     return f"leadgen:{tenant.strip()}:{uen.strip().upper()}"
 
 
+PARTNER_KEY_FIELDS = ("company_registry", "ref")
+
+
+async def partner_key_field(client: OdooClient) -> str:
+    """The res.partner field that holds the UEN: `company_registry` where the model has it (Odoo 17
+    and later), else `ref` (the partner's internal reference, present in every version)."""
+    return "company_registry" if "company_registry" in await client.field_names("res.partner") else "ref"
+
+
 async def upsert_company(
     client: OdooClient,
     *,
@@ -67,19 +77,22 @@ async def upsert_company(
     website: str | None = None,
     phone: str | None = None,
     email: str | None = None,
+    key_field: str = "company_registry",
 ) -> SyncOutcome:
-    """The company partner keyed by its UEN; None leaves a field as Odoo has it."""
+    """The company partner keyed by its UEN in KEY_FIELD; None leaves a field as Odoo has it."""
     uen = uen.strip().upper()
     if not uen or not name.strip():
         raise ValueError("a company needs a UEN and a name")
-    vals: dict[str, Any] = {"name": name.strip(), "is_company": True, "company_registry": uen}
+    if key_field not in PARTNER_KEY_FIELDS:
+        raise ValueError(f"the UEN goes in one of {PARTNER_KEY_FIELDS}, not {key_field!r}")
+    vals: dict[str, Any] = {"name": name.strip(), "is_company": True, key_field: uen}
     if website:
         vals["website"] = normalize_website(website)
     if phone:
         vals["phone"] = phone.strip()
     if email:
         vals["email"] = email.strip().lower()
-    domain: Domain = [ANY_ACTIVE, ["is_company", "=", True], ["company_registry", "=", uen]]
+    domain: Domain = [ANY_ACTIVE, ["is_company", "=", True], [key_field, "=", uen]]
     return await _upsert(client, model="res.partner", domain=domain, vals=vals)
 
 

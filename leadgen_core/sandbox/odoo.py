@@ -80,12 +80,13 @@ class OdooSim(SimServer):
         users: dict[str, str] | None = None,  # login -> password or API key
         faults: FaultConfig | None = None,
         port: int = 0,
+        partner_registry: bool = True,  # False: res.partner has no company_registry (Odoo 16 and older)
     ) -> None:
         super().__init__(faults=faults, port=port)
         self.db = db
         self._users = dict(DEFAULT_USERS if users is None else users)
         self._uids = {login: FIRST_UID + i for i, login in enumerate(self._users)}
-        self.store = OdooStore()
+        self.store = OdooStore(partner_registry=partner_registry)
         self._forced: deque[_ForcedFailure] = deque()
         self.route("POST", "/jsonrpc", self._jsonrpc)
         self.route("POST", JSON2_PREFIX, self._json2, prefix=True)

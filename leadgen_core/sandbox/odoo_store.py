@@ -90,8 +90,12 @@ def _clean_website(value: str) -> str:
 class OdooStore:
     """Thread-safe records of every simulated model, with auto-incremented ids."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, partner_registry: bool = True) -> None:
+        """PARTNER_REGISTRY False: res.partner without `company_registry`, as before Odoo 17."""
         self._lock = threading.RLock()
+        self._schemas = {model: dict(fields) for model, fields in SCHEMAS.items()}
+        if not partner_registry:
+            del self._schemas["res.partner"]["company_registry"]
         self._data: dict[str, dict[int, dict[str, Any]]] = {model: {} for model in SCHEMAS}
         self._next_id: dict[str, int] = dict.fromkeys(SCHEMAS, 1)
         self.write_count = 0
@@ -105,10 +109,10 @@ class OdooStore:
 
     # --- inspection -----------------------------------------------------------------------
     def has_model(self, model: str) -> bool:
-        return model in SCHEMAS
+        return model in self._schemas
 
     def fields_of(self, model: str) -> Mapping[str, Field]:
-        return SCHEMAS.get(model, {})
+        return self._schemas.get(model, {})
 
     def records(self, model: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -148,12 +152,12 @@ class OdooStore:
                 return [[rid, self.display_name(model, rid)] for rid in found]
             return {
                 name: {"type": f.type, "string": name, "relation": f.relation or False}
-                for name, f in SCHEMAS[model].items()
+                for name, f in self._schemas[model].items()
             }
 
     # --- reading --------------------------------------------------------------------------
     def _rows(self, model: str) -> list[dict[str, Any]]:
-        if model not in SCHEMAS:
+        if model not in self._schemas:
             raise ValueError(f"unknown model {model!r}")
         return [self._data[model][rid] for rid in sorted(self._data[model])]
 
@@ -173,10 +177,10 @@ class OdooStore:
     def _search(self, model: str, domain: Any, *, offset: int, limit: int | None, order: str | None) -> list[int]:
         predicate, mentions_active = compile_domain(self, model, domain)
         rows = self._rows(model)
-        if "active" in SCHEMAS[model] and not mentions_active:
+        if "active" in self._schemas[model] and not mentions_active:
             rows = [r for r in rows if r["active"]]  # Odoo hides archived records unless asked
         rows = [r for r in rows if predicate(r)]
-        for fname, descending in reversed(parse_order(order, SCHEMAS[model])):
+        for fname, descending in reversed(parse_order(order, self._schemas[model])):
             rows.sort(key=_sort_key(fname), reverse=descending)
         ids = [int(r["id"]) for r in rows][offset or 0 :]
         return ids[:limit] if limit else ids
@@ -192,7 +196,7 @@ class OdooStore:
         return [int(rid) for rid in ids]
 
     def _read(self, model: str, ids: Sequence[Any], fields: Sequence[str] | None) -> list[dict[str, Any]]:
-        schema = SCHEMAS[model]
+        schema = self._schemas[model]
         wanted = list(fields) if fields else list(schema)
         for fname in wanted:
             if fname not in schema and fname not in {"id", "display_name"}:
@@ -222,7 +226,7 @@ class OdooStore:
             raise value_error("create() expects a dict or a list of dicts")
         new_ids = []
         for vals in batch:
-            rec = {f: [] if d.type == "many2many" else d.default for f, d in SCHEMAS[model].items()}
+            rec = {f: [] if d.type == "many2many" else d.default for f, d in self._schemas[model].items()}
             rec.update(self._convert(model, vals, rec))
             if not rec.get("name"):
                 raise OdooFault(
@@ -245,7 +249,7 @@ class OdooStore:
         return True
 
     def _convert(self, model: str, vals: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-        schema = SCHEMAS[model]
+        schema = self._schemas[model]
         out: dict[str, Any] = {}
         for fname, value in vals.items():
             field = schema.get(fname)

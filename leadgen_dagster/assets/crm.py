@@ -11,13 +11,9 @@ from leadgen_core.leads.sync_stage import SyncContext, SyncReport, run_sync_stag
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.stage import night_stage
+from leadgen_dagster.tags import is_dry_run
 
 OWNERS = ["team:growth"]
-DRY_RUN_TAG = "leadgen/dry_run"
-
-
-def is_dry_run(context: dg.AssetExecutionContext) -> bool:
-    return context.run.tags.get(DRY_RUN_TAG, "").strip().lower() == "true"
 
 
 def score_metadata(report: ScoreReport) -> dict[str, Any]:
@@ -80,7 +76,7 @@ def lead_scores(
                 settings=settings.get(),
                 tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="lead scoring"),
                 global_conn=lambda: postgres.shared(operation="lead scoring"),
-                dry_run=is_dry_run(context),
+                dry_run=is_dry_run(context.run.tags),
                 progress=context.log.info,
             )
         )
@@ -113,7 +109,7 @@ def odoo_sync(
                 settings=settings.get(),
                 tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="odoo sync"),
                 environ=os.environ,
-                dry_run=is_dry_run(context),
+                dry_run=is_dry_run(context.run.tags),
                 progress=context.log.info,
             )
         )

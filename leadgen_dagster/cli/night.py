@@ -21,8 +21,7 @@ import click
 
 from leadgen_core.settings import TIMEZONE
 from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings
-
-DRY_RUN_TAG = "leadgen/dry_run"
+from leadgen_dagster.tags import DRY_RUN_TAG, TENANT_TAG
 
 
 def _instance() -> Any:
@@ -142,7 +141,7 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
         result = defs.resolve_job_def("tenant_night_job").execute_in_process(
             partition_key=f"{day.isoformat()}|{tid}",
             instance=instance,
-            tags={"leadgen/tenant": tid, DRY_RUN_TAG: "true" if dry_run else "false"},
+            tags={TENANT_TAG: tid, DRY_RUN_TAG: "true" if dry_run else "false"},
             raise_on_error=False,
         )
         click.echo(f"night {day}|{tid}: {'succeeded' if result.success else 'FAILED'}")

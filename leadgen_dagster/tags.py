@@ -1,0 +1,26 @@
+"""Run tags leadgen sets and reads, in one place.
+
+`leadgen/tenant` is set by every run leadgen launches for a tenant (the schedule, `leadgen night`,
+`leadgen dev`, background jobs). Runs launched from the UI or by a backfill carry Dagster's own
+`dagster/partition/tenant` instead, so both are limited to one run per tenant (dagster.yaml) and
+both name the tenant in alerts.
+"""
+
+from collections.abc import Mapping
+
+TENANT_TAG = "leadgen/tenant"
+PARTITION_TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a run's partition
+DRY_RUN_TAG = "leadgen/dry_run"
+
+
+def is_dry_run(tags: Mapping[str, str]) -> bool:
+    """True when the run was launched with `leadgen/dry_run=true`."""
+    return tags.get(DRY_RUN_TAG, "").strip().lower() == "true"
+
+
+def run_tenant(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """(tag, tenant) of a run that belongs to one tenant, else None."""
+    for key in (TENANT_TAG, PARTITION_TENANT_TAG):
+        if tags.get(key):
+            return key, tags[key]
+    return None
