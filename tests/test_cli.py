@@ -163,3 +163,36 @@ def test_odoo_connect_bad_input(cli, flag: str, value: str, message: str) -> Non
     args[flag] = value
     r = cli("odoo", "connect", *[x for kv in args.items() for x in kv])
     assert r.exit_code == 2 and message in r.output
+
+
+def test_demo_seed_is_idempotent_and_loads_the_registry(cli, clean_db: DbHandle, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.sandbox.cluster import SandboxCluster
+
+    with SandboxCluster(registry_rows=400) as sandbox:
+        for name, value in sandbox.env().items():
+            monkeypatch.setenv(name, value)
+        first = cli("demo", "seed")
+        assert first.exit_code == 0, first.output
+        assert "demo tenants ready: demo-alpha, demo-beta" in first.output and "new" in first.output
+        query = """SELECT (SELECT count(*) FROM tenants), (SELECT count(*) FROM odoo_connections),
+                          (SELECT count(*) FROM icp_rules), (SELECT count(*) FROM companies),
+                          (SELECT count(*) FROM staging_acra_companies), (SELECT count(*) FROM registry_refreshes),
+                          (SELECT string_agg(secret_ref, ',' ORDER BY secret_ref) FROM odoo_connections)"""
+        (before,) = rows(clean_db.owner_dsn, query)
+        assert before[:3] == (2, 2, 2) and before[3] > 300 and before[5] == 1
+        assert before[6] == "env:ODOO_SANDBOX_KEY,env:ODOO_SANDBOX_KEY"  # a reference, never the key
+        again = cli("demo", "seed")
+        assert again.exit_code == 0, again.output
+        assert "0 new, 0 changed" in again.output, again.output
+        assert rows(clean_db.owner_dsn, query) == [before]
+    monkeypatch.delenv("ODOO_SANDBOX_URL")
+    r = cli("demo", "seed")
+    assert r.exit_code == 2 and "no sandbox Odoo" in r.output
+
+
+def test_db_commands_report_an_unreachable_server(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", "postgresql://nobody:s3cret-pw@127.0.0.1:1/none")
+    for command in ("migrate", "status"):
+        r = cli("db", command)
+        assert r.exit_code == 2 and "cannot connect" in r.output and "Connection refused" in r.output, r.output
+        assert "s3cret-pw" not in r.output

@@ -1,13 +1,12 @@
 """The global, date-partitioned registry assets: ACRA staging and companies."""
 
 import asyncio
+import time
 from datetime import date
 
 import dagster as dg
 
-from leadgen_core.errors import ConfigError
 from leadgen_core.registry import upsert_companies
-from leadgen_core.registry_load import LoadCounts, load_records
 from leadgen_dagster.partitions import daily_partitions, parse_date
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 
@@ -29,37 +28,18 @@ OWNERS = ["team:data-platform"]
 def acra_staging(
     context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
 ) -> dg.MaterializeResult:
-    from leadgen_core.acra.api import fetch_datastore
+    from leadgen_core.acra.ingest import stage_registry
 
     day = parse_date(context.partition_key)
-    s = settings.get()
-    if not s.acra_resource_ids:
-        raise ConfigError("ACRA_RESOURCE_IDS is empty: set it, or run `leadgen sandbox up` for the synthetic registry")
-    total = LoadCounts()
-    for resource_id in s.acra_resource_ids:
 
-        def progress(seen: int, rejected: int, rid: str = resource_id) -> None:
-            context.log.info(f"acra {rid}: {seen} rows read, {rejected} quarantined")
+    def progress(resource_id: str, seen: int, rejected: int) -> None:
+        context.log.info(f"acra {resource_id}: {seen} rows read, {rejected} quarantined")
 
-        counts = asyncio.run(
-            load_records(
-                fetch_datastore(
-                    api_url=s.acra_api_url,
-                    resource_id=resource_id,
-                    page_size=s.acra_page_size,
-                    max_pages=s.acra_max_pages,
-                ),
-                conn=lambda: postgres.shared(operation="acra staging"),
-                snapshot_date=day,
-                source=f"datastore:{resource_id}",
-                progress=progress,
-            )
+    total = asyncio.run(
+        stage_registry(
+            settings.get(), conn=lambda: postgres.shared(operation="acra staging"), day=day, progress=progress
         )
-        total.seen += counts.seen
-        total.staged += counts.staged
-        total.rejected += counts.rejected
-        total.reasons.update(counts.reasons)
-        total.seconds += counts.seconds
+    )
     if total.rejected:
         context.log.warning(f"{total.rejected} malformed registry rows quarantined: {dict(total.reasons)}")
     return dg.MaterializeResult(
@@ -86,8 +66,10 @@ def acra_staging(
 )
 def companies(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     day: date = parse_date(context.partition_key)
+    started = time.monotonic()
     with postgres.shared(operation="companies upsert") as conn:
         counts = upsert_companies(conn, snapshot_date=day)
+    seconds = time.monotonic() - started
     context.log.info(f"companies: {counts.inserted} new, {counts.updated} changed, {counts.unchanged} unchanged")
     return dg.MaterializeResult(
         metadata={
@@ -95,5 +77,6 @@ def companies(context: dg.AssetExecutionContext, postgres: PostgresResource) -> 
             "inserted": dg.MetadataValue.int(counts.inserted),
             "updated": dg.MetadataValue.int(counts.updated),
             "unchanged": dg.MetadataValue.int(counts.unchanged),
+            "duration_s": dg.MetadataValue.float(round(seconds, 2)),
         }
     )

@@ -40,7 +40,9 @@ def friendly(fn: F) -> F:
         except LeadgenError as exc:
             fail(redact(str(exc)))
         except psycopg.Error as exc:
-            fail(f"database error: {redact(str(exc)).strip()}")
+            # no SQLSTATE on an OperationalError: the server is down, unreachable or refused us
+            unreachable = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+            fail(f"{'cannot connect to the database' if unreachable else 'database error'}: {redact(str(exc)).strip()}")
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -1,13 +1,19 @@
-"""`leadgen demo seed`: the two demo tenants, their rules, budgets and Odoo connections.
+"""`leadgen demo seed`: the two demo tenants, their rules, budgets and Odoo connections, and the
+sandbox's synthetic registry.
 
-Idempotent: running it again updates the rules and connections and creates nothing twice.
-The Odoo connections point at the sandbox Odoo (ODOO_SANDBOX_URL); the secret is read at run
-time from the variable ODOO_SANDBOX_KEY, never stored.
+Idempotent: running it again updates the rules and connections and creates nothing twice; the
+registry is staged and upserted for today (SGT) with the same code as the `acra_staging` and
+`companies` assets, so a second run changes no company. The Odoo connections point at the
+sandbox Odoo (ODOO_SANDBOX_URL); the secret is read at run time from the variable
+ODOO_SANDBOX_KEY, never stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import click
 import psycopg
@@ -15,8 +21,11 @@ import psycopg
 from leadgen_core.errors import ConfigError
 from leadgen_core.icp.candidates import save_rules
 from leadgen_core.icp.rules import parse_rules
+from leadgen_core.registry import UpsertCounts, upsert_companies
+from leadgen_core.registry_load import LoadCounts
+from leadgen_core.settings import TIMEZONE
 from leadgen_core.tenants import add_tenant, connect_odoo, directory
-from leadgen_dagster.cli.common import friendly, owner_conn
+from leadgen_dagster.cli.common import friendly, owner_conn, settings
 
 DEMO_TENANTS = {
     "Demo Alpha": {
@@ -65,14 +74,36 @@ def demo() -> None:
     """Demo data for the sandbox."""
 
 
+def seed_registry(day: date) -> tuple[LoadCounts, UpsertCounts]:
+    """DAY's registry from the sandbox's ACRA datastore into staging and companies."""
+    from leadgen_core.acra.ingest import stage_registry
+
+    def progress(resource_id: str, seen: int, rejected: int) -> None:
+        click.echo(f"  registry {resource_id}: {seen:,} rows read, {rejected:,} quarantined", err=True)
+
+    staged = asyncio.run(stage_registry(settings(), conn=owner_conn, day=day, progress=progress))
+    with owner_conn() as conn:
+        return staged, upsert_companies(conn, snapshot_date=day)
+
+
 @demo.command("seed")
 @click.option("--odoo-url", default=None, help="Sandbox Odoo URL (default: $ODOO_SANDBOX_URL).")
+@click.option("--registry/--no-registry", default=True, show_default=True,
+              help="Also load today's synthetic registry from the sandbox ACRA datastore (ACRA_API_URL).")  # fmt: skip
 @friendly
-def demo_seed(odoo_url: str | None) -> None:
-    """Create or update demo-alpha and demo-beta against the running sandbox."""
+def demo_seed(odoo_url: str | None, registry: bool) -> None:
+    """Create or update demo-alpha and demo-beta, and the registry, against the running sandbox."""
     url = odoo_url or os.environ.get("ODOO_SANDBOX_URL")
     if not url:
         raise ConfigError("no sandbox Odoo: start `leadgen sandbox up --env-file .leadgen/sandbox.env` and export it")
     with owner_conn() as conn:
         ids = seed_demo(conn, odoo_url=url)
     click.echo(f"demo tenants ready: {', '.join(ids)} (Odoo at {url})")
+    if registry:
+        day = datetime.now(ZoneInfo(TIMEZONE)).date()
+        staged, counts = seed_registry(day)
+        click.echo(
+            f"registry for {day}: "
+            f"{staged.staged:,} rows staged, {staged.rejected:,} quarantined; companies {counts.inserted:,} new, "
+            f"{counts.updated:,} changed, {counts.unchanged:,} unchanged"
+        )
