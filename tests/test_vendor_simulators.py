@@ -172,6 +172,16 @@ def test_tavily_rate_limit_uses_vendor_shape(http: httpx.Client) -> None:
 
 
 # --- Lusha ------------------------------------------------------------------------------------
+def test_lusha_rate_limit_uses_vendor_shape(http: httpx.Client) -> None:
+    body = {"contacts": [{"clientReferenceId": "r", "email": "a@b.sandbox.test"}]}
+    with LushaSim(api_key=LUSHA_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=3)) as sim:
+        url, h = f"{sim.base_url}/v3/contacts/search-and-enrich", {"api_key": LUSHA_KEY}
+        assert http.post(url, json=body, headers=h).status_code == 200
+        r = http.post(url, json=body, headers=h)
+    assert (r.status_code, r.headers["retry-after"]) == (429, "3")
+    assert r.json() == {"statusCode": 429, "message": "Too many requests. Please wait before making another request."}
+
+
 def test_lusha_auth_is_the_api_key_header(lusha: LushaSim, http: httpx.Client) -> None:
     body = {"contacts": [{"clientReferenceId": "r", "email": "a@b.sandbox.test"}]}
     for headers in ({}, {"Authorization": f"Bearer {LUSHA_KEY}"}, {"api_key": "wrong"}):
@@ -259,6 +269,8 @@ def test_zerobounce_key_errors_are_documented_200s(zerobounce: ZeroBounceSim, ht
     assert wrong.status_code == 200
     assert wrong.json() == {"error": "Invalid API key or your account ran out of credits"}
     assert http.get(f"{base}/v2/validate", params={"api_key": ZB_KEY}).status_code == 400
+    no_ip = http.get(f"{base}/v2/validate", params={"api_key": ZB_KEY, "email": "a@b.com"})
+    assert (no_ip.status_code, no_ip.json()) == (400, {"error": "Missing parameter: ip_address"})
     assert http.get(f"{base}/v2/getcredits", params={"api_key": "nope"}).json() == {"Credits": "-1"}
     batch = http.post(
         f"{base}/v2/validatebatch", json={"api_key": "nope", "email_batch": [{"email_address": "a@b.com"}]}

@@ -175,6 +175,8 @@ class ZeroBounceSim(SimServer):
         email = req.param("email")
         if not email:
             return SimResponse(400, {"error": "Missing parameter: email"})
+        if req.param("ip_address") is None:  # documented as required, though it may be blank
+            return SimResponse(400, {"error": "Missing parameter: ip_address"})
         result = result_for(email)
         return SimResponse(200, result, billable_units=self._bill([result]))
 
