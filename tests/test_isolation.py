@@ -44,6 +44,8 @@ SAMPLES: dict[str, dict[str, object]] = {
 }  # fmt: skip
 
 TENANTS = ("tenant-a", "tenant-b")
+ODOO_SAMPLE = {"base_url": "https://b.example", "db_name": "b", "protocol": "json2", "login": "b",
+               "secret_ref": "env:B_ODOO_KEY"}  # fmt: skip
 
 
 def tenant_tables(conn: psycopg.Connection) -> list[str]:
@@ -83,7 +85,7 @@ def seeded(owner_conn: psycopg.Connection) -> dict[str, int]:
                 ),
                 vals,
             )
-    counts = {}
+    counts = {"company_id": company}
     for table in SAMPLES:
         counts[table] = owner_conn.execute(
             sql.SQL("SELECT count(*) FROM {} WHERE tenant_id = 'tenant-b'").format(sql.Identifier(table))
@@ -117,7 +119,7 @@ def touched(app_db: Database, statement: sql.Composed) -> int | str:
 
 
 def test_tenant_a_sees_and_touches_nothing_of_b(app_db: Database, seeded: dict[str, int]) -> None:
-    assert all(n == 1 for t, n in seeded.items()), seeded  # B really has rows everywhere
+    assert all(n == 1 for t, n in seeded.items() if t in SAMPLES), seeded  # B really has rows everywhere
     for table in SAMPLES:
         ident = sql.Identifier(table)
         with app_db.tenant_transaction("tenant-a") as conn:
@@ -136,12 +138,23 @@ def test_tenant_a_sees_and_touches_nothing_of_b(app_db: Database, seeded: dict[s
                         sql.Identifier(table)
                     )
                 )
-        with pytest.raises(DatabaseError):
+    # an INSERT of B's row is refused on every tenant-owned table (RLS's WITH CHECK, or no grant)
+    company = seeded["company_id"]
+    inserts = {**SAMPLES, "tenants": {"name": "Intruder"}, "odoo_connections": ODOO_SAMPLE}
+    for table, sample in inserts.items():
+        cols = ["tenant_id", *sample]
+        vals = ["tenant-b"] + [
+            (v.replace("{t}", "b2").replace("{c}", str(company)) if isinstance(v, str) else v) for v in sample.values()
+        ]
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, cols)),
+            sql.SQL(", ").join(sql.Literal(v) for v in vals),
+        )
+        with pytest.raises(DatabaseError) as refused:
             with app_db.tenant_transaction("tenant-a") as conn:
-                conn.execute(
-                    "INSERT INTO vendor_usage (tenant_id, usage_date, vendor, units) VALUES ('tenant-b', %s, 'x', 1)",
-                    (D,),
-                )
+                conn.execute(statement)
+        assert any(w in str(refused.value) for w in ("row-level security", "permission denied")), (table, refused)
 
 
 def test_no_tenant_set_sees_zero_rows(app_db: Database, seeded: dict[str, int]) -> None:
