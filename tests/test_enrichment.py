@@ -150,6 +150,30 @@ def test_night_then_rematerialisation_makes_no_billable_call(night, instance, cl
     )
 
 
+def test_suppressed_domains_are_never_stored_looked_up_or_verified(night, instance, cluster, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.sandbox.naming import sandbox_domain
+
+    ids = target(night, instance, cluster, "alpha")
+    names = dict(q(night.owner_dsn, "SELECT company_id, name FROM companies WHERE company_id = ANY(%s)", ids))
+    blocked = sorted({sandbox_domain(names[c]) for c in ids[:8]})
+    for domain in blocked:
+        owner_conn.execute(
+            "INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('alpha', %s, 'domain')", (domain,)
+        )
+    result = materialize(night, instance, cluster, "alpha", assets=ENRICHMENT_ASSETS)
+    assert result.success
+    at_blocked = "SELECT count(*) FROM {} WHERE split_part(email, '@', 2) = ANY(%s)"
+    # contacts: found on the suppressed sites or by Lusha, dropped before they are stored
+    assert metadata(result, "contacts")["counters"]["suppressed_skipped"] > 0
+    assert q(night.owner_dsn, at_blocked.format("contacts"), blocked) == [(0,)]
+    # verification: no address at a suppressed domain ever reaches ZeroBounce
+    sent = zerobounce_addresses(cluster)
+    assert sent and not {e for e in sent if e.split("@")[1] in blocked}
+    # and the other targets were enriched as usual
+    others = q(night.owner_dsn, "SELECT count(DISTINCT company_id) FROM contacts WHERE company_id = ANY(%s)", ids[8:])
+    assert others[0][0] > 0
+
+
 def test_robots_and_ssrf_refusals_are_degraded_items_and_the_stage_goes_on(
     night, instance, cluster, owner_conn
 ) -> None:  # type: ignore[no-untyped-def]
