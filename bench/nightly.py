@@ -41,9 +41,8 @@ made. Per stage:
     web_extractions      one OpenAI extraction per company with text + one Tavily extract per thin
                          crawl (its search is a cache hit). Workers 32. Rates: Tavily's, OpenAI's.
     contacts             Lusha prospecting (+ search-and-enrich when a preview can reveal an email)
-                         for companies without a usable address. Workers 32. Rate: Lusha's.
-                         (The product books two limiter slots per lookup before it starts; a
-                         lookup that stops after prospecting used one, and the bound counts one.)
+                         for companies without a usable address. Workers 32. Rate: Lusha's
+                         (one limiter slot per request the client sends).
     email_verifications  ZeroBounce batches of up to ZEROBOUNCE_BATCH_SIZE (200) addresses.
                          Workers: PARALLEL_BATCHES (2).
                          Rate: ZeroBounce's (5 batch calls a minute, burst 5).

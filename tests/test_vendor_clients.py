@@ -354,6 +354,27 @@ def test_lusha_miss_charges_nothing(lusha: LushaSim) -> None:
     assert [r.path for r in lusha.log] == ["/v3/contacts/prospecting"]
 
 
+def test_pace_takes_one_slot_per_request_really_sent(lusha: LushaSim) -> None:
+    slots: list[int] = []
+
+    async def pace() -> None:
+        slots.append(len(lusha.log))  # requests already sent when the slot was taken
+
+    def paced() -> LushaClient:
+        client = LushaClient(base_url=lusha.base_url, api_key=LUSHA_KEY)
+        client.pace = pace
+        return client
+
+    found = _domain(2)
+    call(paced(), lambda c: c.find_contacts(reference_id="r", company_name="Co", domain=found, titles=[]))
+    assert slots == [0, 1] and len(lusha.log) == 2  # prospecting, then search-and-enrich: one slot each
+    lusha.reset_log()
+    slots.clear()
+    empty = next(d for d in (f"void{i}.sandbox.test" for i in range(500)) if not people_at(d))
+    call(paced(), lambda c: c.find_contacts(reference_id="r", company_name="Void", domain=empty, titles=[]))
+    assert slots == [0] and len(lusha.log) == 1  # a miss stops after prospecting: one slot, not two
+
+
 def test_lusha_company_filter_is_bare_domain_or_name(lusha: LushaSim) -> None:
     async def scenario(client: LushaClient) -> None:
         await client.find_contacts(reference_id="r", company_name="Acme Pte Ltd", domain=None, titles=["ceo"])

@@ -30,7 +30,6 @@ from leadgen_core.vendors.openai_extract import EMAIL_RE
 
 STAGE = "contacts"
 LUSHA_LOOKUP_UNITS = 1
-LUSHA_REQUESTS_PER_LOOKUP = 2  # prospecting, then search-and-enrich
 MIN_NAME_TOKENS = 2
 _LOCAL_SPLIT = re.compile(r"[._\-+]+")
 _NAME_WORDS = re.compile(r"[a-z]+")
@@ -111,9 +110,8 @@ async def lusha_candidates(kit: Toolkit, company: store.Company) -> list[Candida
         # the ledger counts lookups: a lookup Lusha charged nothing for (a miss) is released
         return {"contacts": people, "credits": result.credits_charged}, min(result.credits_charged, LUSHA_LOOKUP_UNITS)
 
-    paid = await kit.paid(
-        vendor="lusha", request=request, estimate=LUSHA_LOOKUP_UNITS, run=run, requests=LUSHA_REQUESTS_PER_LOOKUP
-    )
+    # requests=0: the Lusha client takes a rate-limit slot for each request it really sends
+    paid = await kit.paid(vendor="lusha", request=request, estimate=LUSHA_LOOKUP_UNITS, run=run, requests=0)
     if not paid.cached:
         kit.count("lusha_credits", int(paid.value.get("credits") or 0))
     return [

@@ -157,6 +157,7 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
             kit.tavily = clients.tavily_client(v, s, http=http)
         if "lusha" in needs:
             kit.lusha = clients.lusha_client(v, s, http=http)
+            kit.lusha.pace = limiters["lusha"].acquire  # a lookup is 1 or 2 requests: a slot for each one sent
         if "zerobounce" in needs:
             kit.zerobounce = clients.zerobounce_client(v, s, http=http)
         if "openai" in needs:

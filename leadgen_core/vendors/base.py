@@ -2,11 +2,14 @@
 
 Subclasses name their vendor and how they authenticate (`_auth_headers`); `_request` sends one
 call through `request_json` (bounded retries, Retry-After, the error tree) with the key listed
-as a secret, so it is redacted from anything the call may raise.
+as a secret, so it is redacted from anything the call may raise. `pace`, when set, is awaited
+before every request: a shared rate limiter's `acquire`, so one slot is taken per request the
+client really sends (a lookup that needs one request takes one slot, not two).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Self
 
 import httpx
@@ -34,6 +37,7 @@ class VendorClient:
         self._owns_http = http is None
         self._timeout_s = timeout_s
         self._retry = retry
+        self.pace: Callable[[], Awaitable[None]] | None = None
 
     def _auth_headers(self) -> dict[str, str]:
         return {}
@@ -49,6 +53,8 @@ class VendorClient:
         await self.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if self.pace is not None:
+            await self.pace()
         headers = {**self._auth_headers(), **kwargs.pop("headers", {})}
         _, payload = await request_json(
             self._http,
