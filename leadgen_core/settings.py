@@ -70,7 +70,6 @@ class Settings(BaseSettings):
     sla_minutes: int = Field(default=90, validation_alias="SLA_MINUTES", ge=1)
     catchup_nights: int = Field(default=3, validation_alias="SCHED_CATCHUP_NIGHTS", ge=0)
     registry_wait_minutes: int = Field(default=30, validation_alias="REGISTRY_WAIT_MINUTES", ge=0)
-    alert_webhook_url: SecretStr | None = Field(default=None, validation_alias="LEADGEN_ALERT_WEBHOOK_URL")
     alert_consecutive_failures: int = Field(default=3, validation_alias="ALERT_CONSECUTIVE_FAILURES", ge=1)
     ui_base_url: str = Field(default="http://127.0.0.1:3000", validation_alias="LEADGEN_UI_URL")
 

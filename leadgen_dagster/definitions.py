@@ -12,7 +12,7 @@ from leadgen_dagster.assets.registry import acra_staging, companies
 from leadgen_dagster.assets.targeting import daily_targets, icp_candidates
 from leadgen_dagster.checks import build_night_checks, targets_are_sound
 from leadgen_dagster.jobs import build_tenant_night_job, registry_refresh_job, staging_upsert_job
-from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
 from leadgen_dagster.retention import retention_job, retention_schedule
 from leadgen_dagster.schedules import build_nightly_schedule, registry_schedule
 from leadgen_dagster.sensors import (
@@ -42,6 +42,7 @@ def resources() -> dict[str, object]:
     return {
         "postgres": PostgresResource(dsn=dg.EnvVar("LEADGEN_APP_DATABASE_URL")),
         "settings": SettingsResource(),
+        "alerts": alerts_resource(),
         **enrichment_resources(),
     }
 

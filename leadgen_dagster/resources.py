@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -14,6 +15,29 @@ from leadgen_core.db.pool import Database
 from leadgen_core.errors import PartitionKeyError
 from leadgen_core.settings import Settings
 from leadgen_core.tenants import directory
+
+ALERT_WEBHOOK_ENV = "LEADGEN_ALERT_WEBHOOK_URL"
+
+
+class AlertsResource(dg.ConfigurableResource):
+    """Where alerts go. The webhook URL is a secret (it is the credential): set only as
+    dg.EnvVar(LEADGEN_ALERT_WEBHOOK_URL), so Dagster shows the variable's name, never its value."""
+
+    webhook_url: str | None = Field(
+        default=None, description="Slack-compatible webhook; set only as dg.EnvVar('LEADGEN_ALERT_WEBHOOK_URL')."
+    )
+
+    def url(self) -> str | None:
+        return self.webhook_url or None
+
+
+def alerts_resource() -> AlertsResource:
+    """Wired to the variable when it is set as the code location loads (an unset EnvVar fails)."""
+    return (
+        AlertsResource(webhook_url=dg.EnvVar(ALERT_WEBHOOK_ENV))
+        if os.environ.get(ALERT_WEBHOOK_ENV)
+        else AlertsResource()
+    )
 
 
 class SettingsResource(dg.ConfigurableResource):

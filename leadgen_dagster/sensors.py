@@ -14,7 +14,7 @@ from leadgen_core.stagestats import night_stats
 from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job
 from leadgen_dagster.partitions import tenant_partitions
-from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource
 from leadgen_dagster.tags import TENANT_TAG, run_tenant
 
 SGT = ZoneInfo(TIMEZONE)
@@ -100,12 +100,14 @@ def build_failure_sensor(monitored: list[Any] | None = None) -> dg.SensorDefinit
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Posts a Slack-compatible alert for each failed run, and another after N consecutive failures.",
     )
-    def run_failure_alert_sensor(context: dg.RunFailureSensorContext, settings: SettingsResource) -> None:
+    def run_failure_alert_sensor(
+        context: dg.RunFailureSensorContext, settings: SettingsResource, alerts: AlertsResource
+    ) -> None:
         s = settings.get()
-        if s.alert_webhook_url is None:
+        url = alerts.url()
+        if url is None:
             context.log.info("LEADGEN_ALERT_WEBHOOK_URL not set; failure not posted")
             return
-        url = s.alert_webhook_url.get_secret_value()
         run = context.dagster_run
         owner = run_tenant(run.tags)
         tenant = owner[1] if owner else None
@@ -162,7 +164,10 @@ def build_deadline_sensor(terminal_stage: str) -> dg.SensorDefinition:
         "hangs, failed or never started.",
     )
     def sla_deadline_sensor(
-        context: dg.SensorEvaluationContext, postgres: PostgresResource, settings: SettingsResource
+        context: dg.SensorEvaluationContext,
+        postgres: PostgresResource,
+        settings: SettingsResource,
+        alerts: AlertsResource,
     ) -> dg.SkipReason:
         s = settings.get()
         day, deadline = last_due_night(datetime.now(SGT), s.sla_minutes)
@@ -175,9 +180,10 @@ def build_deadline_sensor(terminal_stage: str) -> dg.SensorDefinition:
         ]
         for tenant in late:
             context.log.warning(f"SLA deadline missed: tenant {tenant}, night {day}")
-            if s.alert_webhook_url is not None:
+            url = alerts.url()
+            if url is not None:
                 post_alert(
-                    s.alert_webhook_url.get_secret_value(),
+                    url,
                     Alert(
                         f"leadgen SLA deadline missed ({deadline:%H:%M} SGT)",
                         tenant,

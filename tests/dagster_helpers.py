@@ -11,7 +11,7 @@ import psycopg
 from leadgen_core.acra.synth import generate_rows
 from leadgen_core.registry import upsert_companies
 from leadgen_core.registry_load import LoadCounts, load_rows
-from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
 from leadgen_dagster.vendor_resources import VendorsResource
 
 
@@ -20,6 +20,7 @@ def resources(app_dsn: str, **extra: object) -> dict[str, object]:
         "postgres": PostgresResource(dsn=app_dsn, max_size=4),
         "settings": SettingsResource(),
         "vendors": VendorsResource(),
+        "alerts": alerts_resource(),  # built now: set LEADGEN_ALERT_WEBHOOK_URL before calling
     }
     return base | extra
 

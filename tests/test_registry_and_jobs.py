@@ -198,7 +198,7 @@ def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkey
                 dagster_event=failure,
                 dagster_instance=instance,
                 dagster_run=result.dagster_run,
-                resources={"settings": resources("x")["settings"]},
+                resources={k: v for k, v in resources("x").items() if k in ("settings", "alerts")},
             ).for_run_failure()
             sensor(ctx)
             posts = [r.json() for r in hook.requests_to("/hook")]
@@ -208,6 +208,18 @@ def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkey
         assert "alpha" in text and "explode" in text and "fell into the sea" in text
         assert f"/runs/{run_ids[0]}|Open in Dagster" in text and "RuntimeError" in first["text"]
         assert "2 consecutive failures" in streak["text"]
+
+
+def test_alert_webhook_is_wired_as_an_env_var_never_a_value(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_dagster.resources import AlertsResource, alerts_resource
+
+    monkeypatch.delenv("LEADGEN_ALERT_WEBHOOK_URL", raising=False)
+    assert alerts_resource().url() is None  # unset: alerts are logged, not posted
+    monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", "https://hooks.example/T000/B000/s3cret")
+    wired = alerts_resource()
+    assert isinstance(wired.webhook_url, dg.EnvVar) and wired.webhook_url.env_var_name == "LEADGEN_ALERT_WEBHOOK_URL"
+    assert "s3cret" not in repr(wired)
+    assert AlertsResource(webhook_url="").url() is None
 
 
 def test_failure_alert_names_the_tenant_of_a_run_launched_from_the_ui(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -227,7 +239,7 @@ def test_failure_alert_names_the_tenant_of_a_run_launched_from_the_ui(instance, 
             dagster_event=failure,
             dagster_instance=instance,
             dagster_run=result.dagster_run,
-            resources={"settings": resources("x")["settings"]},
+            resources={k: v for k, v in resources("x").items() if k in ("settings", "alerts")},
         ).for_run_failure()
         sensor(ctx)
         (post,) = [r.json() for r in hook.requests_to("/hook")]
