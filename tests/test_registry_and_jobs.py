@@ -122,6 +122,8 @@ def test_background_job_runs_through_the_sensor_and_survives_a_crash(
     assert out.exit_code == 0, out.output
     out = runner.invoke(main, ["jobs", "status", str(job_id), "--tenant", "alpha"])
     assert "queued" in out.output
+    out = runner.invoke(main, ["jobs", "status", str(job_id)])  # the job's tenant is found
+    assert out.exit_code == 0 and "tenant alpha" in out.output and "queued" in out.output, out.output
     with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
         (again,) = sensor.evaluate_tick(ctx).run_requests
     assert again.run_key != request.run_key  # a fresh run key for the second attempt
@@ -139,6 +141,8 @@ def test_jobs_cli_enqueue_and_bad_input(clean_db, owner_conn, monkeypatch) -> No
     out = runner.invoke(main, ["jobs", "enqueue-upsert", "--tenant", "alpha", "--terms", " , "])
     assert out.exit_code == 2 and "--terms must name" in out.output
     out = runner.invoke(main, ["jobs", "status", "999", "--tenant", "alpha"])
+    assert out.exit_code == 2 and "no background job 999 for tenant alpha" in out.output
+    out = runner.invoke(main, ["jobs", "status", "999"])
     assert out.exit_code == 2 and "no background job 999" in out.output
 
 

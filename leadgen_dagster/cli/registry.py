@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import click
+import psycopg
 
 from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant
 
@@ -76,17 +77,30 @@ def jobs_enqueue(tenant: str, terms: str) -> None:
     click.echo(f"queued job {job_id} for {tid}: {', '.join(parsed)}")
 
 
+def _job_tenant(conn: psycopg.Connection, job_id: int, tenant: str | None) -> str:
+    """The tenant whose job JOB_ID is: TENANT's (id or name) when given, else found among all tenants.
+    Leaves the transaction scoped to that tenant (background_jobs is tenant-owned, under RLS)."""
+    from leadgen_core.errors import ConfigError
+    from leadgen_core.tenants import directory
+
+    candidates = [resolve_tenant(conn, tenant)] if tenant else [t.tenant_id for t in directory(conn)]
+    for tid in candidates:
+        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+        if conn.execute("SELECT 1 FROM background_jobs WHERE job_id = %s", (job_id,)).fetchone():
+            return tid
+    raise ConfigError(f"no background job {job_id}" + (f" for tenant {candidates[0]}" if tenant else ""))
+
+
 @jobs.command("status")
 @click.argument("job_id", type=int)
-@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--tenant", default=None, help="Tenant id or name (default: whichever tenant owns the job).")
 @friendly
-def jobs_status(job_id: int, tenant: str) -> None:
+def jobs_status(job_id: int, tenant: str | None) -> None:
     """Show a job's status, progress and error."""
     from leadgen_core.jobs import job_status
 
     with owner_conn() as conn:
-        tid = resolve_tenant(conn, tenant)
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+        _job_tenant(conn, job_id, tenant)
         st = job_status(conn, job_id)
     click.echo(f"job {st.job_id} ({st.job_type}, tenant {st.tenant_id}): {st.status}, "
                f"{st.processed}/{st.total} processed, attempts {st.attempts}")  # fmt: skip
@@ -96,16 +110,15 @@ def jobs_status(job_id: int, tenant: str) -> None:
 
 @jobs.command("retry")
 @click.argument("job_id", type=int)
-@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--tenant", default=None, help="Tenant id or name (default: whichever tenant owns the job).")
 @friendly
-def jobs_retry(job_id: int, tenant: str) -> None:
+def jobs_retry(job_id: int, tenant: str | None) -> None:
     """Queue a failed job again."""
     from leadgen_core.errors import ConfigError
     from leadgen_core.jobs import retry
 
     with owner_conn() as conn:
-        tid = resolve_tenant(conn, tenant)
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+        tid = _job_tenant(conn, job_id, tenant)
         if not retry(conn, job_id):
             raise ConfigError(f"job {job_id} is not in state 'error' for tenant {tid}")
     click.echo(f"job {job_id} queued again")
