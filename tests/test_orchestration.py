@@ -385,31 +385,36 @@ class Webhook(SimServer):
         self.route("POST", "/hook", lambda req: SimResponse(200, {"ok": True}))
 
 
-def test_deadline_sensor_flags_a_hung_night_once(clean_db, instance, owner_conn, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_deadline_sensor_flags_hung_failed_and_unstarted_nights_once(
+    clean_db, instance, owner_conn, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     from leadgen_dagster.definitions import TERMINAL_STAGE
 
     with Webhook() as hook:
         monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
-        add_tenant(owner_conn, "alpha")
-        add_tenant(owner_conn, "beta")
+        for tenant in ("alpha", "beta", "gamma", "delta"):
+            add_tenant(owner_conn, tenant)
         day, _ = last_due_night(datetime.now(SGT), 90)
         started = datetime.combine(day, datetime.min.time(), SGT) + timedelta(hours=1)
-        # alpha hangs (its terminal stage started, never finished); beta finished.
+        done = started + timedelta(minutes=5)
+        # alpha hangs (its terminal stage started, never finished); beta finished; gamma failed in an
+        # earlier stage (finished, the terminal stage never started); delta never started at all.
         owner_conn.execute(
             "INSERT INTO run_stage_stats (tenant_id, run_date, stage, started_at, finished_at) VALUES "
-            "('alpha', %s, %s, %s, NULL), ('beta', %s, %s, %s, %s)",
-            (day, TERMINAL_STAGE, started, day, TERMINAL_STAGE, started, started + timedelta(minutes=5)),
+            "('alpha', %s, %s, %s, NULL), ('beta', %s, %s, %s, %s), ('gamma', %s, 'contacts', %s, NULL)",
+            (day, TERMINAL_STAGE, started, day, TERMINAL_STAGE, started, done, day, started),
         )
         sensor = defs.get_repository_def().get_sensor_def("sla_deadline_sensor")
         with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
             sensor.evaluate_tick(ctx)
-        posts = [r.json() for r in hook.requests_to("/hook")]
-        assert len(posts) == 1 and "alpha" in json.dumps(posts[0]) and "beta" not in json.dumps(posts[0])
+        posts = [json.dumps(r.json()) for r in hook.requests_to("/hook")]
+        flagged = sorted(t for t in ("alpha", "beta", "gamma", "delta") if any(t in p for p in posts))
+        assert len(posts) == 3 and flagged == ["alpha", "delta", "gamma"], posts
         with dg.build_sensor_context(
             instance=instance, resources=resources(clean_db.app_dsn), cursor=ctx.cursor
         ) as ctx2:
             sensor.evaluate_tick(ctx2)
-        assert len(hook.requests_to("/hook")) == 1  # alerted once per night
+        assert len(hook.requests_to("/hook")) == 3  # alerted once per tenant and night
 
 
 def test_instance_yaml_loads_with_run_limits(clean_db: DbHandle, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
