@@ -196,3 +196,40 @@ def test_db_commands_report_an_unreachable_server(cli, monkeypatch) -> None:  # 
         r = cli("db", command)
         assert r.exit_code == 2 and "cannot connect" in r.output and "Connection refused" in r.output, r.output
         assert "s3cret-pw" not in r.output
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_sandbox_up_serves_in_the_foreground_until_a_signal(tmp_path: Path, sig: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    env_file = tmp_path / "sandbox.env"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadgen_dagster.cli", "sandbox", "up", "--env-file", str(env_file),
+         "--registry-rows", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert env_file.exists(), proc.stderr.read() if proc.poll() is not None else "no env file"
+        env = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        assert {"TAVILY_BASE_URL", "ODOO_SANDBOX_URL", "ACRA_API_URL", "LEADGEN_SANDBOX_WEB_PORT"} <= set(env)
+        # every URL answers while it runs: an unauthenticated search is refused in Tavily's own shape
+        assert httpx.post(f"{env['TAVILY_BASE_URL']}/search", json={"query": "x"}).status_code == 401
+        assert proc.poll() is None  # still in the foreground
+        proc.send_signal(getattr(signal, sig))
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "export TAVILY_BASE_URL=" in out and "sandbox stopped" in err
+    with pytest.raises(httpx.ConnectError):  # and nothing is left listening
+        httpx.post(f"{env['TAVILY_BASE_URL']}/search", json={"query": "x"}, timeout=2)
