@@ -180,8 +180,9 @@ class Attribution:
             if body.get("response_format") is not None:
                 return "openai_extract", self.company_named(user.split("\n", 1)[0].removeprefix("Company: "))
             data = user.split("\n", 1)[-1]
-            company = json.loads(data).get("company", "") if data.startswith("{") else ""
-            return "openai_rationale", self.company_named(str(company))
+            parsed = json.loads(data) if data.startswith("{") else {}
+            leads = parsed.get("leads") or [parsed]  # a batch of leads (one tenant's), or a single lead
+            return "openai_rationale", self.company_named(str(leads[0].get("company", "")))
         if sim == "lusha" and r.path.endswith("/prospecting"):
             include = body.get("filters", {}).get("companies", {}).get("include", {})
             domains, names = include.get("domains") or [], include.get("names") or []

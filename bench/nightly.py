@@ -46,7 +46,8 @@ made. Per stage:
     email_verifications  ZeroBounce batches of up to ZEROBOUNCE_BATCH_SIZE (200) addresses.
                          Workers: PARALLEL_BATCHES (2).
                          Rate: ZeroBounce's (5 batch calls a minute, burst 5).
-    lead_scores          one OpenAI rationale per scored company. Workers 32. Rate: OpenAI's.
+    lead_scores          one OpenAI request per RATIONALE_BATCH (10) scored companies' rationales.
+                         Workers 32 (requests in flight). Rate: OpenAI's.
     odoo_sync            Odoo calls are counted; no latency is configured, so the floor is 0 (the
                          stage's whole time counts as overhead); icp_candidates and daily_targets
                          are database work, floor 0.

@@ -305,6 +305,6 @@ def test_dry_run_tag_calls_no_vendor_and_writes_nothing(night, sim, openai, owne
     assert result.success
     assert openai.requests_to("/v1/chat/completions") == [] and sim.write_count == 0
     (scores,) = result.asset_materializations_for_node("lead_scores")
-    assert scores.metadata["forecast"].value["calls"] == {"openai": 9}
+    assert scores.metadata["forecast"].value["calls"] == {"openai": 1}  # 9 rationales share one request
     assert "Dry run" in scores.metadata["top_leads"].value and "| 1 | Company" in scores.metadata["top_leads"].value
     assert rows(owner_conn, "SELECT count(*) FROM lead_scores") == [(0,)]

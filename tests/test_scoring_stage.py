@@ -21,7 +21,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from leadgen_core.db.pool import Database
-from leadgen_core.leads.score_stage import STAGE, ScoreContext, ScoreReport, run_score_stage
+from leadgen_core.leads.score_stage import RATIONALE_BATCH, STAGE, ScoreContext, ScoreReport, run_score_stage
 from leadgen_core.sandbox.openai_sim import OpenAISim
 from leadgen_core.scoring import LeadFeatures
 from leadgen_core.settings import Settings
@@ -178,11 +178,17 @@ def test_scores_contributions_rationales_and_spend(app_db: Database, owner_conn,
     for features, feature_hash in rows(owner_conn, "SELECT features, feature_hash FROM lead_features"):
         assert LeadFeatures.model_validate(features).feature_hash() == feature_hash
     assert len(rows(owner_conn, "SELECT 1 FROM lead_features")) == len(seeded)
-    # every billable call went through the ledger, settled to what the vendor charged
-    assert len(openai.requests_to(COMPLETIONS)) == len(seeded)
+    # the leads' rationales shared requests (10 to one); each lead was booked in the ledger, and the
+    # ledger settled to exactly what the vendor charged
+    assert len(openai.requests_to(COMPLETIONS)) == math.ceil(len(seeded) / RATIONALE_BATCH) == report.rationale_requests
     assert rows(owner_conn, "SELECT units, calls FROM vendor_usage WHERE vendor = 'openai'") == [
         (openai.billable_units, len(seeded))
     ]
+    # each lead's paragraph is its own: the one the batch answer gave for its ref
+    for (cid, score, bucket, *_rest), (rationale,) in zip(
+        stored, rows(owner_conn, "SELECT rationale FROM lead_scores ORDER BY company_id"), strict=True
+    ):
+        assert rationale.startswith(f"Scored {score} ({bucket})"), (cid, rationale)
     assert report.counts().done == len(seeded) and report.summary.count == len(seeded)
     assert report.summary.sources == {"llm": len(seeded)}
 
@@ -243,7 +249,8 @@ def test_dry_run_calls_nothing_and_writes_nothing(app_db: Database, owner_conn, 
     assert openai.requests_to(COMPLETIONS) == []
     for table in ("lead_scores", "lead_features", "company_stage_status", "vendor_usage"):
         assert rows(owner_conn, f"SELECT count(*) FROM {table}") == [(0,)], table
-    assert report.forecast_calls == {"openai": len(seeded)} and report.forecast_units["openai"] > 0
+    assert report.forecast_calls == {"openai": math.ceil(len(seeded) / RATIONALE_BATCH)}  # requests, batched
+    assert report.forecast_units["openai"] > 0
     assert len(report.leads) == len(seeded) and report.counts().degraded == len(seeded)
 
 

@@ -5,15 +5,18 @@ with the tenant's weights (icp_rules.payload.weights, else DEFAULT_WEIGHTS). The
 from the LLM through `Spender.call` (vendor "openai"): the request is keyed by the feature hash,
 the company name and the weights, so the response cache answers any re-score of the same facts
 for free; a refused budget, a dry run, a vendor failure or an unusable answer falls back to the
-deterministic template. Each company's features, score and status are written in one
-transaction, so a re-run redoes only what did not finish and pays nothing twice. A dry run
-computes everything, calls nothing billable and writes nothing.
+deterministic template. Cache misses share LLM requests, RATIONALE_BATCH leads to one
+(`rationale_batch`): one rate-limit slot and one system prompt for ten rationales. Each company's
+features, score and status are written in one transaction, so a re-run redoes only what did not
+finish and pays nothing twice. A dry run computes everything, calls nothing billable and writes
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -29,6 +32,7 @@ from leadgen_core.budget import caps_for
 from leadgen_core.errors import BudgetExhausted, VendorError
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
+from leadgen_core.leads.rationale_batch import RationaleBatcher
 from leadgen_core.ratelimit import SharedRateLimiter
 from leadgen_core.scoring import (
     BucketThresholds,
@@ -40,7 +44,7 @@ from leadgen_core.scoring import (
     score_lead,
     template_rationale,
 )
-from leadgen_core.scoring.rationale import SYSTEM_PROMPT
+from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, rationale_payload
 from leadgen_core.scoring.score import DEFAULT_MEDIUM_THRESHOLD
 from leadgen_core.settings import Settings
 from leadgen_core.spend import DryRunSkipped, Spender
@@ -57,7 +61,8 @@ MESSAGE_OVERHEAD_TOKENS = 16  # role markers and framing of the two chat message
 OPENAI_RATE_PER_S, OPENAI_BURST = 6.0, 10  # tier-1 gpt-4o-mini allows 500 requests/min
 RATE_BUCKET = "vendor:openai"  # shared with the extraction stage: one account, one limit
 MAX_ERROR_CHARS = 500
-PROMPT_VERSION = hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:12]
+PROMPT_VERSION = hashlib.sha256(BATCH_SYSTEM_PROMPT.encode()).hexdigest()[:12]
+RATIONALE_BATCH = 10  # leads per LLM request
 
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
 
@@ -129,6 +134,7 @@ class ScoreReport:
     cache_hits: dict[str, int] = field(default_factory=dict)
     forecast_calls: dict[str, int] = field(default_factory=dict)
     forecast_units: dict[str, int] = field(default_factory=dict)
+    rationale_requests: int = 0  # LLM requests made (each carries up to RATIONALE_BATCH leads)
 
     def counts(self) -> StageCounts:
         source = Counter(o.status for o in self.outcomes) if self.dry_run else Counter(self.night)
@@ -171,24 +177,24 @@ class _Run:
     thresholds: BucketThresholds
     spender: Spender
     writer: RationaleWriter | None
-    limiter: SharedRateLimiter
+    batcher: RationaleBatcher | None
     secrets: tuple[str, ...] = ()  # redacted from any recorded error text
 
     async def rationale(self, name: str, features: LeadFeatures, score: LeadScore) -> tuple[str, str, Outcome]:
         """(text, source, outcome) with the company id left 0 for the caller to fill."""
         template = template_rationale(company_name=name, score=score, features=features)
-        if self.writer is None:
+        if self.batcher is None:
             return template, "template", Outcome(0, "done", "llm_off")
-        writer = self.writer
-        system, user = rationale_prompt(company_name=name, score=score, features=features)
+        batcher = self.batcher
+        payload = rationale_payload(company_name=name, score=score, features=features)
+        system, user = rationale_prompt(company_name=name, score=score, features=features)  # its share's bound
         # the cache key: the same facts, name, weights and prompt always get the same answer for free
         request = {"purpose": "lead_rationale", "prompt": PROMPT_VERSION, "model": self.ctx.settings.openai_model,
                    "feature_hash": features.feature_hash(), "company": name, "weights": score.weights,
                    "thresholds": [score.thresholds.high, score.thresholds.medium]}  # fmt: skip
 
         async def call() -> tuple[Any, int]:
-            await self.limiter.acquire()
-            text, tokens = await writer.complete_text(system=system, user=user, max_tokens=RATIONALE_MAX_TOKENS)
+            text, tokens = await batcher.submit(payload)
             return {"text": text}, tokens
 
         try:
@@ -270,10 +276,19 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
                                 rate_per_s=rpm / 60.0 if rpm else OPENAI_RATE_PER_S)  # fmt: skip
     owned = openai_writer(s) if writer is None and pending else None
     secrets = (s.openai_api_key.get_secret_value(),) if s.openai_api_key else ()
-    run = _Run(ctx, scoring, thresholds_for(s), spender, writer or owned, limiter, secrets)
+    text_writer = writer or owned
+    batcher = (
+        RationaleBatcher(
+            text_writer, pace=limiter.acquire, max_tokens_per_lead=RATIONALE_MAX_TOKENS, size=RATIONALE_BATCH
+        )  # fmt: skip
+        if text_writer is not None
+        else None
+    )
+    run = _Run(ctx, scoring, thresholds_for(s), spender, text_writer, batcher, secrets)
     if run.writer is None and pending:
         ctx.progress("lead_scores: no OPENAI_API_KEY configured, rationales come from the template")
-    semaphore = asyncio.Semaphore(max(1, ctx.concurrency or s.sched_company_concurrency))
+    # enough leads in flight for every worker to have a full batch request out
+    semaphore = asyncio.Semaphore(max(1, ctx.concurrency or s.sched_company_concurrency) * RATIONALE_BATCH)
 
     async def work(company_id: int) -> None:
         async with semaphore:
@@ -295,6 +310,9 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
             await owned.aclose()
     report.spent, report.cache_hits = dict(spender.spent), dict(spender.cache_hits)
     report.forecast_calls, report.forecast_units = dict(spender.forecast.calls), dict(spender.forecast.units)
+    if report.forecast_calls.get(VENDOR):  # the leads' rationales would share requests
+        report.forecast_calls[VENDOR] = math.ceil(report.forecast_calls[VENDOR] / RATIONALE_BATCH)
+    report.rationale_requests = batcher.requests if batcher is not None else 0
     await asyncio.to_thread(_finish, ctx, report)
     ctx.progress(f"lead_scores: {len(report.leads)} scored of {len(pending)} pending")
     return report

@@ -164,7 +164,11 @@ class OpenAISim(SimServer):
             content = json.dumps(_fill(schema, schema, key="", facts=Facts(user), depth=0))
         else:
             limit = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
-            content = f"In short: {_sentences(CORPUS_RE.sub(' ', user), 2) or 'no details were given.'}"
+            leads = _batch_leads(user)
+            if leads:  # several leads, one `<ref>: <paragraph>` line each, as the prompt asks
+                content = "\n".join(_lead_line(lead) for lead in leads)
+            else:
+                content = f"In short: {_sentences(CORPUS_RE.sub(' ', user), 2) or 'no details were given.'}"
             if _tokens(content) > int(limit):
                 content, finish = content[: int(limit) * 4], "length"
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
@@ -191,6 +195,41 @@ class OpenAISim(SimServer):
             "system_fingerprint": "fp_sandbox",
         }
         return SimResponse(200, payload, billable_units=prompt_tokens + completion_tokens)
+
+
+def _batch_leads(user: str) -> list[dict[str, Any]]:
+    """The leads of a batched rationale prompt (a JSON object with a `leads` list), else []."""
+    start = user.find("{")
+    if start < 0:
+        return []
+    try:
+        data = json.loads(user[start:])
+    except json.JSONDecodeError:
+        return []
+    leads = data.get("leads") if isinstance(data, dict) else None
+    if not isinstance(leads, list):
+        return []
+    return [lead for lead in leads if isinstance(lead, dict) and isinstance(lead.get("ref"), str)]
+
+
+def _lead_line(lead: dict[str, Any]) -> str:
+    """One lead's answer, from its own features only: the two largest contributions and the weakest."""
+    raw = lead.get("features")
+    features: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    ranked = sorted(
+        (
+            (float(f.get("contribution") or 0.0), str(f.get("label") or name))
+            for name, f in features.items()
+            if isinstance(f, dict)
+        ),
+        reverse=True,
+    )
+    strongest = " and ".join(label for contribution, label in ranked[:2] if contribution > 0) or "no feature"
+    weakest = ranked[-1][1] if ranked else "no feature"
+    return (
+        f"{lead['ref']}: Scored {lead.get('score')} ({lead.get('bucket')}), mostly from {strongest}; "
+        f"the weakest feature is {weakest}."
+    )
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from leadgen_core.scoring.features import FEATURE_NAMES, LeadFeatures
 from leadgen_core.scoring.score import LeadScore
@@ -54,6 +56,13 @@ SYSTEM_PROMPT = (
     "and the weakest feature."
 )
 
+BATCH_SYSTEM_PROMPT = (
+    SYSTEM_PROMPT.replace("Answer with one plain-text paragraph", "For each lead, write one plain-text paragraph")
+    + " The user sends several leads, each with a `ref`: answer with one line per lead, in the form "
+    "`<ref>: <paragraph>`, and nothing else. Never mix the facts of two leads."
+)
+
+_BATCH_LINE_RE = re.compile(r"^[\s*>-]*[\[(`*]*(L\d{1,3})[\])`*]*\s*[:.\-\u2013\u2014]\s*(.+?)\s*$", re.M | re.I)
 _WS_RE = re.compile(r"\s+")
 _FENCE_RE = re.compile(r"```[a-zA-Z]*")
 _LABEL_RE = re.compile(r"^(?:rationale|explanation|answer)\s*:\s*", re.I)
@@ -158,10 +167,10 @@ def template_rationale(*, company_name: str, score: LeadScore, features: LeadFea
     return _clip(f"{head} {body}{tail}", MAX_RATIONALE_CHARS)
 
 
-def rationale_prompt(*, company_name: str, score: LeadScore, features: LeadFeatures) -> tuple[str, str]:
-    """(system, user) messages asking an LLM for a <= 60-word rationale grounded only in the features."""
+def rationale_payload(*, company_name: str, score: LeadScore, features: LeadFeatures) -> dict[str, Any]:
+    """The data one lead's rationale may use: the features in numbers and words, and the facts."""
     values = features.feature_values()
-    payload = {
+    return {
         "company": _clip(company_name, MAX_NAME_CHARS),
         "score": score.score,
         "bucket": score.bucket,
@@ -177,9 +186,42 @@ def rationale_prompt(*, company_name: str, score: LeadScore, features: LeadFeatu
         },
         "facts": features.model_dump(exclude=set(FEATURE_NAMES), mode="json"),
     }
+
+
+def rationale_prompt(*, company_name: str, score: LeadScore, features: LeadFeatures) -> tuple[str, str]:
+    """(system, user) messages asking an LLM for a <= 60-word rationale grounded only in the features."""
+    payload = rationale_payload(company_name=company_name, score=score, features=features)
     data = json.dumps(payload, sort_keys=True, ensure_ascii=False, indent=1)
     user = f"Explain this lead score in at most {MAX_LLM_WORDS} words, using only these data:\n{data}"
     return SYSTEM_PROMPT, user
+
+
+def batch_refs(n: int) -> list[str]:
+    """The references of a batch's leads, in order: L1, L2, ..."""
+    return [f"L{i}" for i in range(1, n + 1)]
+
+
+def batch_rationale_prompt(payloads: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(system, user) messages asking for one rationale per lead of PAYLOADS (`rationale_payload`s),
+    each on its own line as `L<n>: <paragraph>`, in one request."""
+    leads = [{"ref": ref, **payload} for ref, payload in zip(batch_refs(len(payloads)), payloads, strict=True)]
+    data = json.dumps({"leads": leads}, sort_keys=True, ensure_ascii=False, indent=1)
+    user = (
+        f"Explain each of these {len(leads)} lead scores in at most {MAX_LLM_WORDS} words each, using only "
+        f"that lead's data. Answer with exactly one line per lead, `<ref>: <paragraph>`, in order:\n{data}"
+    )
+    return BATCH_SYSTEM_PROMPT, user
+
+
+def parse_batch_rationales(text: str, refs: Sequence[str]) -> dict[str, str]:
+    """The raw paragraph the answer gives for each of REFS (first line per ref wins); a ref the
+    model skipped is missing, and its lead falls back to the template."""
+    wanted, found = set(refs), {}
+    for match in _BATCH_LINE_RE.finditer(text):
+        ref, paragraph = match.group(1).upper(), match.group(2).strip()
+        if ref in wanted and ref not in found and paragraph:
+            found[ref] = paragraph
+    return found
 
 
 def clean_llm_rationale(text: str | None) -> str | None:
