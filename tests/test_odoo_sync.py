@@ -290,6 +290,7 @@ def test_assets_materialise_with_metadata_and_no_secret(night, sim, openai, owne
     scores = scored.metadata
     assert scores["scored"].value == 9 and scores["buckets"].value == {"high": 3, "medium": 3, "low": 3}
     assert scores["rationale_sources"].value == {"llm": 9} and scores["openai_tokens"].value > 0
+    assert scores["rationale_requests"].value == 1  # nine rationales, one request
     assert "| 1 | Company" in scores["top_leads"].value and 0 < scores["avg_score"].value < 1
     (sync,) = result.asset_materializations_for_node("odoo_sync")
     assert sync.metadata["leads_exported"].value == 3 and sync.metadata["item_errors"].value == 0

@@ -27,6 +27,7 @@ def score_metadata(report: ScoreReport) -> dict[str, Any]:
         "degraded_by_reason": dg.MetadataValue.json(report.degraded_by_reason()),
         "openai_tokens": dg.MetadataValue.int(report.spent.get("openai", 0)),
         "cache_hits": dg.MetadataValue.int(report.cache_hits.get("openai", 0)),
+        "rationale_requests": dg.MetadataValue.int(report.rationale_requests),
         "dry_run": dg.MetadataValue.bool(report.dry_run),
     }
     table = markdown_table(report.top)
