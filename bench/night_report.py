@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
 import psycopg
 
 from bench.night_bound import STAGES, StageFloor, Target
+from leadgen_core.db.pool import set_tenant
 from leadgen_core.stagestats import StageStat, night_stats
 
 OUTCOMES_SQL = """
@@ -43,16 +45,18 @@ class TenantNight:
         return (max(finished) - min(s.started_at for s in self.stats)).total_seconds()
 
 
-def in_tenant(owner: psycopg.Connection, tenant_id: str) -> None:
-    """Row-level security is forced on tenant tables: name the tenant for this transaction."""
-    owner.execute("SELECT set_config('request.tenant_id', %s, true)", (tenant_id,))
+@contextmanager
+def tenant_transaction(owner: psycopg.Connection, tenant_id: str) -> Iterator[psycopg.Connection]:
+    """A transaction on OWNER scoped to TENANT_ID (row-level security is forced on tenant tables)."""
+    with owner.transaction():
+        set_tenant(owner, tenant_id)
+        yield owner
 
 
 def read_night(owner: psycopg.Connection, tenant_id: str, day: date) -> TenantNight:
     outcomes: dict[str, Counter[str]] = {}
     degraded: Counter[str] = Counter()
-    with owner.transaction():
-        in_tenant(owner, tenant_id)
+    with tenant_transaction(owner, tenant_id):
         stats = night_stats(owner, tenant_id=tenant_id, run_date=day)
         for stage, status, reason, n in owner.execute(OUTCOMES_SQL, (tenant_id, day)).fetchall():
             outcomes.setdefault(str(stage), Counter())[str(status)] += int(n)
@@ -63,8 +67,7 @@ def read_night(owner: psycopg.Connection, tenant_id: str, day: date) -> TenantNi
 
 def read_targets(owner: psycopg.Connection, tenant_id: str, day: date) -> list[Target]:
     """The tenant's targets for DAY, with the website the crawl stored (what requests name)."""
-    with owner.transaction():
-        in_tenant(owner, tenant_id)
+    with tenant_transaction(owner, tenant_id):
         rows = owner.execute(
             "SELECT c.company_id, c.name, c.website_domain FROM daily_targets t JOIN companies c USING (company_id) "
             "WHERE t.tenant_id = %s AND t.run_date = %s",
@@ -81,8 +84,7 @@ def read_emails(owner: psycopg.Connection, company_ids: list[int]) -> dict[str, 
 
 def stage_progress(owner: psycopg.Connection, tenant_id: str, day: date) -> str:
     """`stage done/total` for the tenant's latest stage, for a progress line."""
-    with owner.transaction():
-        in_tenant(owner, tenant_id)
+    with tenant_transaction(owner, tenant_id):
         row = owner.execute(
             "SELECT stage, finished_at IS NOT NULL FROM run_stage_stats WHERE tenant_id = %s AND run_date = %s "
             "ORDER BY started_at DESC LIMIT 1",

@@ -24,6 +24,8 @@ from pathlib import Path
 import psycopg
 
 from leadgen_core.acra.synth import generate_rows
+from leadgen_core.budget import caps_for, set_cap
+from leadgen_core.db.pool import set_tenant
 from leadgen_core.enrich.clients import VENDORS
 from leadgen_core.enrich.context import RATE_BUCKET_PREFIX
 from leadgen_core.icp.candidates import save_rules
@@ -31,7 +33,7 @@ from leadgen_core.icp.rules import parse_rules
 from leadgen_core.registry import upsert_companies
 from leadgen_core.registry_load import LoadCounts, load_rows
 from leadgen_core.settings import Settings
-from leadgen_core.tenants import connect_odoo
+from leadgen_core.tenants import add_tenant, connect_odoo
 
 # SSIC division prefixes per tenant, in order; each group holds at least ~6% of the synthetic
 # registry's live companies (leadgen_core.acra.synth weights), so REGISTRY_ROWS_PER_TARGET rows
@@ -57,10 +59,6 @@ ODOO_DB = "sandbox"
 # credits), one Lusha lookup, ten addresses, and an upper bound of the extraction and rationale
 # token reservations (the prompts are capped at EXTRACT_CORPUS_CHAR_LIMIT characters).
 NIGHT_CAPS_PER_TARGET = {"tavily": 4, "lusha": 2, "zerobounce": 12, "openai": 30_000}
-BUDGET_SQL = """
-INSERT INTO tenant_budgets (tenant_id, vendor, daily_cap) VALUES (%s, %s, %s)
-ON CONFLICT (tenant_id, vendor) DO UPDATE SET daily_cap = EXCLUDED.daily_cap
-"""
 
 
 @dataclass(frozen=True)
@@ -96,18 +94,19 @@ def add_tenants(
     owner: psycopg.Connection, *, count: int, targets: int, odoo_url: str, night_caps: bool
 ) -> list[BenchTenant]:
     """COUNT active tenants with disjoint ICPs, a target cap of TARGETS and an Odoo connection."""
-    tenants = [BenchTenant(f"bench-{i + 1}", ICP_GROUPS[i]) for i in range(count)]
-    for t in tenants:
+    tenants = []
+    for i in range(count):
         with owner.transaction():
-            owner.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (t.tenant_id, t.tenant_id.title()))
-            owner.execute("SELECT set_config('request.tenant_id', %s, true)", (t.tenant_id,))
+            t = BenchTenant(add_tenant(owner, f"Bench {i + 1}").tenant_id, ICP_GROUPS[i])  # id bench-<i+1>
+            set_tenant(owner, t.tenant_id)
             save_rules(owner, t.tenant_id, parse_rules({"ssic_codes": list(t.ssic_prefixes)}))
-            owner.execute(BUDGET_SQL, (t.tenant_id, "targets", targets))
+            set_cap(owner, tenant_id=t.tenant_id, vendor="targets", cap=targets)
             if night_caps:
                 for vendor, per_target in NIGHT_CAPS_PER_TARGET.items():
-                    owner.execute(BUDGET_SQL, (t.tenant_id, vendor, per_target * targets))
+                    set_cap(owner, tenant_id=t.tenant_id, vendor=vendor, cap=per_target * targets)
             connect_odoo(owner, tenant_id=t.tenant_id, base_url=odoo_url, db_name=ODOO_DB, protocol="jsonrpc",
                          login=ODOO_LOGIN, secret_env=ODOO_SECRET_ENV)  # fmt: skip
+        tenants.append(t)
     return tenants
 
 
@@ -141,10 +140,8 @@ def live_candidates(owner: psycopg.Connection, prefixes: Sequence[str]) -> int:
 def caps_in_force(owner: psycopg.Connection, tenant_id: str, settings: Settings) -> dict[str, int]:
     """The tenant's vendor caps: its tenant_budgets rows over the settings' defaults."""
     with owner.transaction():
-        owner.execute("SELECT set_config('request.tenant_id', %s, true)", (tenant_id,))
-        rows = owner.execute("SELECT vendor, daily_cap FROM tenant_budgets WHERE tenant_id = %s", (tenant_id,))
-        overrides = {str(v): int(c) for v, c in rows.fetchall()}
-    return settings.vendor_caps() | overrides
+        set_tenant(owner, tenant_id)
+        return caps_for(owner, tenant_id=tenant_id, defaults=settings.vendor_caps())
 
 
 def dagster_home(path: Path, settings: Settings) -> Path:

@@ -35,6 +35,10 @@ WHERE tenant_id = %(tenant)s AND usage_date = %(day)s AND vendor = %(vendor)s
 """
 
 CAPS_SQL = "SELECT vendor, daily_cap FROM tenant_budgets WHERE tenant_id = %s"
+SET_CAP_SQL = """
+INSERT INTO tenant_budgets (tenant_id, vendor, daily_cap) VALUES (%s, %s, %s)
+ON CONFLICT (tenant_id, vendor) DO UPDATE SET daily_cap = EXCLUDED.daily_cap
+"""
 USAGE_SQL = "SELECT vendor, units, calls FROM vendor_usage WHERE tenant_id = %s AND usage_date = %s"
 
 
@@ -48,6 +52,11 @@ class VendorSpend:
     @property
     def within_cap(self) -> bool:
         return self.units <= self.cap
+
+
+def set_cap(conn: psycopg.Connection, *, tenant_id: str, vendor: str, cap: int) -> None:
+    """Set (or replace) the tenant's daily cap for VENDOR ("targets" for the daily target cap)."""
+    conn.execute(SET_CAP_SQL, (tenant_id, vendor, cap))
 
 
 def caps_for(conn: psycopg.Connection, *, tenant_id: str, defaults: dict[str, int]) -> dict[str, int]:

@@ -22,6 +22,11 @@ TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 SET_TENANT_SQL = "SELECT set_config('request.tenant_id', %s, true)"
 
 
+def set_tenant(conn: psycopg.Connection, tenant_id: str) -> None:
+    """Scope CONN's current transaction to TENANT_ID: row-level security then shows only its rows."""
+    conn.execute(SET_TENANT_SQL, (tenant_id,))
+
+
 def check_tenant_id(tenant_id: str) -> str:
     """The tenant id, or TenantIsolationError when it cannot be one."""
     if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
@@ -74,7 +79,7 @@ class Database:
         self.open()
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute(SET_TENANT_SQL, (tenant_id,))
+                set_tenant(conn, tenant_id)
                 yield conn
         except psycopg.Error as exc:
             raise DatabaseError(f"{operation} for tenant {tenant_id} failed: {redact(str(exc)).strip()}") from exc

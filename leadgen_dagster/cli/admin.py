@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings
+from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings, tenant_conn
 
 
 @click.group()
@@ -131,9 +131,7 @@ def icp_set(tenant: str, path: Path) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
     rules = parse_rules(payload)
-    with owner_conn() as conn:
-        tid = resolve_tenant(conn, tenant)
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+    with tenant_conn(tenant) as (conn, tid):
         save_rules(conn, tid, rules)
     click.echo(f"saved ICP rules for {tid}: {json.dumps(rules.model_dump(exclude_none=True))}")
 
@@ -146,9 +144,7 @@ def icp_show(tenant: str) -> None:
     from leadgen_core.icp.candidates import load_rules
     from leadgen_core.icp.resolve import resolve_industries
 
-    with owner_conn() as conn:
-        tid = resolve_tenant(conn, tenant)
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+    with tenant_conn(tenant) as (conn, tid):
         rules = load_rules(conn, tid)
         resolved = resolve_industries(conn, rules)
     click.echo(json.dumps(rules.model_dump(exclude_none=True), indent=2))

@@ -67,3 +67,14 @@ def resolve_tenant(conn: psycopg.Connection, id_or_name: str) -> str:
     from leadgen_core.tenants import resolve
 
     return resolve(conn, id_or_name).tenant_id
+
+
+@contextmanager
+def tenant_conn(tenant: str) -> Iterator[tuple[psycopg.Connection, str]]:
+    """The owner connection scoped to TENANT (id or name), and the tenant's id."""
+    from leadgen_core.db.pool import set_tenant
+
+    with owner_conn() as conn:
+        tid = resolve_tenant(conn, tenant)
+        set_tenant(conn, tid)
+        yield conn, tid

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import click
 import psycopg
 
+from leadgen_core.budget import set_cap
+from leadgen_core.db.pool import set_tenant
 from leadgen_core.errors import ConfigError
 from leadgen_core.icp.candidates import save_rules
 from leadgen_core.icp.rules import parse_rules
@@ -54,13 +56,9 @@ def seed_demo(conn: psycopg.Connection, *, odoo_url: str, db_name: str = "sandbo
     for name, spec in DEMO_TENANTS.items():
         tenant_id = existing.get(name) or add_tenant(conn, name).tenant_id
         conn.execute("UPDATE tenants SET status = 'active' WHERE tenant_id = %s", (tenant_id,))
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tenant_id,))
+        set_tenant(conn, tenant_id)
         save_rules(conn, tenant_id, parse_rules(spec["rules"]))
-        conn.execute(
-            "INSERT INTO tenant_budgets (tenant_id, vendor, daily_cap) VALUES (%s, 'targets', %s) "
-            "ON CONFLICT (tenant_id, vendor) DO UPDATE SET daily_cap = EXCLUDED.daily_cap",
-            (tenant_id, DEMO_DAILY_TARGETS),
-        )
+        set_cap(conn, tenant_id=tenant_id, vendor="targets", cap=DEMO_DAILY_TARGETS)
         connect_odoo(
             conn, tenant_id=tenant_id, base_url=odoo_url, db_name=db_name, protocol=str(spec["protocol"]),
             login=str(spec["login"]), secret_env=SANDBOX_SECRET_ENV,

@@ -8,33 +8,20 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-import psycopg
 
 from leadgen_core.errors import ConfigError
 from leadgen_core.settings import TIMEZONE
-from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings
+from leadgen_dagster.cli.common import friendly, settings, tenant_conn
 
 EMAIL_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
 LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN_RE = re.compile(rf"^(?=.{{4,253}}$){LABEL}(?:\.{LABEL})+$")
-SET_TENANT_SQL = "SELECT set_config('request.tenant_id', %s, true)"
 DEFAULT_PAGE = 1000
-
-
-@contextmanager
-def tenant_conn(tenant: str) -> Iterator[tuple[psycopg.Connection, str]]:
-    """The owner connection scoped to TENANT (id or name), and the tenant's id."""
-    with owner_conn() as conn:
-        tid = resolve_tenant(conn, tenant)
-        conn.execute(SET_TENANT_SQL, (tid,))
-        yield conn, tid
 
 
 def today() -> date:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant
+from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, tenant_conn
 
 
 @click.group()
@@ -70,9 +70,7 @@ def jobs_enqueue(tenant: str, terms: str) -> None:
     from leadgen_core.jobs import enqueue_upsert, parse_terms
 
     parsed = parse_terms(terms)
-    with owner_conn() as conn:
-        tid = resolve_tenant(conn, tenant)
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+    with tenant_conn(tenant) as (conn, tid):
         job_id = enqueue_upsert(conn, tenant_id=tid, terms=parsed)
     click.echo(f"queued job {job_id} for {tid}: {', '.join(parsed)}")
 
@@ -80,12 +78,13 @@ def jobs_enqueue(tenant: str, terms: str) -> None:
 def _job_tenant(conn: psycopg.Connection, job_id: int, tenant: str | None) -> str:
     """The tenant whose job JOB_ID is: TENANT's (id or name) when given, else found among all tenants.
     Leaves the transaction scoped to that tenant (background_jobs is tenant-owned, under RLS)."""
+    from leadgen_core.db.pool import set_tenant
     from leadgen_core.errors import ConfigError
     from leadgen_core.tenants import directory
 
     candidates = [resolve_tenant(conn, tenant)] if tenant else [t.tenant_id for t in directory(conn)]
     for tid in candidates:
-        conn.execute("SELECT set_config('request.tenant_id', %s, true)", (tid,))
+        set_tenant(conn, tid)
         if conn.execute("SELECT 1 FROM background_jobs WHERE job_id = %s", (job_id,)).fetchone():
             return tid
     raise ConfigError(f"no background job {job_id}" + (f" for tenant {candidates[0]}" if tenant else ""))
