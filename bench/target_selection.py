@@ -31,7 +31,7 @@ from leadgen_core.db.pool import Database
 from leadgen_core.icp.candidates import refresh_candidates, save_rules
 from leadgen_core.icp.resolve import resolve_industries
 from leadgen_core.icp.rules import parse_rules
-from leadgen_core.targets import SELECT_TARGETS_SQL, select_targets, target_ids
+from leadgen_core.targets import ELIGIBLE_CANDIDATES_SQL, SELECT_TARGETS_SQL, select_targets, target_ids
 
 FULL_COMPANIES = 1_000_000
 QUICK_COMPANIES = 100_000
@@ -203,20 +203,9 @@ def seed_tenant_history(
 # each candidate, with the product's "as of the night's start" reading (scores of earlier dates,
 # contacts found before the night's Singapore day): the stored keys must pick the same companies
 # in the same order.
-REFERENCE_SQL = """
+REFERENCE_SQL = f"""
 SELECT ic.company_id
-FROM icp_candidates ic
-JOIN companies c ON c.company_id = ic.company_id
-WHERE ic.tenant_id = %(tenant)s AND ic.run_date = %(run_date)s
-  AND NOT EXISTS (
-      SELECT 1 FROM suppression_emails se
-      WHERE se.tenant_id = %(tenant)s AND se.kind = 'domain' AND se.value = c.website_domain
-  )
-  AND NOT EXISTS (
-      SELECT 1 FROM lead_emails le JOIN suppression_emails se
-        ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
-      WHERE le.company_id = c.company_id
-  )
+{ELIGIBLE_CANDIDATES_SQL}
 ORDER BY EXISTS (SELECT 1 FROM lead_scores s
                  WHERE s.tenant_id = %(tenant)s AND s.company_id = c.company_id AND s.run_date < %(run_date)s),
          EXISTS (SELECT 1 FROM contacts k
@@ -224,7 +213,7 @@ ORDER BY EXISTS (SELECT 1 FROM lead_scores s
                    AND k.created_at < (%(run_date)s::date)::timestamp AT TIME ZONE 'Asia/Singapore'),
          c.last_seen DESC, c.company_id
 LIMIT %(cap)s
-"""
+"""  # noqa: S608 - the product's constant fragment, values are bound
 
 
 def time_selection(db: Database, runs: int) -> tuple[list[float], int, list[int]]:

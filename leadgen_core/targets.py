@@ -17,12 +17,9 @@ import psycopg
 CAP_OVERRIDE_SQL = "SELECT daily_cap FROM tenant_budgets WHERE tenant_id = %s AND vendor = 'targets'"
 DELETE_TARGETS_SQL = "DELETE FROM daily_targets WHERE tenant_id = %s AND run_date = %s"
 
-SELECT_TARGETS_SQL = """
-INSERT INTO daily_targets (tenant_id, run_date, company_id, priority, run_id)
-SELECT %(tenant)s, %(run_date)s, company_id,
-       row_number() OVER (ORDER BY has_score, has_contacts, last_seen DESC, company_id), %(run_id)s
-FROM (
-    SELECT ic.company_id, ic.has_score, ic.has_contacts, ic.last_seen
+# The tenant's candidates for the date (`ic`, with their company `c`) that it has not suppressed,
+# by website domain or by any known address.
+ELIGIBLE_CANDIDATES_SQL = """
     FROM icp_candidates ic
     JOIN companies c ON c.company_id = ic.company_id
     WHERE ic.tenant_id = %(tenant)s AND ic.run_date = %(run_date)s
@@ -35,10 +32,19 @@ FROM (
             ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
           WHERE le.company_id = c.company_id
       )
+"""
+
+SELECT_TARGETS_SQL = f"""
+INSERT INTO daily_targets (tenant_id, run_date, company_id, priority, run_id)
+SELECT %(tenant)s, %(run_date)s, company_id,
+       row_number() OVER (ORDER BY has_score, has_contacts, last_seen DESC, company_id), %(run_id)s
+FROM (
+    SELECT ic.company_id, ic.has_score, ic.has_contacts, ic.last_seen
+    {ELIGIBLE_CANDIDATES_SQL}
     ORDER BY ic.has_score, ic.has_contacts, ic.last_seen DESC, ic.company_id
     LIMIT %(cap)s
 ) ranked
-"""
+"""  # noqa: S608 - a constant SQL fragment, values are bound
 
 
 @dataclass(frozen=True)
