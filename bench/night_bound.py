@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 from leadgen_core.enrich.clients import VENDORS, RateSpec, VendorConfig
 from leadgen_core.enrich.verify_stage import PARALLEL_BATCHES
 from leadgen_core.enrich.websearch import domain_of, search_query
-from leadgen_core.leads.score_stage import OPENAI_BURST, OPENAI_RATE_PER_S
 from leadgen_core.sandbox.base import LoggedRequest
 from leadgen_core.sandbox.cluster import SandboxCluster
 from leadgen_core.sandbox.naming import company_slug
@@ -92,10 +91,9 @@ class Target:
 
 def vendor_rates(settings: Settings) -> dict[str, RateSpec]:
     """The rates the product's limiters use: <VENDOR>_RPM, else DEFAULT_RATES (the vendors resource
-    sets no override); the rationales' limiter reads OPENAI_RPM, else score_stage's own default."""
+    sets no override); the rationales share OpenAI's bucket and rate."""
     rates = {v: VendorConfig().rate(v, settings) for v in VENDORS}
-    rpm = settings.vendor_rpm("openai")
-    rates["openai_rationale"] = RateSpec(rpm / 60.0 if rpm else OPENAI_RATE_PER_S, OPENAI_BURST)
+    rates["openai_rationale"] = rates["openai"]
     return rates
 
 

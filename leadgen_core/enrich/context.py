@@ -140,14 +140,12 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
     """Live tools for the vendors (and "crawler") in NEEDS, closed on exit."""
     s, v = ctx.settings, ctx.vendors
     spender = await asyncio.to_thread(build_spender, ctx)
+    rates = {vendor: v.rate(vendor, s) for vendor in clients.VENDORS}
     limiters = {
         vendor: SharedRateLimiter(
-            ctx.global_conn,
-            bucket=RATE_BUCKET_PREFIX + vendor,
-            rate_per_s=v.rate(vendor, s).per_s,
-            burst=v.rate(vendor, s).burst,
+            ctx.global_conn, bucket=RATE_BUCKET_PREFIX + vendor, rate_per_s=rate.per_s, burst=rate.burst
         )
-        for vendor in clients.VENDORS
+        for vendor, rate in rates.items()
     }
     async with AsyncExitStack() as stack:
         http = httpx.AsyncClient(limits=HTTP_POOL_LIMITS)

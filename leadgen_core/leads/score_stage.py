@@ -29,6 +29,8 @@ from psycopg.types.json import Jsonb
 
 from leadgen_core import stage_status
 from leadgen_core.budget import caps_for
+from leadgen_core.enrich.clients import vendor_rate
+from leadgen_core.enrich.context import RATE_BUCKET_PREFIX
 from leadgen_core.errors import BudgetExhausted, VendorError
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
@@ -58,8 +60,6 @@ VENDOR = "openai"
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 RATIONALE_MAX_TOKENS = 120  # a 60-word answer is ~80 tokens
 MESSAGE_OVERHEAD_TOKENS = 16  # role markers and framing of the two chat messages
-OPENAI_RATE_PER_S, OPENAI_BURST = 6.0, 10  # tier-1 gpt-4o-mini allows 500 requests/min
-RATE_BUCKET = "vendor:openai"  # shared with the extraction stage: one account, one limit
 MAX_ERROR_CHARS = 500
 PROMPT_VERSION = hashlib.sha256(BATCH_SYSTEM_PROMPT.encode()).hexdigest()[:12]
 RATIONALE_BATCH = 10  # leads per LLM request
@@ -271,9 +271,10 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     spender = Spender(tenant_id=ctx.tenant_id, day=ctx.day, caps=caps, tenant_conn=ctx.tenant_conn,
                       global_conn=ctx.global_conn, cache_ttl_days=s.vendor_cache_ttl_days,
                       dry_run=ctx.dry_run)  # fmt: skip
-    rpm = ctx.settings.vendor_rpm("openai")
-    limiter = SharedRateLimiter(ctx.global_conn, bucket=RATE_BUCKET, burst=OPENAI_BURST,
-                                rate_per_s=rpm / 60.0 if rpm else OPENAI_RATE_PER_S)  # fmt: skip
+    # the extraction stage's bucket and rate: one OpenAI account, one limit
+    rate = vendor_rate(VENDOR, s)
+    limiter = SharedRateLimiter(ctx.global_conn, bucket=RATE_BUCKET_PREFIX + VENDOR, burst=rate.burst,
+                                rate_per_s=rate.per_s)  # fmt: skip
     owned = openai_writer(s) if writer is None and pending else None
     secrets = (s.openai_api_key.get_secret_value(),) if s.openai_api_key else ()
     text_writer = writer or owned
