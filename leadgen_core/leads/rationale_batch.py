@@ -83,10 +83,9 @@ class RationaleBatcher:
             text, tokens = await self._writer.complete_text(
                 system=system, user=user, max_tokens=self._max_tokens * len(batch)
             )
-            answers = parse_batch_rationales(text, batch_refs(len(batch)))
-            for (_, future), ref, share in zip(
-                batch, batch_refs(len(batch)), token_shares(tokens, len(batch)), strict=True
-            ):
+            refs = batch_refs(len(batch))
+            answers = parse_batch_rationales(text, refs)
+            for (_, future), ref, share in zip(batch, refs, token_shares(tokens, len(batch)), strict=True):
                 if not future.done():
                     future.set_result((answers.get(ref), share))
         except asyncio.CancelledError:

@@ -42,11 +42,10 @@ from leadgen_core.scoring import (
     LeadScore,
     clean_llm_rationale,
     compute_features,
-    rationale_prompt,
     score_lead,
     template_rationale,
 )
-from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, rationale_payload
+from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, payload_prompt, rationale_payload
 from leadgen_core.scoring.score import DEFAULT_MEDIUM_THRESHOLD
 from leadgen_core.settings import Settings
 from leadgen_core.spend import DryRunSkipped, Spender
@@ -187,7 +186,7 @@ class _Run:
             return template, "template", Outcome(0, "done", "llm_off")
         batcher = self.batcher
         payload = rationale_payload(company_name=name, score=score, features=features)
-        system, user = rationale_prompt(company_name=name, score=score, features=features)  # its share's bound
+        system, user = payload_prompt(payload)  # alone, its upper bound of tokens
         # the cache key: the same facts, name, weights and prompt always get the same answer for free
         request = {"purpose": "lead_rationale", "prompt": PROMPT_VERSION, "model": self.ctx.settings.openai_model,
                    "feature_hash": features.feature_hash(), "company": name, "weights": score.weights,

@@ -190,7 +190,11 @@ def rationale_payload(*, company_name: str, score: LeadScore, features: LeadFeat
 
 def rationale_prompt(*, company_name: str, score: LeadScore, features: LeadFeatures) -> tuple[str, str]:
     """(system, user) messages asking an LLM for a <= 60-word rationale grounded only in the features."""
-    payload = rationale_payload(company_name=company_name, score=score, features=features)
+    return payload_prompt(rationale_payload(company_name=company_name, score=score, features=features))
+
+
+def payload_prompt(payload: Mapping[str, Any]) -> tuple[str, str]:
+    """`rationale_prompt` for a lead whose `rationale_payload` is already built."""
     data = json.dumps(payload, sort_keys=True, ensure_ascii=False, indent=1)
     user = f"Explain this lead score in at most {MAX_LLM_WORDS} words, using only these data:\n{data}"
     return SYSTEM_PROMPT, user
