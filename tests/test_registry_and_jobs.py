@@ -11,6 +11,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -185,6 +186,18 @@ def exploding_asset() -> None:
     raise RuntimeError("the page was on fire")
 
 
+def failure_context(instance: dg.DagsterInstance, result: Any) -> dg.RunFailureSensorContext:
+    """What the daemon hands the failure sensor for RESULT's failed run (resources read the env now)."""
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    return dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={k: v for k, v in resources("x").items() if k in ("settings", "alerts")},
+    ).for_run_failure()
+
+
 def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from leadgen_dagster.sensors import build_failure_sensor
 
@@ -196,15 +209,7 @@ def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkey
         for attempt in range(2):
             result = doomed_job.execute_in_process(instance=instance, raise_on_error=False)
             run_ids.append(result.dagster_run.run_id)
-            failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-            ctx = dg.build_run_status_sensor_context(
-                sensor_name="run_failure_alert_sensor",
-                dagster_event=failure,
-                dagster_instance=instance,
-                dagster_run=result.dagster_run,
-                resources={k: v for k, v in resources("x").items() if k in ("settings", "alerts")},
-            ).for_run_failure()
-            sensor(ctx)
+            sensor(failure_context(instance, result))
             posts = [r.json() for r in hook.requests_to("/hook")]
             assert len(posts) == attempt + (1 if attempt == 0 else 2)
         first, _, streak = posts
@@ -237,15 +242,7 @@ def test_failure_alert_names_the_tenant_of_a_run_launched_from_the_ui(instance, 
     with Webhook() as hook:
         monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
         result = dg.materialize([exploding_asset], instance=instance, tags=tags, raise_on_error=False)
-        failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-        ctx = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert_sensor",
-            dagster_event=failure,
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            resources={k: v for k, v in resources("x").items() if k in ("settings", "alerts")},
-        ).for_run_failure()
-        sensor(ctx)
+        sensor(failure_context(instance, result))
         (post,) = [r.json() for r in hook.requests_to("/hook")]
     assert "beta" in json.dumps(post) and "exploding_asset" in json.dumps(post)
 
