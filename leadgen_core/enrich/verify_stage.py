@@ -5,11 +5,12 @@ free-mail address under FREEMAIL_POLICY=exclude, and not verified recently: with
 EMAIL_VERIFY_TTL_DAYS, or within UNKNOWN_RECHECK_HOURS for an `unknown` (ZeroBounce does not
 charge an unknown, so asking again on a later night is free unless it has become definite).
 
-Batches of up to ZEROBOUNCE_BATCH_SIZE (200) go through the Spender, reserving one unit per address and settling to what
-ZeroBounce charged (unknowns are not charged). When the cap refuses a batch, it is halved until
-the remaining budget fits; once a single address is refused the cap is spent and the rest of the
-night's addresses are degraded `budget:zerobounce` without asking again. Results, including
-catch-all and unknown as their own tiers, are stored in `email_verification_cache`.
+Batches of up to ZEROBOUNCE_BATCH_SIZE (200) go through the Spender, reserving one unit per
+address and settling to what ZeroBounce charged (unknowns are not charged). When the cap refuses
+a batch, it is halved until the remaining budget fits; once a single address is refused the cap
+is spent and the rest of the night's addresses are degraded `budget:zerobounce` without asking
+again. Results, including catch-all and unknown as their own tiers, are stored in
+`email_verification_cache`.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class ZeroBounceClient(VendorClient):
         return _verification(email, body)
 
     async def validate_batch(self, emails: Sequence[str], *, batch_size: int = BATCH_MAX) -> list[Verification]:
-        """Validate up to MAX_EMAILS_PER_CALL distinct addresses, BATCH_SIZE per request, in input order."""
+        """Validate up to MAX_EMAILS_PER_CALL distinct addresses, batch_size per request (<= BATCH_MAX), in order."""
         if not 1 <= batch_size <= BATCH_MAX:
             raise ValueError(f"batch_size must be between 1 and {BATCH_MAX}")
         wanted = list(dict.fromkeys(e.strip()[:MAX_EMAIL_CHARS] for e in emails if e.strip()))
