@@ -48,16 +48,12 @@ class Stage:
         return dg.MaterializeResult(metadata=meta)
 
 
-def is_dry_run_context(context: dg.AssetExecutionContext) -> bool:
-    return is_dry_run(context.run.tags)
-
-
 @contextmanager
 def night_stage(context: dg.AssetExecutionContext, postgres: PostgresResource, name: str) -> Iterator[Stage]:
     tenant_id, day = parse_tenant_date(context.partition_key)
     postgres.require_tenant(tenant_id)
     stage = Stage(tenant_id, day, name, context.run_id)
-    record = not is_dry_run_context(context)
+    record = not is_dry_run(context.run.tags)
     if record:
         with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
             stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, run_id=context.run_id)
