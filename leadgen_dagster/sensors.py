@@ -143,12 +143,21 @@ def last_due_night(now: datetime, sla_minutes: int) -> tuple[date, datetime]:
     return deadline.date() if deadline.hour >= 1 else deadline.date(), deadline
 
 
-def overdue_tenants(postgres: PostgresResource, *, tenants: list[str], day: date, terminal_stage: str) -> list[str]:
-    """Tenants whose night for DAY has not finished its terminal stage: hung, failed or never started."""
+TENANT_CREATED_SQL = "SELECT created_at FROM tenants WHERE tenant_id = %s"
+
+
+def overdue_tenants(
+    postgres: PostgresResource, *, tenants: list[str], day: date, terminal_stage: str, deadline: datetime
+) -> list[str]:
+    """Tenants whose night for DAY has not finished its terminal stage: hung, failed or never started.
+    A tenant created after its DEADLINE was never due that night (a fresh `make dev`, a new customer)."""
     overdue = []
     for tenant in tenants:
         with postgres.tenant(tenant, operation="deadline sensor") as conn:
+            created = conn.execute(TENANT_CREATED_SQL, (tenant,)).fetchone()
             stats = {s.stage: s for s in night_stats(conn, tenant_id=tenant, run_date=day)}
+        if created is not None and created[0] > deadline:
+            continue
         final = stats.get(terminal_stage)
         if final is None or final.finished_at is None:
             overdue.append(tenant)
@@ -175,7 +184,9 @@ def build_deadline_sensor(terminal_stage: str) -> dg.SensorDefinition:
         already = set(alerted.get(day.isoformat(), []))
         late = [
             t
-            for t in overdue_tenants(postgres, tenants=_active(postgres, s), day=day, terminal_stage=terminal_stage)
+            for t in overdue_tenants(
+                postgres, tenants=_active(postgres, s), day=day, terminal_stage=terminal_stage, deadline=deadline
+            )
             if t not in already
         ]
         for tenant in late:

@@ -392,8 +392,10 @@ def test_deadline_sensor_flags_hung_failed_and_unstarted_nights_once(
 
     with Webhook() as hook:
         monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
-        for tenant in ("alpha", "beta", "gamma", "delta"):
+        for tenant in ("alpha", "beta", "gamma", "delta", "epsilon"):
             add_tenant(owner_conn, tenant)
+        # epsilon joined just now, after the night's deadline: it was never due that night
+        owner_conn.execute("UPDATE tenants SET created_at = now() - interval '3 days' WHERE tenant_id <> 'epsilon'")
         day, _ = last_due_night(datetime.now(SGT), 90)
         started = datetime.combine(day, datetime.min.time(), SGT) + timedelta(hours=1)
         done = started + timedelta(minutes=5)
@@ -408,7 +410,7 @@ def test_deadline_sensor_flags_hung_failed_and_unstarted_nights_once(
         with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
             sensor.evaluate_tick(ctx)
         posts = [json.dumps(r.json()) for r in hook.requests_to("/hook")]
-        flagged = sorted(t for t in ("alpha", "beta", "gamma", "delta") if any(t in p for p in posts))
+        flagged = sorted(t for t in ("alpha", "beta", "gamma", "delta", "epsilon") if any(t in p for p in posts))
         assert len(posts) == 3 and flagged == ["alpha", "delta", "gamma"], posts
         with dg.build_sensor_context(
             instance=instance, resources=resources(clean_db.app_dsn), cursor=ctx.cursor
