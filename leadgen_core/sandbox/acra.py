@@ -14,6 +14,7 @@ from typing import Any, Final
 from leadgen_core.acra.columns import STAGING_COLUMNS
 from leadgen_core.acra.synth import generate_rows
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 DATASTORE_PATH: Final = "/api/action/datastore_search"
 DEFAULT_RESOURCE_ID: Final = "d_acra_sandbox_00000000000000000000"
@@ -42,8 +43,9 @@ class AcraSim(SimServer):
         rows_max: int = ROWS_MAX,
         faults: FaultConfig | None = None,
         port: int = 0,
+        profile: SandboxProfile = DEMO,
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.resource_id = resource_id
         self.rows_max = rows_max
         # CKAN numbers rows with an integer _id from 1, in insertion order.

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+
 MAX_BODY_BYTES = 5_000_000
 REQUEST_LOG_CAP = 100_000
 
@@ -118,8 +120,10 @@ class SimServer:
 
     name = "sim"
 
-    def __init__(self, *, faults: FaultConfig | None = None, port: int = 0) -> None:
+    def __init__(self, *, faults: FaultConfig | None = None, port: int = 0, profile: SandboxProfile = DEMO) -> None:
         self.faults = faults or FaultConfig()
+        # demo or realistic, and the time scale: each simulator reads its documented limits from it.
+        self.profile = profile
         self._routes: list[tuple[str, str, bool, Route]] = []
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)

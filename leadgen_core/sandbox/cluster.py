@@ -22,6 +22,7 @@ from leadgen_core.sandbox.base import FaultConfig, SimServer
 from leadgen_core.sandbox.lusha import LushaSim
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.sandbox.openai_sim import OpenAISim
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 from leadgen_core.sandbox.tavily import TavilySim
 from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S, WebSim
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
@@ -51,19 +52,27 @@ class SandboxCluster:
         registry_seed: int = 7,
         web_slow_delay_s: float = SLOW_DELAY_S,
         web_crawl_delay_s: float = CRAWL_DELAY_S,
+        profile: SandboxProfile = DEMO,
     ) -> None:
         unknown = set(faults or {}) - set(SIM_NAMES)
         if unknown:
             raise ValueError(f"unknown simulators {sorted(unknown)}; expected some of {list(SIM_NAMES)}")
         f = dict(faults or {})
+        self.profile = profile
         self.web = WebSim(
-            seed=web_seed, faults=f.get("web"), slow_delay_s=web_slow_delay_s, crawl_delay_s=web_crawl_delay_s
+            seed=web_seed,
+            faults=f.get("web"),
+            slow_delay_s=web_slow_delay_s,
+            crawl_delay_s=web_crawl_delay_s,
+            profile=profile,
         )
-        self.lusha = LushaSim(api_key=LUSHA_KEY, faults=f.get("lusha"))
-        self.zerobounce = ZeroBounceSim(api_key=ZEROBOUNCE_KEY, faults=f.get("zerobounce"))
-        self.openai = OpenAISim(api_key=OPENAI_KEY, faults=f.get("openai"))
-        self.odoo = OdooSim(db=ODOO_DB, users=dict.fromkeys(ODOO_LOGINS, ODOO_KEY), faults=f.get("odoo"))
-        self.acra = AcraSim(rows=registry_rows, seed=registry_seed, faults=f.get("acra"))
+        self.lusha = LushaSim(api_key=LUSHA_KEY, faults=f.get("lusha"), profile=profile)
+        self.zerobounce = ZeroBounceSim(api_key=ZEROBOUNCE_KEY, faults=f.get("zerobounce"), profile=profile)
+        self.openai = OpenAISim(api_key=OPENAI_KEY, faults=f.get("openai"), profile=profile)
+        self.odoo = OdooSim(
+            db=ODOO_DB, users=dict.fromkeys(ODOO_LOGINS, ODOO_KEY), faults=f.get("odoo"), profile=profile
+        )
+        self.acra = AcraSim(rows=registry_rows, seed=registry_seed, faults=f.get("acra"), profile=profile)
         self._tavily_faults = f.get("tavily")
         self._tavily: TavilySim | None = None
         self._started: list[SimServer] = []
@@ -73,7 +82,9 @@ class SandboxCluster:
         try:
             self._start(self.web)
             # Tavily needs the web port to name sites, so it is built once the web sim listens.
-            self._tavily = TavilySim(api_key=TAVILY_KEY, faults=self._tavily_faults, web_port=self.web.port)
+            self._tavily = TavilySim(
+                api_key=TAVILY_KEY, faults=self._tavily_faults, web_port=self.web.port, profile=self.profile
+            )
             for sim in (self._tavily, self.lusha, self.zerobounce, self.openai, self.odoo, self.acra):
                 self._start(sim)
         except BaseException:
@@ -143,6 +154,7 @@ class SandboxCluster:
             "ACRA_RESOURCE_IDS": self.acra.resource_id,
             "ODOO_SANDBOX_URL": self.odoo.base_url,
             "ODOO_SANDBOX_KEY": ODOO_KEY,
+            **self.profile.env(),
         }
 
 
@@ -152,6 +164,7 @@ def sandbox_cluster(
     registry_rows: int = 1_000,
     web_slow_delay_s: float = SLOW_DELAY_S,
     web_crawl_delay_s: float = CRAWL_DELAY_S,
+    profile: SandboxProfile = DEMO,
 ) -> Iterator[SandboxCluster]:
     """A running cluster for as long as the generator is suspended (a pytest fixture, say).
 
@@ -162,5 +175,6 @@ def sandbox_cluster(
         registry_rows=registry_rows,
         web_slow_delay_s=web_slow_delay_s,
         web_crawl_delay_s=web_crawl_delay_s,
+        profile=profile,
     ) as cluster:
         yield cluster

@@ -27,6 +27,7 @@ from typing import Any
 
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer
 from leadgen_core.sandbox.naming import sandbox_domain, stable_fraction
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 MISS_RATE = 0.2
 NO_EMAIL_RATE = 0.15
@@ -139,9 +140,10 @@ class LushaSim(SimServer):
         api_key: str = "sandbox-lusha-key",
         faults: FaultConfig | None = None,
         port: int = 0,
+        profile: SandboxProfile = DEMO,
         credits: int = 100_000,
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.credits = credits
         self.route("POST", "/v3/contacts/prospecting", self._prospecting)

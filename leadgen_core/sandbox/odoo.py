@@ -27,6 +27,7 @@ from typing import Any
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
 from leadgen_core.sandbox.odoo_domain import OdooFault
 from leadgen_core.sandbox.odoo_store import RECORD_METHODS, OdooStore
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 JSON2_PREFIX = "/json/2/"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -80,9 +81,10 @@ class OdooSim(SimServer):
         users: dict[str, str] | None = None,  # login -> password or API key
         faults: FaultConfig | None = None,
         port: int = 0,
+        profile: SandboxProfile = DEMO,
         partner_registry: bool = True,  # False: res.partner has no company_registry (Odoo 16 and older)
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.db = db
         self._users = dict(DEFAULT_USERS if users is None else users)
         self._uids = {login: FIRST_UID + i for i, login in enumerate(self._users)}

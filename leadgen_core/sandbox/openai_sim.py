@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 MAX_DEPTH = 12
 MAX_LIST = 10
@@ -104,9 +105,14 @@ class OpenAISim(SimServer):
     name = "openai"
 
     def __init__(
-        self, *, api_key: str = "sandbox-openai-key", faults: FaultConfig | None = None, port: int = 0
+        self,
+        *,
+        api_key: str = "sandbox-openai-key",
+        faults: FaultConfig | None = None,
+        port: int = 0,
+        profile: SandboxProfile = DEMO,
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.route("POST", "/v1/chat/completions", self._complete)
 

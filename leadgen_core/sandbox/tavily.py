@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
 from leadgen_core.sandbox.naming import company_slug, is_sandbox_host, sandbox_domain, stable_fraction
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 HIT_RATE = 0.85
 EMAIL_RATE = 0.6
@@ -87,8 +88,9 @@ class TavilySim(SimServer):
         faults: FaultConfig | None = None,
         web_port: int | None = None,
         port: int = 0,
+        profile: SandboxProfile = DEMO,
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.web_port = web_port
         self.route("POST", "/search", self._search)

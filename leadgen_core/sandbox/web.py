@@ -39,6 +39,7 @@ from functools import cached_property
 
 from leadgen_core.sandbox.base import FaultConfig, LoggedRequest, SimRequest, SimResponse, SimServer
 from leadgen_core.sandbox.naming import SANDBOX_TLD, is_sandbox_host, stable_fraction
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 BOT_AGENT_NAME = "leadgen-bot"
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
@@ -126,11 +127,12 @@ class WebSim(SimServer):
         seed: int = 7,
         faults: FaultConfig | None = None,
         port: int = 0,
+        profile: SandboxProfile = DEMO,
         private_redirect_target: str = "http://10.0.0.1/",
         slow_delay_s: float = SLOW_DELAY_S,
         crawl_delay_s: float = CRAWL_DELAY_S,
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.seed = seed
         self.private_redirect_target = private_redirect_target
         self.slow_delay_s = slow_delay_s

@@ -24,6 +24,7 @@ from typing import Any
 
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer
 from leadgen_core.sandbox.naming import stable_fraction
+from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 BATCH_MAX = 200
 KEY_ERROR = "Invalid API key or your account ran out of credits"
@@ -143,9 +144,10 @@ class ZeroBounceSim(SimServer):
         api_key: str = "sandbox-zerobounce-key",
         faults: FaultConfig | None = None,
         port: int = 0,
+        profile: SandboxProfile = DEMO,
         credits: int = 100_000,
     ) -> None:
-        super().__init__(faults=faults, port=port)
+        super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.credits = credits
         self.route("GET", "/v2/validate", self._validate)

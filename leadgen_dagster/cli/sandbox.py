@@ -31,15 +31,32 @@ def sandbox() -> None:
     help="Also write the variables to export as KEY=VALUE lines, once every server listens.",
 )
 @click.option("--registry-rows", default=20_000, show_default=True, help="Size of the synthetic ACRA registry.")
+@click.option(
+    "--profile",
+    type=click.Choice(["demo", "realistic"]),
+    envvar="LEADGEN_SANDBOX_PROFILE",
+    default="demo",
+    show_default=True,
+    help="demo: quick; realistic: the vendors' documented limits, latencies and payload sizes.",
+)
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0.001, max=1000),
+    envvar="LEADGEN_SANDBOX_TIME_SCALE",
+    default=1.0,
+    show_default=True,
+    help="Divide every simulated latency and multiply every simulated rate limit by this.",
+)
 @friendly
-def sandbox_up(env_file: Path | None, registry_rows: int) -> None:
+def sandbox_up(env_file: Path | None, registry_rows: int, profile: str, time_scale: float) -> None:
     """Start the simulators, print their URLs and environment, wait for SIGTERM or SIGINT."""
     from leadgen_core.sandbox.cluster import SandboxCluster
+    from leadgen_core.sandbox.profile import SandboxProfile
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with SandboxCluster(registry_rows=registry_rows) as cluster:
+    with SandboxCluster(registry_rows=registry_rows, profile=SandboxProfile.parse(profile, time_scale)) as cluster:
         env = cluster.env()
         for key, value in sorted(env.items()):
             click.echo(f"export {key}={value}")
