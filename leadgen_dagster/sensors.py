@@ -1,13 +1,14 @@
 """Sensors: tenant partitions, background jobs, run-failure alerts and the SLA deadline."""
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from leadgen_core.alerts import Alert, post_alert
+from leadgen_core.cron import previous_tick
 from leadgen_core.jobs import mark_failed, queued_jobs, running_jobs
 from leadgen_core.settings import TIMEZONE, Settings
 from leadgen_core.stagestats import night_stats
@@ -15,10 +16,12 @@ from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job
 from leadgen_dagster.partitions import tenant_partitions
 from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource
-from leadgen_dagster.tags import TENANT_TAG, run_tenant
+from leadgen_dagster.tags import TENANT_TAG, root_run_id, run_tenant, will_retry
 
 SGT = ZoneInfo(TIMEZONE)
 DEAD_RUN_STATUSES = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+# Attempts one night may have (the run, its retry, a few re-executions), to find N nights in the run records.
+RUN_RECORDS_PER_NIGHT = 4
 
 
 def _active(postgres: PostgresResource, s: Settings) -> list[str]:
@@ -29,14 +32,19 @@ def _active(postgres: PostgresResource, s: Settings) -> list[str]:
 @dg.sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Keeps the `tenants` dynamic partitions equal to the active tenants (data is never deleted).",
+    description="Adds a `tenants` partition for every active tenant; removes partitions that name no tenant at all. "
+    "A deactivated tenant keeps its partition (its history stays visible); launches skip it.",
 )
 def tenant_partitions_sensor(
     context: dg.SensorEvaluationContext, postgres: PostgresResource, settings: SettingsResource
 ) -> dg.SensorResult:
-    wanted = set(_active(postgres, settings.get()))
+    with postgres.shared(operation="tenant directory") as conn:
+        tenants = directory(conn)
+    s = settings.get()
+    wanted = set(active_tenant_ids(tenants, include=s.tenant_include, exclude=s.tenant_exclude))
+    known = {t.tenant_id for t in tenants}
     existing = set(context.instance.get_dynamic_partitions(tenant_partitions.name or "tenants"))
-    add, remove = sorted(wanted - existing), sorted(existing - wanted)
+    add, remove = sorted(wanted - existing), sorted(existing - known)
     requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
     if add:
         requests.append(tenant_partitions.build_add_request(add))
@@ -44,7 +52,10 @@ def tenant_partitions_sensor(
         requests.append(tenant_partitions.build_delete_request(remove))
     if not requests:
         return dg.SensorResult(skip_reason=f"{len(existing)} tenant partitions already in sync")
-    context.log.info(f"tenant partitions: adding {add}, removing {remove}")
+    if add:
+        context.log.info(f"tenant partitions: adding {', '.join(add)}")
+    if remove:
+        context.log.info(f"tenant partitions: removing {', '.join(remove)}: no such tenant (added by hand?)")
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
@@ -90,6 +101,22 @@ def _failed_step(context: dg.RunFailureSensorContext) -> tuple[str | None, str]:
     return None, (context.failure_event.message or "run failed")
 
 
+def consecutive_failures(instance: dg.DagsterInstance, run: dg.DagsterRun, *, tag: tuple[str, str], n: int) -> bool:
+    """True when the last N nights of RUN's job and tenant each ended in failure.
+
+    A night is a chain of attempts sharing a root run (retries, re-executions); only its latest
+    attempt counts, so one night retried once is one failure, not two.
+    """
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=run.job_name, tags={tag[0]: tag[1]}), limit=n * RUN_RECORDS_PER_NIGHT
+    )
+    latest_per_night: dict[str, dg.DagsterRunStatus] = {}
+    for record in records:  # newest first
+        latest_per_night.setdefault(root_run_id(record.dagster_run), record.dagster_run.status)
+    nights = list(latest_per_night.values())[:n]
+    return len(nights) == n and all(status == dg.DagsterRunStatus.FAILURE for status in nights)
+
+
 def build_failure_sensor(monitored: list[Any] | None = None) -> dg.SensorDefinition:
     """The alert sensor for MONITORED jobs; None: every job of this code location, including the
     asset job behind materialisations and backfills launched from the UI."""
@@ -104,11 +131,14 @@ def build_failure_sensor(monitored: list[Any] | None = None) -> dg.SensorDefinit
         context: dg.RunFailureSensorContext, settings: SettingsResource, alerts: AlertsResource
     ) -> None:
         s = settings.get()
+        run = context.dagster_run
+        if will_retry(run.tags):  # not final yet: the retry's own outcome is what gets reported
+            context.log.info(f"run {run.run_id} will be retried; no alert for this attempt")
+            return
         url = alerts.url()
         if url is None:
             context.log.info("LEADGEN_ALERT_WEBHOOK_URL not set; failure not posted")
             return
-        run = context.dagster_run
         owner = run_tenant(run.tags)
         tenant = owner[1] if owner else None
         step, error = _failed_step(context)
@@ -117,30 +147,21 @@ def build_failure_sensor(monitored: list[Any] | None = None) -> dg.SensorDefinit
         reason = post_alert(url, Alert(f"leadgen run failed: {run.job_name}", tenant, partition, step, error, link))
         if reason:
             context.log.warning(f"alert not delivered: {reason}")
-        if owner:
-            recent = context.instance.get_run_records(
-                dg.RunsFilter(job_name=run.job_name, tags={owner[0]: owner[1]}),
-                limit=s.alert_consecutive_failures,
-            )
+        if owner and consecutive_failures(context.instance, run, tag=owner, n=s.alert_consecutive_failures):
             n = s.alert_consecutive_failures
-            if len(recent) == n and all(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in recent):
-                post_alert(
-                    url,
-                    Alert(
-                        f"leadgen: {n} consecutive failures for tenant {tenant}", tenant, partition, step, error, link
-                    ),
-                )
+            post_alert(
+                url,
+                Alert(f"leadgen: {n} consecutive failures for tenant {tenant}", tenant, partition, step, error, link),
+            )
 
     return run_failure_alert_sensor
 
 
-def last_due_night(now: datetime, sla_minutes: int) -> tuple[date, datetime]:
-    """The most recent night whose deadline (01:00 SGT + SLA) has passed, and that deadline."""
-    local = now.astimezone(SGT)
-    deadline = datetime.combine(local.date(), time(1, 0), SGT) + timedelta(minutes=sla_minutes)
-    if local < deadline:
-        deadline -= timedelta(days=1)
-    return deadline.date() if deadline.hour >= 1 else deadline.date(), deadline
+def last_due_night(now: datetime, sla_minutes: int, cron: str = "0 1 * * *") -> tuple[date, datetime]:
+    """The most recent night whose deadline (its SCHED_START_CRON tick + SLA) has passed, and that
+    deadline. The night's date is the Singapore date of its tick, as the nightly schedule names it."""
+    tick = previous_tick(cron, at=now.astimezone(SGT) - timedelta(minutes=sla_minutes))
+    return tick.date(), tick + timedelta(minutes=sla_minutes)
 
 
 TENANT_CREATED_SQL = "SELECT created_at FROM tenants WHERE tenant_id = %s"
@@ -169,7 +190,8 @@ def build_deadline_sensor(terminal_stage: str) -> dg.SensorDefinition:
         name="sla_deadline_sensor",
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Alerts for every tenant whose night has not completed by 01:00 + SLA_MINUTES, whether its run "
+        description="Alerts for every tenant whose night has not completed by SCHED_START_CRON's tick + SLA_MINUTES, "
+        "whether its run "
         "hangs, failed or never started.",
     )
     def sla_deadline_sensor(
@@ -179,7 +201,7 @@ def build_deadline_sensor(terminal_stage: str) -> dg.SensorDefinition:
         alerts: AlertsResource,
     ) -> dg.SkipReason:
         s = settings.get()
-        day, deadline = last_due_night(datetime.now(SGT), s.sla_minutes)
+        day, deadline = last_due_night(datetime.now(SGT), s.sla_minutes, s.sched_start_cron)
         alerted: dict[str, list[str]] = json.loads(context.cursor) if context.cursor else {}
         already = set(alerted.get(day.isoformat(), []))
         late = [

@@ -20,7 +20,7 @@ import dagster as dg
 from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
-from leadgen_dagster.tags import is_dry_run
+from leadgen_dagster.tags import is_dry_run, root_run_id
 
 
 @dataclass
@@ -56,7 +56,7 @@ def night_stage(context: dg.AssetExecutionContext, postgres: PostgresResource, n
     record = not is_dry_run(context.run.tags)
     if record:
         with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
-            stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, run_id=context.run_id)
+            stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, root_run_id=root_run_id(context.run))
     context.log.info(f"{name}: tenant {tenant_id}, date {day}{'' if record else ' (dry run)'}")
     yield stage
     if record:

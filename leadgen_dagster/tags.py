@@ -8,9 +8,12 @@ both name the tenant in alerts.
 
 from collections.abc import Mapping
 
+import dagster as dg
+
 TENANT_TAG = "leadgen/tenant"
 PARTITION_TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a run's partition
 DRY_RUN_TAG = "leadgen/dry_run"
+WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run its run-retry daemon will retry
 
 
 def is_dry_run(tags: Mapping[str, str]) -> bool:
@@ -24,3 +27,16 @@ def run_tenant(tags: Mapping[str, str]) -> tuple[str, str] | None:
         if tags.get(key):
             return key, tags[key]
     return None
+
+
+ROOT_RUN_TAG = "dagster/root_run_id"  # Dagster's tag on a retry or re-execution: the chain's first run
+
+
+def root_run_id(run: dg.DagsterRun) -> str:
+    """The first run of a chain of retries and re-executions: one night, however many attempts."""
+    return run.root_run_id or run.tags.get(ROOT_RUN_TAG) or run.run_id
+
+
+def will_retry(tags: Mapping[str, str]) -> bool:
+    """True for a failed run that Dagster's run retries will launch again (not yet a final failure)."""
+    return tags.get(WILL_RETRY_TAG, "").strip().lower() == "true"

@@ -146,7 +146,7 @@ def test_tenant_sync_sensor(clean_db, instance, owner_conn, monkeypatch, env, ex
     add_tenant(owner_conn, "alpha")
     add_tenant(owner_conn, "beta")
     add_tenant(owner_conn, "gone")
-    add_partitions(instance, "gone")
+    add_partitions(instance, "gone", "ghost")  # ghost: a partition typed into the UI for no tenant
     owner_conn.execute("UPDATE tenants SET status = 'inactive' WHERE tenant_id = 'gone'")
     sensor = defs.get_repository_def().get_sensor_def("tenant_partitions_sensor")
     with dg.build_sensor_context(instance=instance, resources=resources(clean_db.app_dsn)) as ctx:
@@ -163,7 +163,8 @@ def test_tenant_sync_sensor(clean_db, instance, owner_conn, monkeypatch, env, ex
         if isinstance(r, dg.DeleteDynamicPartitionsRequest)
         for k in r.partition_keys
     }
-    assert added == expected and removed == {"gone"}
+    # a deactivated tenant keeps its partition (its history stays visible); a tenant-less one goes
+    assert added == expected and removed == {"ghost"}
     # deactivation never deletes data
     assert q(clean_db.owner_dsn, "SELECT count(*) FROM tenants WHERE tenant_id = 'gone'") == [(1,)]
 
@@ -307,7 +308,9 @@ def failure_text(result: dg.ExecuteInJobResult) -> str:
     return "\n".join(parts)
 
 
-def run_check(db: DbHandle, instance: dg.DagsterInstance, name: str, tenant: str = "alpha") -> dg.AssetCheckEvaluation:
+def run_check(
+    db: DbHandle, instance: dg.DagsterInstance, name: str, tenant: str = "alpha", tags: dict[str, str] | None = None
+) -> dg.AssetCheckEvaluation:
     """Re-run the night's first stage with one check (Dagster needs an asset in a partitioned run)."""
     from leadgen_dagster.definitions import CHECKS, TENANT_ASSETS
 
@@ -320,6 +323,7 @@ def run_check(db: DbHandle, instance: dg.DagsterInstance, name: str, tenant: str
         instance=instance,
         raise_on_error=False,
         selection=dg.AssetSelection.assets(icp_candidates) | dg.AssetSelection.checks(key),
+        tags=tags,
     )
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
     return evaluation
@@ -348,18 +352,32 @@ def test_target_check_passes_then_fails_when_cap_is_exceeded(registry, instance,
 
 def test_sla_check_passes_then_fails_on_breach(registry, instance) -> None:  # type: ignore[no-untyped-def]
     add_partitions(instance, "alpha")
-    assert materialize_night(registry, instance, "alpha").success
-    evaluation = run_check(registry, instance, "night_within_sla")
+    night = materialize_night(registry, instance, "alpha")
+    assert night.success
+    root = night.dagster_run.run_id
+    again = {"dagster/root_run_id": root, "dagster/parent_run_id": root}  # a re-execution of that night
+    evaluation = run_check(registry, instance, "night_within_sla", tags=again)
     assert evaluation.passed and 0 < evaluation.metadata["wall_s"].value < 60
     # an earlier stage of the same night that started 95 minutes before puts the night over 90
     with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO run_stage_stats (tenant_id, run_date, stage, started_at, finished_at) "
-            "VALUES ('alpha', %s, 'slow_stage', now() - interval '95 minutes', now() - interval '94 minutes')",
-            (DAY,),
+            "INSERT INTO run_stage_stats (tenant_id, run_date, stage, dagster_run_id, started_at, finished_at) "
+            "VALUES ('alpha', %s, 'slow_stage', %s, now() - interval '95 minutes', now() - interval '94 minutes')",
+            (DAY, root),
         )
-    evaluation = run_check(registry, instance, "night_within_sla")
+    evaluation = run_check(registry, instance, "night_within_sla", tags=again)
     assert not evaluation.passed and evaluation.metadata["wall_s"].value > 90 * 60
+
+
+def test_sla_check_times_this_night_not_the_dates_first_run(registry, instance) -> None:  # type: ignore[no-untyped-def]
+    """Re-materialising an old date days later is a new night: its clock starts with its own run."""
+    add_partitions(instance, "alpha")
+    assert materialize_night(registry, instance, "alpha").success
+    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:  # that first night was 3 days ago
+        conn.execute("UPDATE run_stage_stats SET started_at = started_at - interval '3 days', "
+                     "finished_at = finished_at - interval '3 days'")  # fmt: skip
+    evaluation = run_check(registry, instance, "night_within_sla")  # a new run: the date's night again
+    assert evaluation.passed and 0 < evaluation.metadata["wall_s"].value < 60, evaluation.metadata
 
 
 def test_budget_check_catches_an_overshoot_in_the_ledger(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -453,3 +471,26 @@ def test_companies_asset_is_idempotent(clean_db, instance) -> None:  # type: ign
     )
     meta = res.asset_materializations_for_node("companies")[0].metadata
     assert meta["inserted"].value == 0 and meta["unchanged"].value == counts.staged  # load_registry already upserted
+
+
+@pytest.mark.parametrize(
+    ("now", "cron", "night", "deadline"),
+    [
+        ("2026-03-02T02:29", "0 1 * * *", "2026-03-01", "2026-03-01T02:30"),
+        ("2026-03-02T02:31", "0 1 * * *", "2026-03-02", "2026-03-02T02:30"),
+        ("2026-03-02T10:00", "30 3 * * 1-5", "2026-03-02", "2026-03-02T05:00"),  # Monday
+        ("2026-03-01T10:00", "30 3 * * 1-5", "2026-02-27", "2026-02-27T05:00"),  # Sunday: Friday's night
+        ("2026-03-02T23:59", "0 22 * * *", "2026-03-02", "2026-03-02T23:30"),
+    ],
+)
+def test_deadline_follows_the_nightly_cron(now: str, cron: str, night: str, deadline: str) -> None:
+    day, due = last_due_night(datetime.fromisoformat(now).replace(tzinfo=SGT), 90, cron)
+    assert day.isoformat() == night and due == datetime.fromisoformat(deadline).replace(tzinfo=SGT)
+
+
+@pytest.mark.parametrize("cron", ["0 1 * *", "61 1 * * *", "0 1 31 2 *", "x 1 * * *", "0 1/0 * * *"])
+def test_a_bad_nightly_cron_is_a_config_error(cron: str) -> None:
+    from leadgen_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cron"):
+        last_due_night(datetime(2026, 3, 2, tzinfo=SGT), 90, cron)

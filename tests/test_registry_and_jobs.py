@@ -219,6 +219,36 @@ def test_run_failure_sensor_posts_slack_json_and_a_streak_alert(instance, monkey
         assert "2 consecutive failures" in streak["text"]
 
 
+def test_failure_sensor_skips_attempts_that_will_retry_and_counts_nights_not_attempts(instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A night retried once is one failure: no alert for the attempt Dagster will retry, and the
+    streak counts root runs (a night and its re-executions), not every failed attempt."""
+    from leadgen_dagster.sensors import build_failure_sensor
+
+    monkeypatch.setenv("ALERT_CONSECUTIVE_FAILURES", "2")
+    sensor = build_failure_sensor([doomed_job])
+    with Webhook() as hook:
+        monkeypatch.setenv("LEADGEN_ALERT_WEBHOOK_URL", f"{hook.base_url}/hook")
+        first = doomed_job.execute_in_process(
+            instance=instance, raise_on_error=False, tags={"dagster/will_retry": "true"}
+        )
+        sensor(failure_context(instance, first))
+        assert hook.requests_to("/hook") == []  # the retry's outcome is what gets reported
+        retry = dg.execute_job(
+            dg.reconstructable(doomed_job),
+            instance=instance,
+            reexecution_options=dg.ReexecutionOptions.from_failure(first.dagster_run.run_id, instance),
+            raise_on_error=False,
+        )
+        assert retry.dagster_run.root_run_id == first.dagster_run.run_id
+        sensor(failure_context(instance, retry))
+        texts = [r.json()["text"] for r in hook.requests_to("/hook")]
+        assert len(texts) == 1 and "consecutive" not in texts[0]  # one night, one failure
+        second_night = doomed_job.execute_in_process(instance=instance, raise_on_error=False)
+        sensor(failure_context(instance, second_night))
+        texts = [r.json()["text"] for r in hook.requests_to("/hook")]
+        assert len(texts) == 3 and "2 consecutive failures" in texts[2]
+
+
 def test_alert_webhook_is_wired_as_an_env_var_never_a_value(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from leadgen_dagster.resources import AlertsResource, alerts_resource
 
