@@ -9,6 +9,7 @@ pass here says the simulator speaks the protocols, not that a real Odoo behaves 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from leadgen_core.sandbox.odoo import OdooSim
+from leadgen_core.sandbox.odoo import REALISTIC_CALL_S, OdooSim
+from leadgen_core.sandbox.profile import SandboxProfile
 
 DB = "leadgen"
 LOGIN = "bot@leadgen.test"
@@ -312,3 +314,42 @@ def test_concurrent_creates_get_unique_ids(sim: OdooSim) -> None:
         ids = list(pool.map(create, range(64)))
     assert sorted(ids) == list(range(1, 65))
     assert sim.counts() == {"res.partner": 0, "crm.lead": 0, "crm.tag": 64}
+
+
+# --- the realistic profile: latency and a worker pool per database ---------------------------
+SCALE = 10.0  # 100-300 ms calls become 10-30 ms
+
+
+def test_realistic_profile_holds_a_worker_per_call_within_a_small_pool() -> None:
+    profile = SandboxProfile.parse("realistic", SCALE)
+    with OdooSim(db=DB, users={LOGIN: SECRET}, profile=profile, workers=2) as sim:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda i: j2(sim, "crm.tag", "search_read", {"domain": [], "fields": ["name"]}), range(8)))
+        elapsed = time.monotonic() - started
+        assert sim.workers.peak_busy == 2  # never more than the pool, and the pool was used
+        # 8 calls of at least 100 ms / SCALE each, two at a time
+        assert elapsed >= 4 * REALISTIC_CALL_S[0] / SCALE
+        one = time.monotonic()
+        j2(sim, "crm.tag", "search_read", {"domain": [], "fields": ["name"]})
+        assert REALISTIC_CALL_S[0] / SCALE <= time.monotonic() - one < 1.0
+
+
+def test_realistic_profile_serves_waiting_calls_in_arrival_order() -> None:
+    profile = SandboxProfile.parse("realistic", SCALE)
+    with OdooSim(db=DB, users={LOGIN: SECRET}, profile=profile, workers=1) as sim:
+
+        def create(i: int) -> int:
+            time.sleep(i * 0.008)  # arrive 8 ms apart, faster than one worker serves (10-30 ms)
+            return int(j2(sim, "crm.tag", "create", {"vals_list": [{"name": f"t{i}"}]}).json()[0])
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            ids = list(pool.map(create, range(6)))
+        assert ids == [1, 2, 3, 4, 5, 6] and sim.workers.peak_busy == 1
+
+
+def test_demo_profile_answers_at_once_without_the_pool(sim: OdooSim) -> None:
+    started = time.monotonic()
+    for _ in range(5):
+        j2(sim, "crm.tag", "search_read", {"domain": [], "fields": ["name"]})
+    assert time.monotonic() - started < 5 * REALISTIC_CALL_S[0] / SCALE and sim.workers.peak_busy == 0

@@ -15,11 +15,16 @@ Both protocols accept the password and the API key alike (Odoo lets an API key r
 password in JSON-RPC). The models live in `odoo_store`; crm.lead carries the custom field
 `x_leadgen_key` that the sync layer keys leads on. `fail_next` queues deterministic faults,
 including a "lost response" (the call is applied, the answer is an error) for idempotency tests.
+
+Under the `realistic` profile every call holds one of a few workers of its database for 100-300 ms
+(plus a little per record it writes), and calls beyond the pool wait in arrival order, as on a
+real Odoo in multiprocessing mode; `demo` answers at once, as before.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +33,7 @@ from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimS
 from leadgen_core.sandbox.odoo_domain import OdooFault
 from leadgen_core.sandbox.odoo_store import RECORD_METHODS, OdooStore
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+from leadgen_core.sandbox.worker_pool import WorkerPool
 
 JSON2_PREFIX = "/json/2/"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -43,6 +49,20 @@ VERSION_INFO: dict[str, Any] = {
     "server_serie": "19.0",
     "protocol_version": 1,
 }
+# --- the realistic profile ------------------------------------------------------------------
+# A round trip of 100-300 ms per call: the figure issue 9 measured for hosted Odoo instances
+# (network plus ORM time); it is held on a worker, so it also sets the pool's throughput.
+REALISTIC_CALL_S = (0.100, 0.300)
+# Odoo serves each request on one worker process (`--workers`, "HTTP workers (sub-processes
+# processing HTTP and RPC requests)": odoo.com documentation, developer/reference/cli.rst,
+# Multiprocessing). Its sizing rule is (#CPU * 2) + 1 workers with one kept for cron
+# (administration/on_premise/deploy.rst, "Worker number calculation"), and an Odoo.sh
+# subscription starts at one worker (administration/odoo_sh, "one worker means one odoo process").
+# A small tenant's database therefore serves about two API requests at a time.
+REALISTIC_WORKERS = 2
+# Not from a document: an assumption that writing a record (create, write) costs a few ms of ORM
+# and database time, so a batched call is cheaper than many small ones without being free.
+REALISTIC_S_PER_RECORD = 0.003
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,22 @@ def _orm_method(req: SimRequest) -> str | None:
         return None
 
 
+def _records_written(req: SimRequest) -> int:
+    """How many records a create or write request carries (0 for reads and unparsable bodies)."""
+    method = _orm_method(req)
+    if method not in {"create", "write"}:
+        return 0
+    try:
+        body = req.json()
+        if req.path.startswith(JSON2_PREFIX):
+            items = body.get("vals_list") if method == "create" else body.get("ids")
+        else:
+            items = body["params"]["args"][5][0]  # execute_kw's first positional: vals (list) or ids
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        return 0
+    return len(items) if isinstance(items, list) else 1
+
+
 def _debug(name: str, message: str) -> str:
     return f"Traceback (most recent call last):\n  (simulated by leadgen OdooSim)\n{name}: {message}\n"
 
@@ -83,8 +119,10 @@ class OdooSim(SimServer):
         port: int = 0,
         profile: SandboxProfile = DEMO,
         partner_registry: bool = True,  # False: res.partner has no company_registry (Odoo 16 and older)
+        workers: int = REALISTIC_WORKERS,  # realistic profile: concurrent calls served per database
     ) -> None:
         super().__init__(faults=faults, port=port, profile=profile)
+        self.workers = WorkerPool(workers)
         self.db = db
         self._users = dict(DEFAULT_USERS if users is None else users)
         self._uids = {login: FIRST_UID + i for i, login in enumerate(self._users)}
@@ -122,6 +160,7 @@ class OdooSim(SimServer):
         self.store.reset()
         with self._lock:
             self._forced.clear()
+        self.workers.reset()
         self.reset_log()
 
     def uid_of(self, login: str) -> int:
@@ -144,6 +183,28 @@ class OdooSim(SimServer):
             self._forced.extend(_ForcedFailure(status, retry_after, after_apply, method) for _ in range(count))
 
     def _answer(self, req: SimRequest) -> SimResponse:
+        if not self.profile.realistic:
+            return self._serve(req)
+        with self.workers.slot(self._database_of(req)):
+            time.sleep(self._service_time(req))
+            return self._serve(req)
+
+    def _database_of(self, req: SimRequest) -> str:
+        if req.path.startswith(JSON2_PREFIX):
+            return req.header("x-odoo-database") or self.db
+        try:
+            args = (req.json().get("params") or {}).get("args") or []
+            return str(args[0]) if args else self.db
+        except (ValueError, AttributeError, TypeError, IndexError):
+            return self.db
+
+    def _service_time(self, req: SimRequest) -> float:
+        low, high = REALISTIC_CALL_S
+        with self._lock:
+            base = self._rng.uniform(low, high)
+        return self.profile.latency(base + REALISTIC_S_PER_RECORD * _records_written(req))
+
+    def _serve(self, req: SimRequest) -> SimResponse:
         called = _orm_method(req)
         with self._lock:
             forced = next((f for f in self._forced if f.method is None or f.method == called), None)
