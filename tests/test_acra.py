@@ -317,13 +317,13 @@ def test_csv_unparseable_record_is_rejected_and_reading_goes_on(tmp_path: Path) 
     results = [(line, validate_row(raw, known_ssic=KNOWN)) for line, raw in iter_csv(path)]
     assert [line for line, _ in results] == [2, 3, 4]
     outcomes = [r.reason if isinstance(r, Reject) else r.uen for _, r in results]
-    assert outcomes == ["201912345K", "bad_shape", "53123456A"]
+    assert outcomes == ["201912345K", "oversized_record", "53123456A"]
 
 
 def test_csv_rejects_a_file_that_is_not_acra(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     path.write_text("name,city\nAcme,Singapore\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="not an ACRA CSV"):
+    with pytest.raises(ConfigError, match="not an ACRA registry source, missing column"):
         list(iter_csv(path))
 
 

@@ -51,6 +51,25 @@ DATE_COLUMNS: Final[tuple[str, ...]] = (
 
 SSIC_CODE_COLUMNS: Final[tuple[str, ...]] = ("primary_ssic_code", "secondary_ssic_code")
 
+# The staging columns the companies upsert reads (registry._UPSERT_TEMPLATE). A source without one
+# of them would set that company field to NULL on every existing company (a two-column CSV once
+# dropped every company from every tenant's candidates), so such a source is refused outright.
+UPSERT_COLUMNS: Final[tuple[str, ...]] = (
+    "uen",
+    "entity_name",
+    "entity_status_description",
+    "registration_incorporation_date",
+    "primary_ssic_code",
+    "primary_ssic_description",
+    "secondary_ssic_code",
+    "postal_code",
+    "block",
+    "street_name",
+    "level_no",
+    "unit_no",
+    "building_name",
+)
+
 # ACRA writes "na" for a missing value; empty strings appear in hand-edited exports.
 NA_VALUES: Final[frozenset[str]] = frozenset({"", "na", "NA", "Na", "nA"})
 
@@ -88,3 +107,4 @@ MAX_LENGTHS: Final[MappingProxyType[str, int]] = MappingProxyType(
 )
 
 assert tuple(MAX_LENGTHS) == STAGING_COLUMNS, "every staging column needs a maximum length"
+assert set(UPSERT_COLUMNS) <= set(STAGING_COLUMNS), "the upsert reads staging columns only"

@@ -6,6 +6,8 @@ from JSON. Extra keys (`_id`, `former_entity_name1`, ...) are ignored; absent co
 
 Reasons, checked in this order (the first failure wins):
 
+    oversized_record          csv_source met a field over the parser's limit (or a record over
+                              MAX_RECORD_CHARS): the whole record, kept truncated with its length
     bad_shape                 csv_source could not split the line into the header's columns
     bad_utf8:<column>         bytes that are not UTF-8, or text with U+FFFD / lone surrogates
     control_characters:<col>  C0/C1 control characters other than tab, CR, LF (DEL included)
@@ -26,14 +28,24 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from leadgen_core.acra.columns import DATE_COLUMNS, MAX_LENGTHS, NA_VALUES, SSIC_CODE_COLUMNS, STAGING_COLUMNS
+from leadgen_core.acra.columns import (
+    DATE_COLUMNS,
+    MAX_LENGTHS,
+    NA_VALUES,
+    SSIC_CODE_COLUMNS,
+    STAGING_COLUMNS,
+    UPSERT_COLUMNS,
+)
+from leadgen_core.errors import ConfigError
 
 BAD_SHAPE_KEY: Final = "__bad_shape__"
+# Carried (with BAD_SHAPE_KEY) by a record that was cut short for its size: reason oversized_record.
+OVERSIZED_KEY: Final = "__oversized_record__"
 MIN_YEAR: Final = 1800
 MAX_YEAR: Final = 2200
 DATE_CACHE_SIZE: Final = 100_000
@@ -140,6 +152,24 @@ def _reject(reason: str, raw: Mapping[str, object], uen: object = None) -> Rejec
     return Reject(reason, good_uen, raw_text(raw))
 
 
+def missing_upsert_columns(columns: Iterable[str]) -> list[str]:
+    """The columns the companies upsert reads that COLUMNS lacks, in UPSERT_COLUMNS order."""
+    present = {c.strip().lower() for c in columns}
+    return [c for c in UPSERT_COLUMNS if c not in present]
+
+
+def require_upsert_columns(columns: Iterable[str], *, source: str) -> None:
+    """Raise ConfigError naming every missing column when COLUMNS cannot feed the companies upsert.
+
+    Checked before the first row is staged, so a refused source stages nothing.
+    """
+    missing = missing_upsert_columns(columns)
+    if missing:
+        raise ConfigError(
+            f"{source}: not an ACRA registry source, missing column(s) {', '.join(missing)}; nothing staged"
+        )
+
+
 def _text_problem(values: list[str | None]) -> str | None:
     """The reason for the first value with bad UTF-8 or control characters, if any."""
     for column, value in zip(STAGING_COLUMNS, values, strict=True):
@@ -196,6 +226,8 @@ def _new_row(values: list[Any]) -> StagingRow:
 def validate_row(raw: Mapping[str, object], *, known_ssic: frozenset[str]) -> StagingRow | Reject:
     """Validate and normalise one raw ACRA row (see the module docstring for the reasons)."""
     if BAD_SHAPE_KEY in raw:
+        if OVERSIZED_KEY in raw:
+            return _reject("oversized_record", raw)
         return _reject("bad_shape", raw, raw.get("uen"))
     # Column-wise C-level passes (map) instead of a Python loop per field: this runs 1M times.
     try:
