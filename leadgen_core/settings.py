@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     app_password: SecretStr | None = Field(default=None, validation_alias="LEADGEN_APP_PASSWORD")
     home: str = Field(default=".leadgen", validation_alias="LEADGEN_HOME")
     pool_max_size: int = Field(default=10, validation_alias="LEADGEN_POOL_MAX_SIZE", ge=1)
+    # Step retries for transient failures (registry download, vendor stages, Odoo), inside the run.
+    step_retries: int = Field(default=2, validation_alias="STEP_RETRIES", ge=0, le=10)
+    step_retry_delay_s: float = Field(default=30.0, validation_alias="STEP_RETRY_DELAY_S", ge=0, le=3600)
 
     # --- scheduling -----------------------------------------------------------------------
     sched_enabled: bool = Field(default=True, validation_alias="SCHED_ENABLED")

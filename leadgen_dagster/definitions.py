@@ -40,7 +40,7 @@ JOBS: list[dg.JobDefinition | UnresolvedAssetJobDefinition] = [
 
 def resources() -> dict[str, object]:
     return {
-        "postgres": PostgresResource(dsn=dg.EnvVar("LEADGEN_APP_DATABASE_URL")),
+        "postgres": PostgresResource(dsn=dg.EnvVar("LEADGEN_APP_DATABASE_URL"), max_size=get_settings().pool_max_size),
         "settings": SettingsResource(),
         "alerts": alerts_resource(),
         **enrichment_resources(),

@@ -1,4 +1,4 @@
-"""The Dagster instance: rendering dagster.yaml into DAGSTER_HOME and setting the vendor pools."""
+"""The Dagster instance: rendering dagster.yaml into DAGSTER_HOME with the settings applied."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from leadgen_core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "dagster.yaml"
-# One pool per vendor and one for Odoo: at most this many steps of that kind across all runs.
-POOL_LIMITS = {"acra": 1, "crawl": 3, "tavily": 2, "openai": 3, "lusha": 2, "zerobounce": 2, "odoo": 2}
 
 
 def render_instance_yaml(settings: Settings) -> str:
@@ -33,9 +31,3 @@ def write_dagster_home(settings: Settings, home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(render_instance_yaml(settings), encoding="utf-8")
     return home
-
-
-def set_pool_limits(instance: object, limits: dict[str, int] | None = None) -> None:
-    storage = instance.event_log_storage  # type: ignore[attr-defined]
-    for pool, limit in (limits or POOL_LIMITS).items():
-        storage.set_concurrency_slots(pool, limit)

@@ -20,6 +20,7 @@ import dagster as dg
 from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
+from leadgen_dagster.retries import permanent_failures
 from leadgen_dagster.tags import is_dry_run, root_run_id
 
 
@@ -50,15 +51,17 @@ class Stage:
 
 @contextmanager
 def night_stage(context: dg.AssetExecutionContext, postgres: PostgresResource, name: str) -> Iterator[Stage]:
-    tenant_id, day = parse_tenant_date(context.partition_key)
-    postgres.require_tenant(tenant_id)
+    with permanent_failures(name):
+        tenant_id, day = parse_tenant_date(context.partition_key)
+        postgres.require_tenant(tenant_id)
     stage = Stage(tenant_id, day, name, context.run_id)
     record = not is_dry_run(context.run.tags)
     if record:
         with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
             stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, root_run_id=root_run_id(context.run))
     context.log.info(f"{name}: tenant {tenant_id}, date {day}{'' if record else ' (dry run)'}")
-    yield stage
+    with permanent_failures(f"{name} for tenant {tenant_id}"):
+        yield stage
     if record:
         with postgres.tenant(tenant_id, operation=f"{name} finish") as conn:
             stage_finished(conn, tenant_id=tenant_id, run_date=day, stage=name, counts=stage.counts)

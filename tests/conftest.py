@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 import uuid
+
+# Step retries back off 30 s in production; tests keep the retries and drop the wait. Set before
+# leadgen_dagster is imported, since the RetryPolicy is built with the definitions.
+os.environ.setdefault("STEP_RETRY_DELAY_S", "0")
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

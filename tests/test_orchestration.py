@@ -281,6 +281,28 @@ def test_unknown_tenant_and_bad_keys_are_refused(registry, instance) -> None:  #
             parse_tenant_date(bad)
 
 
+def test_configuration_errors_fail_at_once_and_are_not_retried(registry, instance) -> None:  # type: ignore[no-untyped-def]
+    """crawled_sites retries transient failures (RetryPolicy); an unknown tenant is a configuration
+    error: one attempt, and the failure's description names the cause."""
+    from leadgen_dagster.assets.enrichment import crawled_sites
+
+    assert crawled_sites.op.retry_policy is not None and crawled_sites.op.retry_policy.max_retries >= 1
+    add_partitions(instance, "ghost")
+    result = dg.materialize(
+        [crawled_sites],
+        partition_key=f"{DAY}|ghost",
+        resources=resources(registry.app_dsn),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    kinds = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in kinds and kinds.count("STEP_FAILURE") == 1
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("crawled_sites: tenant 'ghost' is not a known tenant id"), description
+
+
 def test_tenant_stage_fails_fast_without_the_registry(clean_db, instance, owner_conn) -> None:  # type: ignore[no-untyped-def]
     add_tenant(owner_conn, "alpha", rules=TECH)
     add_partitions(instance, "alpha")
@@ -438,13 +460,18 @@ def test_deadline_sensor_flags_hung_failed_and_unstarted_nights_once(
 
 
 def test_instance_yaml_loads_with_run_limits(clean_db: DbHandle, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
     from leadgen_core.db.dsn import sqlalchemy_url
-    from leadgen_core.settings import Settings
-    from leadgen_dagster.instance import set_pool_limits, write_dagster_home
+    from leadgen_dagster.cli.main import main
 
     monkeypatch.setenv("SCHED_TENANT_CONCURRENCY", "4")
+    monkeypatch.setenv("SCHED_CATCHUP_NIGHTS", "5")
     monkeypatch.setenv("LEADGEN_DAGSTER_PG_URL", sqlalchemy_url(clean_db.owner_dsn, search_path="dagster"))
-    home = write_dagster_home(Settings(), tmp_path / "dagster_home")
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    out = CliRunner().invoke(main, ["instance", "render"])  # the one way every deployment path renders it
+    assert out.exit_code == 0 and "4 concurrent runs, catch-up 5 nights" in out.output, out.output
     with dg.DagsterInstance.from_config(str(home)) as inst:
         cfg = inst.get_concurrency_config()
         assert cfg.run_queue_config.max_concurrent_runs == 4
@@ -455,8 +482,11 @@ def test_instance_yaml_loads_with_run_limits(clean_db: DbHandle, tmp_path: Path,
         # runs launched from the UI or by a backfill carry only Dagster's partition tags
         assert limits[("dagster/partition/tenant", json.dumps({"applyLimitPerUniqueValue": True}))] == 1
         assert limits[("dagster/backfill", "null")] == 2
-        set_pool_limits(inst, {"tavily": 2})
-        assert inst.event_log_storage.get_concurrency_info("tavily").slot_count == 2
+        # only the registry download has a pool; any pool gets the file's default limit of 1
+        assert cfg.pool_config.default_pool_limit == 1
+        assert inst.scheduler.max_catchup_runs == 5
+        # step failures are retried by the steps' own RetryPolicy, not by re-running the whole run
+        assert inst.run_retries_enabled and not inst.run_retries_retry_on_asset_or_op_failure
     tables = q(clean_db.owner_dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'dagster'")
     assert tables[0][0] > 5  # Dagster's storage lives in its own schema
 

@@ -60,6 +60,9 @@ def test_reexecution_from_failure_runs_only_what_failed_and_pays_nothing_again(
             assert not first.success
             failed = {e.step_key for e in first.all_events if e.event_type_value == "STEP_FAILURE"}
             assert failed == {"odoo_sync"}
+            # an unreachable Odoo is transient: the step retried itself (RetryPolicy) before failing
+            retried = [e.step_key for e in first.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+            assert retried == ["odoo_sync", "odoo_sync"]
             first_run, first_tags = first.run_id, {"dagster/partition": first.dagster_run.tags["dagster/partition"]}
         billed = sandbox.billable_units()
         assert all(billed[v] > 0 for v in ("tavily", "openai", "zerobounce")), billed

@@ -10,6 +10,7 @@ from leadgen_core.leads.score_stage import ScoreContext, ScoreReport, run_score_
 from leadgen_core.leads.sync_stage import SyncContext, SyncReport, run_sync_stage
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.retries import TRANSIENT_RETRY
 from leadgen_dagster.stage import night_stage
 from leadgen_dagster.tags import is_dry_run
 
@@ -58,7 +59,7 @@ def sync_metadata(report: SyncReport) -> dict[str, Any]:
     group_name="scoring",
     kinds={"python", "postgres", "openai"},
     owners=OWNERS,
-    pool="openai",
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "Each target scored from its features with the tenant's weights (icp_rules.payload.weights), with "
         "per-feature contributions, a bucket and a rationale (LLM through the budget and response cache, "
@@ -92,7 +93,7 @@ def lead_scores(
     group_name="crm",
     kinds={"python", "odoo"},
     owners=OWNERS,
-    pool="odoo",
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "Scored targets upserted into the tenant's Odoo (odoo_connections; secret from the environment "
         "variable its secret_ref names): company partner by UEN, contacts as child partners (suppressions "

@@ -21,6 +21,7 @@ from leadgen_core.enrich import (
 from leadgen_dagster.assets.targeting import daily_targets
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.retries import TRANSIENT_RETRY
 from leadgen_dagster.stage import night_stage
 from leadgen_dagster.vendor_resources import VendorsResource, enrichment_resources
 
@@ -82,7 +83,7 @@ def run_stage(
     group_name=GROUP,
     kinds={"python", "postgres"},
     owners=OWNERS,
-    pool="crawl",
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "Each target's website (found with one Tavily search when unknown), crawled with robots.txt, a per-domain "
         "interval, response limits and the SSRF guard; stored in company_web_snapshots, shared across tenants."
@@ -101,7 +102,7 @@ def crawled_sites(
     group_name=GROUP,
     kinds={"python", "postgres", "openai"},
     owners=OWNERS,
-    pool="openai",
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "Company facts (description, industry, size, products, emails, key people) extracted by OpenAI structured "
         "outputs from the crawl, topped up by Tavily search/extract for thin crawls; in company_extractions."
@@ -120,7 +121,7 @@ def web_extractions(
     group_name=GROUP,
     kinds={"python", "postgres"},
     owners=OWNERS,
-    pool="lusha",
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "Contacts and lead emails from the crawl and the extraction (suppression and free-mail policy applied), "
         "with one Lusha lookup for companies left without a usable address; deduplicated by lower(email)."
@@ -139,7 +140,7 @@ def contacts(
     group_name=GROUP,
     kinds={"python", "postgres"},
     owners=OWNERS,
-    pool="zerobounce",
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "The targets' addresses not verified within EMAIL_VERIFY_TTL_DAYS, through ZeroBounce batches of up to "
         "ZEROBOUNCE_BATCH_SIZE (200) (suppressed addresses never sent); statuses in email_verification_cache."

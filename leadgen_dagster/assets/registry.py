@@ -9,6 +9,7 @@ import dagster as dg
 from leadgen_core.registry import upsert_companies
 from leadgen_dagster.partitions import daily_partitions, parse_date
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+from leadgen_dagster.retries import TRANSIENT_RETRY, permanent_failures
 
 GROUP = "registry"
 OWNERS = ["team:data-platform"]
@@ -19,7 +20,8 @@ OWNERS = ["team:data-platform"]
     group_name=GROUP,
     kinds={"python", "postgres"},
     owners=OWNERS,
-    pool="acra",
+    pool="acra",  # one registry download at a time (dagster.yaml pools.default_limit: 1)
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "ACRA open-data registry pulled through the CKAN datastore API (ACRA_API_URL, ACRA_RESOURCE_IDS) "
         "into staging_acra_companies; malformed rows are quarantined in staging_acra_rejects with a reason."
@@ -35,11 +37,12 @@ def acra_staging(
     def progress(resource_id: str, seen: int, rejected: int) -> None:
         context.log.info(f"acra {resource_id}: {seen} rows read, {rejected} quarantined")
 
-    total = asyncio.run(
-        stage_registry(
-            settings.get(), conn=lambda: postgres.shared(operation="acra staging"), day=day, progress=progress
+    with permanent_failures("acra_staging"):
+        total = asyncio.run(
+            stage_registry(
+                settings.get(), conn=lambda: postgres.shared(operation="acra staging"), day=day, progress=progress
+            )
         )
-    )
     if total.rejected:
         context.log.warning(f"{total.rejected} malformed registry rows quarantined: {dict(total.reasons)}")
     return dg.MaterializeResult(

@@ -73,17 +73,15 @@ def prepare(env: dict[str, str], stack: ExitStack, *, sandbox: bool) -> dict[str
 
 
 def instance_setup(env: dict[str, str]) -> None:
-    """Vendor pools and the tenant partitions, before the daemon's first tick."""
+    """The tenant partitions, before the daemon's first tick."""
     import dagster as dg
     import psycopg
 
     from leadgen_core.tenants import active_tenant_ids, directory
-    from leadgen_dagster.instance import set_pool_limits
 
     with psycopg.connect(env["LEADGEN_APP_DATABASE_URL"]) as conn:
         tenants = active_tenant_ids(directory(conn), include=[], exclude=[])
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as inst:
-        set_pool_limits(inst)
         missing = [t for t in tenants if not inst.has_dynamic_partition("tenants", t)]
         if missing:
             inst.add_dynamic_partitions("tenants", missing)

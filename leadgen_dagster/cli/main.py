@@ -6,7 +6,7 @@ import warnings
 
 import click
 
-from leadgen_dagster.cli import admin, demo, dev, night, ops, registry, sandbox
+from leadgen_dagster.cli import admin, demo, dev, instance, night, ops, registry, sandbox
 
 # Dagster flags preview APIs (partitioned checks, sensor owners) at import; noise on a CLI.
 warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
@@ -26,6 +26,7 @@ main.add_command(registry.jobs)
 main.add_command(sandbox.sandbox)
 main.add_command(demo.demo)
 main.add_command(dev.dev)
+main.add_command(instance.instance)
 main.add_command(night.night)
 main.add_command(ops.export)
 main.add_command(ops.suppress)
