@@ -7,6 +7,7 @@ the seeds documented (`SHORTLIST_DAILY_CAP`, `LEAD_THRESHOLD`) are honoured.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated
 
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
     app_role: str = Field(default="leadgen_app", validation_alias="LEADGEN_APP_ROLE")
     app_password: SecretStr | None = Field(default=None, validation_alias="LEADGEN_APP_PASSWORD")
     home: str = Field(default=".leadgen", validation_alias="LEADGEN_HOME")
+    # Tenant secret references (`env:VARIABLE`) may only name variables with these prefixes
+    # (leadgen_core.secrets owns the rule).
+    secret_prefixes: CsvList = Field(
+        default_factory=lambda: ["ODOO_", "TENANT_SECRET_"], validation_alias="LEADGEN_SECRET_PREFIXES"
+    )
     pool_max_size: int = Field(default=10, validation_alias="LEADGEN_POOL_MAX_SIZE", ge=1)
     # Step retries for transient failures (registry download, vendor stages, Odoo), inside the run.
     step_retries: int = Field(default=2, validation_alias="STEP_RETRIES", ge=0, le=10)
@@ -154,6 +160,18 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:
         return _csv(value)
+
+    @field_validator("secret_prefixes", mode="before")
+    @classmethod
+    def _secret_prefixes(cls, value: object) -> list[str]:
+        prefixes = _csv(value)
+        for prefix in prefixes:
+            # A short or lower-case prefix ("", "T") would let a reference reach almost any variable.
+            if not re.match(r"^[A-Z][A-Z0-9_]{2,}$", prefix):
+                raise ValueError(
+                    f"LEADGEN_SECRET_PREFIXES entry {prefix!r} must be an upper-case name of 3+ characters"
+                )
+        return prefixes
 
     @field_validator("freemail_policy")
     @classmethod

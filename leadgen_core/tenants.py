@@ -14,9 +14,9 @@ import psycopg
 
 from leadgen_core.db.pool import TENANT_ID_RE
 from leadgen_core.errors import ConfigError
+from leadgen_core.secrets import secret_ref
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
-ENV_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,10 @@ def connect_odoo(
         raise ConfigError("--protocol must be 'jsonrpc' or 'json2'")
     if not re.match(r"^https?://[^\s/]+", base_url):
         raise ConfigError(f"--url must be an http(s) URL, got {base_url!r}")
-    if not ENV_VAR_RE.match(secret_env):
-        raise ConfigError(f"--secret-env must be an environment variable name, got {secret_env!r}")
+    try:
+        ref = secret_ref(secret_env)
+    except ConfigError as exc:
+        raise ConfigError(f"--secret-env must be a tenant secret variable: {exc}") from None
     if not db_name.strip() or not login.strip():
         raise ConfigError("--db and --login must not be empty")
     conn.execute(
@@ -94,7 +96,7 @@ def connect_odoo(
             protocol = EXCLUDED.protocol, login = EXCLUDED.login, secret_ref = EXCLUDED.secret_ref,
             active = true, updated_at = now()
         """,
-        (tenant_id, base_url.rstrip("/"), db_name, protocol, login, f"env:{secret_env}"),
+        (tenant_id, base_url.rstrip("/"), db_name, protocol, login, ref),
     )
 
 

@@ -117,7 +117,7 @@ def test_icp_set_unreadable_files(cli, tmp_path: Path) -> None:  # type: ignore[
 
 
 def test_odoo_connect_stores_a_reference_not_a_secret(cli, clean_db: DbHandle, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("ACME_ODOO_KEY", "super-secret-value")
+    monkeypatch.setenv("TENANT_SECRET_ACME_ODOO", "super-secret-value")
     cli("tenants", "add", "Acme")
     r = cli(
         "odoo",
@@ -133,11 +133,11 @@ def test_odoo_connect_stores_a_reference_not_a_secret(cli, clean_db: DbHandle, m
         "--login",
         "bot@acme.example.com",
         "--secret-env",
-        "ACME_ODOO_KEY",
+        "TENANT_SECRET_ACME_ODOO",
     )
     assert r.exit_code == 0, r.output
     (row,) = rows(clean_db.owner_dsn, "SELECT protocol, secret_ref, active FROM odoo_connections")
-    assert row == ("json2", "env:ACME_ODOO_KEY", True)
+    assert row == ("json2", "env:TENANT_SECRET_ACME_ODOO", True)
     dump = rows(clean_db.owner_dsn, "SELECT row_to_json(o)::text FROM odoo_connections o")[0][0]
     assert "super-secret-value" not in dump and "super-secret-value" not in r.output
 

@@ -32,7 +32,7 @@ from tests.dagster_helpers import add_partitions, resources
 from tests.test_scoring_stage import DAY, TENANT, add_contact, rows, score_ctx, seed_night, settings
 
 SECRET = "odoo-s3cret-7c41aa"
-SECRET_VAR = "LEADGEN_TEST_ODOO_SECRET"
+SECRET_VAR = "ODOO_TEST_SECRET"
 FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02, max_retry_after_s=0.1)
 # 9 targets: 3 high (CEO + info@ mailbox), 3 mid (a manager), 3 low (no contact)
 EXPECTED = {"res.partner": 9 + 6, "crm.lead": 3, "crm.tag": 1}

@@ -294,9 +294,9 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
 
     with OdooSim(db="sandbox", users={"admin": "odoo-test-key"}) as odoo:
         # the tenant's CRM is a running Odoo; the vendors are the sandbox the command starts itself
-        owner_conn.execute("UPDATE odoo_connections SET base_url = %s, secret_ref = 'env:NIGHT_ODOO_KEY'",
+        owner_conn.execute("UPDATE odoo_connections SET base_url = %s, secret_ref = 'env:ODOO_NIGHT_KEY'",
                            (odoo.base_url,))  # fmt: skip
-        os.environ["NIGHT_ODOO_KEY"] = "odoo-test-key"
+        os.environ["ODOO_NIGHT_KEY"] = "odoo-test-key"
         # a dry run first: a forecast, and no vendor spend, Odoo write or stage timing at all
         out = CliRunner().invoke(main, ["night", "--tenant", "alpha", "--date", DAY.isoformat(), "--dry-run"])
         assert out.exit_code == 0, out.output

@@ -15,6 +15,7 @@ import psycopg
 
 from leadgen_core.errors import ConfigError
 from leadgen_core.odoo import OdooProtocol
+from leadgen_core.secrets import SCHEME, check_secret_ref, resolve_secret_ref
 
 CONNECTION_SQL = """
 SELECT base_url, db_name, protocol, login, secret_ref, active FROM odoo_connections WHERE tenant_id = %s
@@ -33,14 +34,11 @@ class OdooConnection:
     secret_env: str
 
     def secret(self, environ: Mapping[str, str]) -> str:
-        """The secret from the environment; ConfigError naming the variable (only) when it is unset."""
-        value = environ.get(self.secret_env, "")
-        if not value.strip():
-            raise ConfigError(
-                f"the Odoo secret of tenant {self.tenant_id} is missing: set the environment variable "
-                f"{self.secret_env} for the run worker"
-            )
-        return value
+        """The secret from the environment, under the secret-reference rule checked again here;
+        ConfigError naming the variable (only) when it is refused or unset."""
+        return resolve_secret_ref(
+            f"{SCHEME}:{self.secret_env}", environ, owner=f"the Odoo secret of tenant {self.tenant_id}"
+        )
 
 
 def load_connection(conn: psycopg.Connection, *, tenant_id: str) -> OdooConnection:
@@ -48,7 +46,9 @@ def load_connection(conn: psycopg.Connection, *, tenant_id: str) -> OdooConnecti
     if row is None or not row[5]:
         raise ConfigError(f"tenant {tenant_id} has no active Odoo connection: run `leadgen odoo connect`")
     base_url, db_name, protocol, login, secret_ref, _ = row
-    kind, _, var = str(secret_ref).partition(":")
-    if kind != "env" or not var:
-        raise ConfigError(f"tenant {tenant_id}: secret_ref must be env:VARIABLE")
+    try:
+        var = check_secret_ref(str(secret_ref))
+    except ConfigError as exc:
+        # A reference written before the rule (or by hand) is refused before any request is made.
+        raise ConfigError(f"the Odoo secret of tenant {tenant_id}: {exc}") from None
     return OdooConnection(tenant_id, str(base_url), str(db_name), cast(OdooProtocol, protocol), str(login), var)

@@ -1,0 +1,119 @@
+"""The secret-reference rule: which environment variables a tenant's secret may be read from.
+
+Real: the rule in leadgen_core.secrets, the admin CLI (`leadgen odoo connect`) against the session
+Postgres as the owner, and the Odoo sync stage as the application role reading a reference that
+was written into the database by hand. Simulated: Odoo (OdooSim on loopback), which must see no
+request at all when the reference is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from leadgen_core.db.pool import Database
+from leadgen_core.errors import ConfigError
+from leadgen_core.leads.sync_stage import run_sync_stage
+from leadgen_core.sandbox.odoo import OdooSim
+from leadgen_core.secrets import check_secret_env, check_secret_ref, resolve_secret_ref
+from leadgen_core.settings import Settings
+from leadgen_dagster.cli import main
+from tests.conftest import DbHandle
+from tests.test_odoo_sync import SECRET, scored_night, sync_ctx
+
+PREFIXES = ("ODOO_", "TENANT_SECRET_")
+OWNER_DSN_VALUE = "postgresql://postgres:owner-pw-93f1@127.0.0.1:5432/leadgen"
+
+# Names the product (or its platform) reads for itself: refused even under a matching prefix.
+REFUSED = [
+    "LEADGEN_DATABASE_URL", "LEADGEN_APP_DATABASE_URL", "LEADGEN_APP_PASSWORD", "LEADGEN_ALERT_WEBHOOK_URL",
+    "LEADGEN_DAGSTER_PG_URL", "DAGSTER_HOME", "PATH", "HOME", "PGPASSWORD", "OPENAI_API_KEY", "TAVILY_API_KEY",
+    "LUSHA_API_KEY", "ZEROBOUNCE_API_KEY", "ODOO_SANDBOX_URL", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[OdooSim]:
+    with OdooSim(db="sandbox", users={"admin": SECRET}) as odoo:
+        yield odoo
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_names_the_product_reads_are_refused(name: str) -> None:
+    # Even a deployment that widens the prefixes to everything it could cannot reach these.
+    wide = (*PREFIXES, "LEADGEN_", "DAGSTER_", "PATH_", "OPENAI_", "TAVILY_", "LUSHA_", "ZEROBOUNCE_", "AWS_")
+    with pytest.raises(ConfigError, match="reads for itself|must start with|upper-case"):
+        check_secret_env(name, prefixes=wide)
+    with pytest.raises(ConfigError):
+        check_secret_ref(f"env:{name}", prefixes=PREFIXES)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ACME_ODOO_KEY", "ODOO_", "TENANT_SECRET_", "odoo_acme", "ODOO_ACME KEY", "ODOO_ACME\n", "", "SECRET"],
+)
+def test_names_outside_the_prefixes_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError):
+        check_secret_env(name, prefixes=PREFIXES)
+
+
+@pytest.mark.parametrize("name", ["ODOO_SANDBOX_KEY", "ODOO_ACME_KEY", "TENANT_SECRET_ACME_LUSHA"])
+def test_tenant_names_are_accepted(name: str) -> None:
+    assert check_secret_env(name, prefixes=PREFIXES) == name
+    assert check_secret_ref(f"env:{name}", prefixes=PREFIXES) == name
+
+
+@pytest.mark.parametrize("ref", ["ODOO_ACME_KEY", "file:ODOO_ACME_KEY", "env:", "vault:x/y"])
+def test_references_must_be_env_variable(ref: str) -> None:
+    with pytest.raises(ConfigError, match="env:VARIABLE"):
+        check_secret_ref(ref, prefixes=PREFIXES)
+
+
+def test_resolve_never_shows_the_value() -> None:
+    environ = {"LEADGEN_DATABASE_URL": OWNER_DSN_VALUE, "ODOO_ACME_KEY": "k-1234"}
+    with pytest.raises(ConfigError) as info:
+        resolve_secret_ref("env:LEADGEN_DATABASE_URL", environ, owner="the Odoo secret of tenant acme",
+                           prefixes=("ODOO_", "LEADGEN_"))  # fmt: skip
+    assert "owner-pw-93f1" not in str(info.value) and "LEADGEN_DATABASE_URL" in str(info.value)
+    assert resolve_secret_ref("env:ODOO_ACME_KEY", environ, owner="x", prefixes=PREFIXES) == "k-1234"
+    with pytest.raises(ConfigError, match="ODOO_OTHER_KEY"):
+        resolve_secret_ref("env:ODOO_OTHER_KEY", environ, owner="x", prefixes=PREFIXES)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [("ODOO_,TENANT_SECRET_", True), ("ODOO_, ACME_", True), ("", True), ("A", False), ("o_", False)]
+)
+def test_prefix_setting_is_validated(value: str, ok: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADGEN_SECRET_PREFIXES", value)
+    if ok:
+        assert Settings().secret_prefixes == [p.strip() for p in value.split(",") if p.strip()]
+    else:
+        with pytest.raises(ValueError, match="LEADGEN_SECRET_PREFIXES"):
+            Settings()
+
+
+@pytest.mark.parametrize("name", ["LEADGEN_DATABASE_URL", "PATH", "LEADGEN_APP_PASSWORD", "ACME_ODOO_KEY"])
+def test_odoo_connect_refuses_the_reference(name: str, clean_db: DbHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    runner = CliRunner()
+    assert runner.invoke(main, ["tenants", "add", "Acme"], catch_exceptions=False).exit_code == 0
+    args = ["odoo", "connect", "--tenant", "acme", "--url", "https://acme.example", "--db", "acme",
+            "--protocol", "json2", "--login", "bot", "--secret-env", name]  # fmt: skip
+    r = runner.invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 2 and "--secret-env" in r.output and name in r.output, r.output
+    assert "Traceback" not in r.output and clean_db.owner_dsn not in r.output
+    with psycopg.connect(clean_db.owner_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM odoo_connections").fetchone() == (0,)
+
+
+def test_the_night_refuses_a_reference_written_by_hand(app_db: Database, owner_conn, sim: OdooSim) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, "json2")
+    owner_conn.execute("UPDATE odoo_connections SET secret_ref = 'env:LEADGEN_DATABASE_URL'")
+    environ = {"LEADGEN_DATABASE_URL": OWNER_DSN_VALUE, "ODOO_TEST_SECRET": SECRET}
+    with pytest.raises(ConfigError, match="LEADGEN_DATABASE_URL") as info:
+        run_sync_stage(sync_ctx(app_db, environ=environ))
+    assert "owner-pw-93f1" not in str(info.value)
+    assert sim.log == [] and sim.write_count == 0  # not one request reached the tenant's URL
