@@ -14,6 +14,7 @@ In tests, `sandbox_cluster` is a generator usable directly as a fixture:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 
@@ -26,6 +27,7 @@ from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 from leadgen_core.sandbox.tavily import TavilySim
 from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S, WebSim
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
+from leadgen_core.vendors.limits import lusha_plan, tavily_key_kind
 
 # The clients' sandbox fallbacks (leadgen_core.enrich.clients) use the same dummy keys.
 TAVILY_KEY = "sandbox-tavily-key"
@@ -53,6 +55,8 @@ class SandboxCluster:
         web_slow_delay_s: float = SLOW_DELAY_S,
         web_crawl_delay_s: float = CRAWL_DELAY_S,
         profile: SandboxProfile = DEMO,
+        lusha_plan_name: str | None = None,
+        tavily_key_kind_name: str | None = None,
     ) -> None:
         unknown = set(faults or {}) - set(SIM_NAMES)
         if unknown:
@@ -66,7 +70,10 @@ class SandboxCluster:
             crawl_delay_s=web_crawl_delay_s,
             profile=profile,
         )
-        self.lusha = LushaSim(api_key=LUSHA_KEY, faults=f.get("lusha"), profile=profile)
+        # the plan and key kind the realistic profile enforces: LUSHA_PLAN, TAVILY_KEY_KIND by default
+        self.lusha_plan = lusha_plan(lusha_plan_name or os.environ.get("LUSHA_PLAN"))
+        self.tavily_key_kind = tavily_key_kind(tavily_key_kind_name or os.environ.get("TAVILY_KEY_KIND"))
+        self.lusha = LushaSim(api_key=LUSHA_KEY, faults=f.get("lusha"), profile=profile, plan=self.lusha_plan)
         self.zerobounce = ZeroBounceSim(api_key=ZEROBOUNCE_KEY, faults=f.get("zerobounce"), profile=profile)
         self.openai = OpenAISim(api_key=OPENAI_KEY, faults=f.get("openai"), profile=profile)
         self.odoo = OdooSim(
@@ -83,7 +90,11 @@ class SandboxCluster:
             self._start(self.web)
             # Tavily needs the web port to name sites, so it is built once the web sim listens.
             self._tavily = TavilySim(
-                api_key=TAVILY_KEY, faults=self._tavily_faults, web_port=self.web.port, profile=self.profile
+                api_key=TAVILY_KEY,
+                faults=self._tavily_faults,
+                web_port=self.web.port,
+                profile=self.profile,
+                key_kind=self.tavily_key_kind,
             )
             for sim in (self._tavily, self.lusha, self.zerobounce, self.openai, self.odoo, self.acra):
                 self._start(sim)
@@ -146,6 +157,7 @@ class SandboxCluster:
             "LUSHA_BASE_URL": self.lusha.base_url,
             "LUSHA_API_KEY": LUSHA_KEY,
             "ZEROBOUNCE_BASE_URL": self.zerobounce.base_url,
+            "ZEROBOUNCE_BULK_BASE_URL": self.zerobounce.bulk_base_url,
             "ZEROBOUNCE_API_KEY": ZEROBOUNCE_KEY,
             "OPENAI_BASE_URL": f"{self.openai.base_url}/v1",
             "OPENAI_API_KEY": OPENAI_KEY,
@@ -154,6 +166,8 @@ class SandboxCluster:
             "ACRA_RESOURCE_IDS": self.acra.resource_id,
             "ODOO_SANDBOX_URL": self.odoo.base_url,
             "ODOO_SANDBOX_KEY": ODOO_KEY,
+            "LUSHA_PLAN": self.lusha_plan.value,
+            "TAVILY_KEY_KIND": self.tavily_key_kind,
             **self.profile.env(),
         }
 

@@ -13,6 +13,13 @@ successful answers carry `requestId`, `results[]` and `billing{creditsCharged, r
   revealed email (phones cost more); a miss is `error.code = NOT_FOUND` and costs nothing.
 
 Who works where is derived from the company domain with `stable_fraction`, so answers are stable.
+
+In the `realistic` profile the plan's quotas apply (`LUSHA_PLAN`: per-second, per-minute, hourly
+and daily requests, see `leadgen_core.vendors.limits`, scaled by the profile's time scale), every
+answer carries the documented `x-rate-limit-*` / `x-*-requests-left` / `x-*-usage` headers, and a
+request past a quota gets the documented 429 whose message names the window. Lusha documents no
+`Retry-After`; the simulator sends one anyway (the seconds until the window resets, which the
+hourly message also states) so a client that honours it can be tested.
 """
 
 from __future__ import annotations
@@ -28,11 +35,20 @@ from typing import Any
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer
 from leadgen_core.sandbox.naming import sandbox_domain, stable_fraction
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+from leadgen_core.sandbox.quota import Quota, Refusal, Window
+from leadgen_core.vendors.limits import (
+    LUSHA_DEFAULT_PLAN,
+    LUSHA_MAX_ITEMS,
+    LUSHA_PER_SECOND,
+    LUSHA_PLANS,
+    LushaPlan,
+    LushaQuota,
+)
 
 MISS_RATE = 0.2
 NO_EMAIL_RATE = 0.15
 MAX_PEOPLE = 4
-MAX_ITEMS = 100
+MAX_ITEMS = LUSHA_MAX_ITEMS
 PAGE_SIZE_MIN, PAGE_SIZE_MAX = 10, 100
 SEARCH_CREDITS, EMAIL_CREDITS, PHONE_CREDITS = 1, 1, 5
 FIRST_NAMES = ("Wei Ling", "Arjun", "Siti", "Marcus", "Mei", "Daniel", "Farah", "Kenneth", "Priya", "Jun Jie")
@@ -129,6 +145,33 @@ def _error(status: int, message: str, errors: list[str] | None = None) -> SimRes
     return SimResponse(status, body)
 
 
+def plan_windows(plan: LushaQuota, profile: SandboxProfile) -> list[Window]:
+    """The plan's request windows, limits raised by the profile's time scale."""
+
+    def scaled(n: int) -> int:
+        return max(1, int(profile.rate(n)))
+
+    windows = [Window("second", scaled(LUSHA_PER_SECOND), 1.0), Window("minute", scaled(plan.per_minute), 60.0)]
+    if plan.per_hour is not None:
+        windows.append(Window("hour", scaled(plan.per_hour), 3_600.0))
+    windows.append(Window("day", scaled(plan.per_day), 86_400.0))
+    return windows
+
+
+def quota_refusal(refused: Refusal, plan: LushaQuota) -> SimResponse:
+    """Lusha's 429 for the window that refused (docs.lusha.com/apis/v2/openapi/section/error-codes)."""
+    w, wait = refused.window, max(1, int(refused.retry_after_s + 0.999))
+    if w.name == "day":
+        message = f"Daily API quota limit exceeded. Limit {w.limit} calls per day"
+    elif w.name == "hour":
+        message = f"Hourly API rate limit exceeded. Limit: {w.limit} calls per hour. Reset in {wait} seconds"
+    else:  # the per-second/per-minute burst: docs.lusha.com/rate-limiting.md ("429 Too Many Requests")
+        message = f"Too many requests. Limit: {w.limit} calls per {w.name}. Please wait before retrying"
+    resp = _error(429, message)
+    resp.headers["Retry-After"] = str(wait)
+    return resp
+
+
 class LushaSim(SimServer):
     """Lusha V3 contact prospecting and search-and-enrich over loopback, with a credit balance."""
 
@@ -142,12 +185,37 @@ class LushaSim(SimServer):
         port: int = 0,
         profile: SandboxProfile = DEMO,
         credits: int = 100_000,
+        plan: LushaPlan | LushaQuota = LUSHA_DEFAULT_PLAN,
     ) -> None:
         super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.credits = credits
+        self.plan = plan if isinstance(plan, LushaQuota) else LUSHA_PLANS[plan]
+        self.quota = Quota(plan_windows(self.plan, profile)) if profile.realistic else None
         self.route("POST", "/v3/contacts/prospecting", self._prospecting)
         self.route("POST", "/v3/contacts/search-and-enrich", self._search_and_enrich)
+
+    def _answer(self, req: SimRequest) -> SimResponse:
+        if self.quota is None:
+            return super()._answer(req)
+        refused = self.quota.take()
+        resp = quota_refusal(refused, self.plan) if refused is not None else super()._answer(req)
+        resp.headers.update(self._quota_headers())
+        return resp
+
+    def _quota_headers(self) -> dict[str, str]:
+        """The documented x-rate-limit-* headers (docs.lusha.com/apis/v2/openapi/section/rate-limiting)."""
+        assert self.quota is not None
+        headers: dict[str, str] = {}
+        for window in self.quota.windows:
+            if window.name == "second":
+                continue
+            used = self.quota.used(window.name)
+            label = {"minute": "minute", "hour": "hourly", "day": "daily"}[window.name]
+            headers[f"x-rate-limit-{label}"] = str(window.limit)
+            headers[f"x-{label}-requests-left"] = str(max(0, window.limit - used))
+            headers[f"x-{label}-usage"] = str(used)
+        return headers
 
     def rate_limit_body(self) -> dict[str, Any]:
         return {"statusCode": 429, "message": "Too many requests. Please wait before making another request."}
@@ -203,26 +271,26 @@ class LushaSim(SimServer):
         size = pagination.get("size") if isinstance(pagination, dict) else None
         if not isinstance(size, int) or not PAGE_SIZE_MIN <= size <= PAGE_SIZE_MAX:
             return _error(400, "Invalid request parameters", [f"pagination.size: {PAGE_SIZE_MIN}-{PAGE_SIZE_MAX}"])
+        page_no = pagination.get("page", 0) if isinstance(pagination, dict) else 0
+        if not isinstance(page_no, int) or isinstance(page_no, bool) or page_no < 0:
+            return _error(400, "Invalid request parameters", ["pagination.page must be a non-negative integer"])
         companies, contacts = _include(filters, "companies"), _include(filters, "contacts")
         domains = [normalise_domain(d) for d in companies.get("domains") or [] if isinstance(d, str)]
         domains += [sandbox_domain(n) for n in companies.get("names") or [] if isinstance(n, str)]
         titles = [_words(t) for t in contacts.get("jobTitles") or [] if isinstance(t, str) and _words(t)]
         if not domains:
             return _error(400, "Invalid request parameters", ["filters.companies.include needs domains or names"])
-        matches = [
-            p
-            for d in domains[:MAX_ITEMS]
-            for p in people_at(d)
-            if not titles or any(t <= _words(p.title) for t in titles)
-        ]
-        page = matches[:size]
+        if len(domains) > MAX_ITEMS:
+            return _error(400, "Invalid request parameters", [f"at most {MAX_ITEMS} companies per request"])
+        matches = [p for d in domains for p in people_at(d) if not titles or any(t <= _words(p.title) for t in titles)]
+        page = matches[page_no * size : (page_no + 1) * size]
         credits = SEARCH_CREDITS * len(page)
         if not self._charge(credits):
             return _error(402, "Insufficient credits for this operation")
         payload = {
             "requestId": self._request_id(body),
             "results": [self._preview(p) for p in page],
-            "pagination": {"page": 0, "size": size, "total": len(matches)},
+            "pagination": {"page": page_no, "size": size, "total": len(matches)},
             "billing": {"creditsCharged": credits, "resultsReturned": len(page)},
         }
         return SimResponse(200, payload, billable_units=credits)

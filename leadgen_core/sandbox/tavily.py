@@ -8,6 +8,11 @@ advanced 2; extract 1 (basic) or 2 (advanced) per 5 successful URLs, nothing for
 A query naming a company ("<name> Singapore official website") finds the company's sandbox site
 for ~85% of names (decided by `stable_fraction`, so every run agrees with the web simulator); the
 rest get directory listings on the reserved `.example` TLD that never resolve.
+
+In the `realistic` profile the key's documented requests per minute apply (`TAVILY_KEY_KIND`:
+production 1,000/min, development 100/min, see `leadgen_core.vendors.limits`, raised by the time
+scale); past them a request gets 429 with the error body and the seconds to the next window in
+`Retry-After`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from urllib.parse import urlsplit
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
 from leadgen_core.sandbox.naming import company_slug, is_sandbox_host, sandbox_domain, stable_fraction
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+from leadgen_core.sandbox.quota import Quota, Window
+from leadgen_core.vendors.limits import TAVILY_DEFAULT_KEY_KIND, TAVILY_RPM, tavily_key_kind
 
 HIT_RATE = 0.85
 EMAIL_RATE = 0.6
@@ -89,15 +96,26 @@ class TavilySim(SimServer):
         web_port: int | None = None,
         port: int = 0,
         profile: SandboxProfile = DEMO,
+        key_kind: str = TAVILY_DEFAULT_KEY_KIND,
     ) -> None:
         super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.web_port = web_port
+        self.key_kind = tavily_key_kind(key_kind)
+        rpm = max(1, int(profile.rate(TAVILY_RPM[self.key_kind])))
+        self.quota = Quota([Window("minute", rpm, 60.0)]) if profile.realistic else None
         self.route("POST", "/search", self._search)
         self.route("POST", "/extract", self._extract)
 
     def rate_limit_body(self) -> dict[str, Any]:
         return {"detail": {"error": "Your request has been blocked due to excessive requests."}}
+
+    def _answer(self, req: SimRequest) -> SimResponse:
+        refused = self.quota.take() if self.quota is not None else None
+        if refused is None:
+            return super()._answer(req)
+        wait = max(1, int(refused.retry_after_s + 0.999))
+        return SimResponse(429, self.rate_limit_body(), headers={"Retry-After": str(wait)})
 
     # --- helpers ---------------------------------------------------------------------------
     def _authorised(self, req: SimRequest) -> bool:

@@ -13,20 +13,56 @@ Statuses and sub-statuses come from the documented vocabulary. The documented sa
 other addresses are classified by syntax, free/disposable/typo domains, role accounts and
 `stable_fraction`. `unknown` is never charged; every other result costs one credit from the
 balance the simulator keeps.
+
+`validatebatch` is served by a second server, the bulk host (`bulk.base_url`, exported as
+ZEROBOUNCE_BULK_BASE_URL), as ZeroBounce serves it from bulkapi.zerobounce.net. The `demo`
+profile also answers it on the main host, so old configurations keep working; `realistic` does
+not (404, as the real single-validation host would). In `realistic` (numbers and sources in
+`leadgen_core.vendors.limits`, scaled by the profile's time scale):
+
+* `validate` answers in 1-5 s, with a few slow mail servers taking up to 30 s;
+* `validatebatch` takes up to 70 s for a full batch of 200, allows 5 calls a minute and blocks
+  the bulk host for 10 minutes when exceeded;
+* a second batch answer within an hour holding over 20 unknown results (other than greylisted
+  and antispam) blocks the bulk host for an hour.
+
+A blocked request gets 429 with the documented error body and, though ZeroBounce documents no
+such header, a `Retry-After` of the remaining block, so clients that honour it can be tested.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
+import threading
+import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer
+from leadgen_core.sandbox.base import FaultConfig, LoggedRequest, SimRequest, SimResponse, SimServer
 from leadgen_core.sandbox.naming import stable_fraction
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+from leadgen_core.sandbox.quota import Quota, Refusal, Window
+from leadgen_core.vendors.limits import (
+    ZEROBOUNCE_BATCH_BLOCK_S,
+    ZEROBOUNCE_BATCH_MAX,
+    ZEROBOUNCE_BATCH_MAX_S,
+    ZEROBOUNCE_BATCH_PER_MINUTE,
+    ZEROBOUNCE_UNKNOWN_BLOCK_S,
+    ZEROBOUNCE_UNKNOWN_LIMIT,
+    ZEROBOUNCE_VALIDATE_BLOCK_S,
+    ZEROBOUNCE_VALIDATE_PER_10S,
+    ZEROBOUNCE_VALIDATE_TAIL_RATE,
+    ZEROBOUNCE_VALIDATE_TAIL_S,
+    ZEROBOUNCE_VALIDATE_TYPICAL_S,
+)
 
-BATCH_MAX = 200
+BATCH_MAX = ZEROBOUNCE_BATCH_MAX
+BATCH_PATH = "/v2/validatebatch"
+# unknowns that do not count toward the bulk host's unknown rule (zerobounce.net/docs/api-dashboard/api-rate-limits)
+UNKNOWN_RULE_EXEMPT = frozenset({"greylisted", "antispam_system"})
 KEY_ERROR = "Invalid API key or your account ran out of credits"
 BATCH_KEY_ERROR = "Invalid API Key or your account ran out of credits"
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
@@ -133,8 +169,37 @@ def result_for(email: str) -> dict[str, Any]:
     }
 
 
+def _blocked(refused: Refusal, body: dict[str, Any]) -> SimResponse:
+    wait = max(1, int(refused.retry_after_s + 0.999))
+    return SimResponse(429, body, headers={"Retry-After": str(wait)})
+
+
+class ZeroBounceBulkSim(SimServer):
+    """The bulk host: only `validatebatch`, answered by its ZeroBounceSim (same balance and key)."""
+
+    name = "zerobounce-bulk"
+
+    def __init__(self, main: ZeroBounceSim, *, port: int = 0) -> None:
+        super().__init__(faults=main.faults, port=port, profile=main.profile)
+        self.main = main
+        self.route("POST", BATCH_PATH, self._batch)
+
+    def _answer(self, req: SimRequest) -> SimResponse:
+        self.faults = self.main.faults  # faults set on the vendor apply to both of its hosts
+        return super()._answer(req)
+
+    def _batch(self, req: SimRequest) -> SimResponse:
+        resp = self.main.validate_batch(req)
+        with self.main._lock:
+            self.main.billable_units += resp.billable_units
+        return resp
+
+    def rate_limit_body(self) -> dict[str, Any]:
+        return self.main.rate_limit_body()
+
+
 class ZeroBounceSim(SimServer):
-    """ZeroBounce v2 over loopback, with a credit balance it decrements."""
+    """ZeroBounce v2 over loopback, with a credit balance it decrements, and its bulk host."""
 
     name = "zerobounce"
 
@@ -150,9 +215,75 @@ class ZeroBounceSim(SimServer):
         super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.credits = credits
+        self.bulk = ZeroBounceBulkSim(self)
+        self._latency_rng = random.Random(self.faults.seed)
+        self._rule_lock = threading.Lock()
+        self._unknown_heavy: deque[float] = deque()
+        per_10s = int(profile.rate(ZEROBOUNCE_VALIDATE_PER_10S))
+        per_minute = max(1, int(profile.rate(ZEROBOUNCE_BATCH_PER_MINUTE)))
+        self.validate_quota = Quota([Window("validate", per_10s, 10.0, profile.period(ZEROBOUNCE_VALIDATE_BLOCK_S))])
+        self.batch_quota = Quota([Window("batch", per_minute, 60.0, profile.period(ZEROBOUNCE_BATCH_BLOCK_S))])
         self.route("GET", "/v2/validate", self._validate)
-        self.route("POST", "/v2/validatebatch", self._validate_batch)
+        if not profile.realistic:
+            self.route("POST", BATCH_PATH, self.validate_batch)
         self.route("GET", "/v2/getcredits", self._get_credits)
+
+    # --- the two hosts --------------------------------------------------------------------
+    def start(self) -> ZeroBounceSim:
+        super().start()
+        try:
+            self.bulk.start()
+        except BaseException:
+            super().stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.bulk.stop()
+        super().stop()
+
+    @property
+    def bulk_base_url(self) -> str:
+        return self.bulk.base_url
+
+    def reset_log(self) -> None:
+        super().reset_log()
+        self.bulk.reset_log()
+
+    def requests_to(self, path: str) -> list[LoggedRequest]:
+        """Requests to PATH on either host (the batch lives on the bulk host)."""
+        return super().requests_to(path) + self.bulk.requests_to(path)
+
+    # --- realistic timing -----------------------------------------------------------------
+    def _sleep(self, seconds: float) -> None:
+        if self.profile.realistic and seconds > 0:
+            time.sleep(self.profile.latency(seconds))
+
+    def _validate_seconds(self) -> float:
+        with self._lock:
+            if self._latency_rng.random() < ZEROBOUNCE_VALIDATE_TAIL_RATE:
+                return self._latency_rng.uniform(ZEROBOUNCE_VALIDATE_TYPICAL_S[1], ZEROBOUNCE_VALIDATE_TAIL_S)
+            return self._latency_rng.uniform(*ZEROBOUNCE_VALIDATE_TYPICAL_S)
+
+    def _batch_seconds(self, size: int) -> float:
+        # Not documented beyond "up to 70 seconds": taken as proportional to the batch, so a full
+        # batch of 200 takes 35-70 s.
+        with self._lock:
+            share = self._latency_rng.uniform(0.5, 1.0)
+        return ZEROBOUNCE_BATCH_MAX_S * share * size / BATCH_MAX
+
+    def _unknown_rule(self, results: list[dict[str, Any]]) -> None:
+        """Block the bulk host for an hour on the second unknown-heavy answer within an hour."""
+        unknown = sum(1 for r in results if r["status"] == "unknown" and r["sub_status"] not in UNKNOWN_RULE_EXEMPT)
+        if unknown <= ZEROBOUNCE_UNKNOWN_LIMIT:
+            return
+        now, hour = time.monotonic(), self.profile.period(ZEROBOUNCE_UNKNOWN_BLOCK_S)
+        with self._rule_lock:
+            while self._unknown_heavy and now - self._unknown_heavy[0] >= hour:
+                self._unknown_heavy.popleft()
+            self._unknown_heavy.append(now)
+            if len(self._unknown_heavy) > 1:
+                self.batch_quota.block("batch", hour)
 
     def rate_limit_body(self) -> dict[str, Any]:
         return {"error": "Too many requests. You have been temporarily blocked, please try again later."}
@@ -179,10 +310,16 @@ class ZeroBounceSim(SimServer):
             return SimResponse(400, {"error": "Missing parameter: email"})
         if req.param("ip_address") is None:  # documented as required, though it may be blank
             return SimResponse(400, {"error": "Missing parameter: ip_address"})
+        if self.profile.realistic:
+            refused = self.validate_quota.take()
+            if refused is not None:
+                return _blocked(refused, self.rate_limit_body())
+            self._sleep(self._validate_seconds())
         result = result_for(email)
         return SimResponse(200, result, billable_units=self._bill([result]))
 
-    def _validate_batch(self, req: SimRequest) -> SimResponse:
+    def validate_batch(self, req: SimRequest) -> SimResponse:
+        """`POST /v2/validatebatch` (served by the bulk host; by the main host too in demo)."""
         try:
             body = req.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -196,6 +333,11 @@ class ZeroBounceSim(SimServer):
             return SimResponse(400, {"error": "Missing parameter: email_batch"})
         if len(batch) > BATCH_MAX:
             return SimResponse(400, {"error": f"email_batch allows at most {BATCH_MAX} emails per request"})
+        if self.profile.realistic:
+            refused = self.batch_quota.take()
+            if refused is not None:
+                return _blocked(refused, self.rate_limit_body())
+            self._sleep(self._batch_seconds(len(batch)))
         results: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
         for item in batch:
@@ -205,6 +347,8 @@ class ZeroBounceSim(SimServer):
             else:
                 errors.append({"error": "Missing email_address", "email_address": str(email or "")})
         charge = self._bill(results)
+        if self.profile.realistic:
+            self._unknown_rule(results)
         return SimResponse(200, {"email_batch": results, "errors": errors}, billable_units=charge)
 
     def _get_credits(self, req: SimRequest) -> SimResponse:
