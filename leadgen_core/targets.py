@@ -1,8 +1,8 @@
 """Daily target selection: the capped, prioritised run manifest.
 
 Priority follows the predecessor: companies never scored for this tenant first, then those
-without contacts, then the most recently seen. Companies whose website domain, or any of whose
-known emails, the tenant has suppressed are left out. The priority keys are stored on each
+without contacts, then the most recently seen. Companies the tenant has suppressed
+(`leadgen_core.suppression`) are left out. The priority keys are stored on each
 candidate when the candidate set is built (sql/007), so selection walks one index and stops at
 the cap. The selection replaces the date's manifest.
 """
@@ -14,25 +14,19 @@ from datetime import date
 
 import psycopg
 
+from leadgen_core.suppression import COMPANY_SUPPRESSED_SQL
+
 CAP_OVERRIDE_SQL = "SELECT daily_cap FROM tenant_budgets WHERE tenant_id = %s AND vendor = 'targets'"
 DELETE_TARGETS_SQL = "DELETE FROM daily_targets WHERE tenant_id = %s AND run_date = %s"
 
-# The tenant's candidates for the date (`ic`, with their company `c`) that it has not suppressed,
-# by website domain or by any known address.
-ELIGIBLE_CANDIDATES_SQL = """
+# The tenant's candidates for the date (`ic`, with their company `c`) that it has not suppressed
+# (the one rule of leadgen_core.suppression: website domain and its parents, listed addresses).
+ELIGIBLE_CANDIDATES_SQL = f"""
     FROM icp_candidates ic
     JOIN companies c ON c.company_id = ic.company_id
     WHERE ic.tenant_id = %(tenant)s AND ic.run_date = %(run_date)s
-      AND NOT EXISTS (
-          SELECT 1 FROM suppression_emails se
-          WHERE se.tenant_id = %(tenant)s AND se.kind = 'domain' AND se.value = c.website_domain
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM lead_emails le JOIN suppression_emails se
-            ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
-          WHERE le.company_id = c.company_id
-      )
-"""
+      AND NOT {COMPANY_SUPPRESSED_SQL}
+"""  # noqa: S608 - a constant SQL fragment, values are bound
 
 SELECT_TARGETS_SQL = f"""
 INSERT INTO daily_targets (tenant_id, run_date, company_id, priority, run_id)

@@ -21,11 +21,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from leadgen_core.enrich import contacts_store, store
-from leadgen_core.enrich.contacts_store import Candidate, Suppression
+from leadgen_core.enrich.contacts_store import Candidate
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, finish_report, pending_companies, run_companies
 from leadgen_core.scoring.freemail import is_freemail
 from leadgen_core.stage_status import Outcome
+from leadgen_core.suppression import Suppression, load_suppression
 from leadgen_core.vendors.openai_extract import EMAIL_RE
 
 STAGE = "contacts"
@@ -149,7 +150,7 @@ async def contacts_stage(ctx: EnrichContext) -> StageReport:
     ids = await pending_companies(ctx, STAGE)
     report = StageReport(STAGE, ctx.dry_run, len(ids))
     companies = await ctx.in_global(lambda c: store.companies(c, ids))
-    suppress = await ctx.in_tenant(lambda c: contacts_store.suppression(c, tenant_id=ctx.tenant_id))
+    suppress = await ctx.in_tenant(lambda c: load_suppression(c, tenant_id=ctx.tenant_id))
     async with open_toolkit(ctx, needs={"lusha"} if ids else set()) as kit:
 
         async def work(company_id: int) -> Outcome:

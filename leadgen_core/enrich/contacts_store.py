@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from leadgen_core.scoring.freemail import email_domain
+from leadgen_core.suppression import address_suppressed_sql
 
 COMPANY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('leadgen:contacts:' || %s::text, 0))"
 UPSERT_EMAIL_CONTACT_SQL = """
@@ -39,16 +39,16 @@ INSERT INTO lead_emails (email, company_id, contact_id, source) VALUES (%s, %s, 
 ON CONFLICT (email) DO NOTHING
 """
 COMPANY_EMAILS_SQL = "SELECT email FROM lead_emails WHERE company_id = %s ORDER BY email"
-SUPPRESSION_SQL = "SELECT value, kind FROM suppression_emails WHERE tenant_id = %s"
-EMAILS_TO_VERIFY_SQL = """
+EMAILS_TO_VERIFY_SQL = f"""
 SELECT le.company_id, le.email, v.status,
        v.verified_at > now() - make_interval(days => %(ttl_days)s)
-           AND (v.status <> 'unknown' OR v.verified_at > now() - make_interval(hours => %(unknown_hours)s))
+           AND (v.status <> 'unknown' OR v.verified_at > now() - make_interval(hours => %(unknown_hours)s)),
+       {address_suppressed_sql("le.email")}
 FROM lead_emails le
 LEFT JOIN email_verification_cache v ON v.email = le.email
 WHERE le.company_id = ANY(%(companies)s)
 ORDER BY le.company_id, le.email
-"""
+"""  # noqa: S608 - a constant fragment, values are bound
 SAVE_VERIFICATION_SQL = """
 INSERT INTO email_verification_cache (email, status, sub_status, free_email, did_you_mean, verified_at)
 VALUES (%s, %s, %s, %s, %s, now())
@@ -65,26 +65,6 @@ class Candidate:
     name: str | None
     title: str | None
     source: str  # crawl | extraction | lusha
-
-
-@dataclass(frozen=True)
-class Suppression:
-    emails: frozenset[str]
-    domains: frozenset[str]
-
-    def blocks(self, email: str) -> bool:
-        if email in self.emails:
-            return True
-        domain = email_domain(email) or ""
-        return any(domain == d or domain.endswith("." + d) for d in self.domains)
-
-
-def suppression(conn: psycopg.Connection, *, tenant_id: str) -> Suppression:
-    rows = conn.execute(SUPPRESSION_SQL, (tenant_id,)).fetchall()
-    return Suppression(
-        emails=frozenset(str(v) for v, k in rows if k == "email"),
-        domains=frozenset(str(v) for v, k in rows if k == "domain"),
-    )
 
 
 def company_emails(conn: psycopg.Connection, *, company_id: int) -> list[str]:
@@ -118,15 +98,16 @@ class EmailState:
     email: str
     status: str | None
     fresh: bool
+    suppressed: bool = False  # by the tenant's rule (leadgen_core.suppression)
 
 
 def emails_to_verify(
-    conn: psycopg.Connection, *, company_ids: list[int], ttl_days: int, unknown_hours: int
+    conn: psycopg.Connection, *, tenant_id: str, company_ids: list[int], ttl_days: int, unknown_hours: int
 ) -> list[EmailState]:
-    rows = conn.execute(
-        EMAILS_TO_VERIFY_SQL, {"companies": company_ids, "ttl_days": ttl_days, "unknown_hours": unknown_hours}
-    ).fetchall()
-    return [EmailState(int(r[0]), str(r[1]), r[2], bool(r[3])) for r in rows]
+    """The companies' addresses with freshness and suppression; CONN must be in TENANT_ID's transaction."""
+    params = {"tenant": tenant_id, "companies": company_ids, "ttl_days": ttl_days, "unknown_hours": unknown_hours}
+    rows = conn.execute(EMAILS_TO_VERIFY_SQL, params).fetchall()
+    return [EmailState(int(r[0]), str(r[1]), r[2], bool(r[3]), bool(r[4])) for r in rows]
 
 
 def save_verifications(conn: psycopg.Connection, rows: Iterable[tuple[str, str, str, bool, str | None]]) -> None:

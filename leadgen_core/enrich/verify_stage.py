@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any
 
 from leadgen_core.enrich import contacts_store
-from leadgen_core.enrich.contacts_store import EmailState, Suppression
+from leadgen_core.enrich.contacts_store import EmailState
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
 from leadgen_core.errors import BudgetExhausted, VendorError
@@ -116,11 +116,11 @@ def company_outcome(company_id: int, *, states: list[EmailState], sendable: set[
     return Outcome(company_id, "done", detail=detail)
 
 
-def sendable_emails(states: list[EmailState], *, suppress: Suppression, policy: str) -> list[str]:
+def sendable_emails(states: list[EmailState], *, policy: str) -> list[str]:
     """Addresses to send, in target priority order, each once; never a suppressed one."""
     out: dict[str, None] = {}
     for s in states:
-        if s.fresh or suppress.blocks(s.email) or (policy == "exclude" and is_freemail(s.email)):
+        if s.fresh or s.suppressed or (policy == "exclude" and is_freemail(s.email)):
             continue
         out.setdefault(s.email, None)
     return list(out)
@@ -130,21 +130,25 @@ async def verify_stage(ctx: EnrichContext) -> StageReport:
     started = time.monotonic()
     ids = await pending_companies(ctx, STAGE)
     report = StageReport(STAGE, ctx.dry_run, len(ids))
-    suppress = await ctx.in_tenant(lambda c: contacts_store.suppression(c, tenant_id=ctx.tenant_id))
-    states: list[EmailState] = await ctx.in_global(
+    # In the tenant's transaction: the suppression rule reads the tenant's list under RLS.
+    states: list[EmailState] = await ctx.in_tenant(
         lambda c: contacts_store.emails_to_verify(
-            c, company_ids=ids, ttl_days=ctx.settings.email_verify_ttl_days, unknown_hours=UNKNOWN_RECHECK_HOURS
+            c,
+            tenant_id=ctx.tenant_id,
+            company_ids=ids,
+            ttl_days=ctx.settings.email_verify_ttl_days,
+            unknown_hours=UNKNOWN_RECHECK_HOURS,
         )
     )
     rank = {cid: i for i, cid in enumerate(ids)}
     states.sort(key=lambda s: (rank.get(s.company_id, len(rank)), s.email))
-    to_send = sendable_emails(states, suppress=suppress, policy=ctx.settings.freemail_policy)
+    to_send = sendable_emails(states, policy=ctx.settings.freemail_policy)
     by_company: dict[int, list[EmailState]] = {cid: [] for cid in ids}
     for s in states:
         by_company[s.company_id].append(s)
     async with open_toolkit(ctx, needs={"zerobounce"} if to_send else set()) as kit:
         kit.count("cached_fresh", sum(1 for s in states if s.fresh))
-        kit.count("suppressed_not_sent", sum(1 for s in states if suppress.blocks(s.email)))
+        kit.count("suppressed_not_sent", sum(1 for s in states if s.suppressed))
         batches = _Batches(kit)
         size = ctx.settings.zerobounce_batch_size
         chunks = [to_send[i : i + size] for i in range(0, len(to_send), size)]

@@ -4,7 +4,7 @@ Rows come best first (score DESC, company_id DESC, then run_date DESC across dat
 with an opaque cursor, base64 of the last row's (run_date, score, company_id); the next page
 starts strictly after it. No OFFSET: a page costs the same wherever it is, and rows inserted
 or rescored while a client pages neither shift nor repeat the rows it has yet to read. Suppressed
-companies (`inputs.COMPANY_SUPPRESSED_SQL`) are left out, and the contact email shown is the
+companies (`leadgen_core.suppression`) are left out, and the contact email shown is the
 best deliverable, unsuppressed address.
 """
 
@@ -22,7 +22,7 @@ from typing import IO, Any
 import psycopg
 
 from leadgen_core.errors import ConfigError
-from leadgen_core.leads.inputs import COMPANY_SUPPRESSED_SQL, email_suppressed_sql
+from leadgen_core.suppression import COMPANY_SUPPRESSED_SQL, address_suppressed_sql
 
 MAX_LIMIT = 10_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -41,7 +41,7 @@ LEFT JOIN LATERAL (
     LEFT JOIN email_verification_cache v ON v.email = le.email
     WHERE le.company_id = s.company_id
       AND coalesce(v.status, 'unverified') NOT IN ('invalid', 'do_not_mail', 'spamtrap', 'abuse')
-      AND NOT {email_suppressed_sql("le.email")}
+      AND NOT {address_suppressed_sql("le.email")}
     ORDER BY CASE coalesce(v.status, 'unverified') WHEN 'valid' THEN 0 WHEN 'catch-all' THEN 1
              WHEN 'unknown' THEN 2 ELSE 3 END, le.email
     LIMIT 1

@@ -2,10 +2,10 @@
 
 Three queries serve any number of companies: the companies with their ICP match, latest crawl
 snapshot and latest extraction (as of the night's date); every known contact and mailbox with its
-verification and suppression state; the tenant's ICP rules. Suppression follows the targeting
-rule (`leadgen_core.targets`): a company is suppressed when its website domain, or any email
-known for it, is on the tenant's list; a single address is suppressed by its exact value or its
-domain. Suppressed addresses never reach the score, Odoo or an export.
+verification and suppression state; the tenant's ICP rules. Suppression is the tenant's one rule
+(`leadgen_core.suppression`: an address by value or by its domain and parent domains, a company
+by its website domain or a listed address). Suppressed addresses never reach the score, Odoo or
+an export.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import psycopg
 from leadgen_core.icp.rules import IcpRules, parse_rules
 from leadgen_core.scoring import Contact, ScoreWeights, ScoringInputs, parse_weights
 from leadgen_core.scoring.features import ContactSource, IcpRule, VerificationTier
+from leadgen_core.suppression import COMPANY_SUPPRESSED_SQL, address_suppressed_sql
 
 NO_UPPER_BOUND = 10**9
 YEAR_FLOOR, YEAR_CEILING = 1800, 2200  # the bounds ScoringInputs accepts
@@ -29,27 +30,6 @@ MAX_DETAIL_CHARS = 200
 MATCH_RULES: dict[str, IcpRule | None] = {"primary_ssic": "ssic_exact", "secondary_ssic": None}
 CONTACT_SOURCES: frozenset[str] = frozenset({"crawl", "extraction", "lusha"})
 TIERS: frozenset[str] = frozenset({"valid", "catch-all", "unknown", "invalid", "do_not_mail", "spamtrap", "abuse"})
-
-# %(tenant)s is bound in every statement that embeds these fragments.
-COMPANY_SUPPRESSED_SQL = """(
-    EXISTS (SELECT 1 FROM suppression_emails se
-            WHERE se.tenant_id = %(tenant)s AND se.kind = 'domain' AND se.value = lower(c.website_domain))
-    OR EXISTS (SELECT 1 FROM lead_emails le JOIN suppression_emails se
-                 ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = le.email
-               WHERE le.company_id = c.company_id)
-    OR EXISTS (SELECT 1 FROM contacts k JOIN suppression_emails se
-                 ON se.tenant_id = %(tenant)s AND se.kind = 'email' AND se.value = lower(k.email)
-               WHERE k.company_id = c.company_id)
-)"""
-
-
-def email_suppressed_sql(column: str) -> str:
-    """SQL true when the address in COLUMN (lower-case) is suppressed by value or by its domain."""
-    return f"""({column} IS NOT NULL AND EXISTS (
-        SELECT 1 FROM suppression_emails se WHERE se.tenant_id = %(tenant)s
-          AND ((se.kind = 'email' AND se.value = {column})
-               OR (se.kind = 'domain' AND se.value = split_part({column}, '@', 2)))))"""  # noqa: S608 - COLUMN is a constant of this module
-
 
 COMPANIES_SQL = f"""
 SELECT c.company_id, c.uen, c.name, c.website, c.industry_code, c.secondary_ssic_code, c.industry_norm,
@@ -78,13 +58,13 @@ LEFT JOIN LATERAL (
 CONTACTS_SQL = f"""
 SELECT company_id, email, full_name, title, phone, source, status, free_email, suppressed, kind = 0 FROM (
     SELECT k.company_id, lower(k.email) AS email, k.full_name, k.title, k.phone, k.source, v.status,
-           v.free_email, {email_suppressed_sql("lower(k.email)")} AS suppressed, 0 AS kind, k.contact_id AS ord
+           v.free_email, {address_suppressed_sql("lower(k.email)")} AS suppressed, 0 AS kind, k.contact_id AS ord
     FROM contacts k
     LEFT JOIN email_verification_cache v ON v.email = lower(k.email)
     WHERE k.company_id = ANY(%(ids)s)
     UNION ALL
     SELECT le.company_id, le.email, NULL, NULL, NULL, le.source, v.status, v.free_email,
-           {email_suppressed_sql("le.email")}, 1, 0
+           {address_suppressed_sql("le.email")}, 1, 0
     FROM lead_emails le
     LEFT JOIN email_verification_cache v ON v.email = le.email
     WHERE le.company_id = ANY(%(ids)s)
