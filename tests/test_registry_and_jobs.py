@@ -333,3 +333,39 @@ def test_forecast_takes_the_larger_of_concurrency_and_rate_bounds() -> None:
     assert fc.calls == {"tavily": 4, "openai": 2, "web": 60} and fc.units == {"tavily": 3, "openai": 900}
     assert fc.seconds == 4.0 + 2 * 2.5 / 6 + 60 * 0.15 / 6
     assert fc.lines()[-1] == f"  estimated duration: {fc.seconds / 60:.1f} min"
+
+
+def test_leadgen_night_never_overlaps_a_night_of_the_same_tenant(
+    clean_db, owner_conn, monkeypatch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A night queued or running in the shared Dagster instance, or another `leadgen night` holding
+    the tenant's lock, makes the command refuse at once. With DAGSTER_HOME set and no
+    LEADGEN_DAGSTER_PG_URL, the command finds Dagster's storage itself (it used to crash)."""
+    from click.testing import CliRunner
+
+    from leadgen_core.db.dsn import sqlalchemy_url
+    from leadgen_core.settings import Settings
+    from leadgen_dagster.cli.main import main
+    from leadgen_dagster.instance import write_dagster_home
+    from leadgen_dagster.night_guard import lock_key
+
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    monkeypatch.setenv("LEADGEN_APP_DATABASE_URL", clean_db.app_dsn)
+    add_tenant(owner_conn, "alpha")
+    add_tenant(owner_conn, "beta")
+    home = write_dagster_home(Settings(), tmp_path / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("LEADGEN_DAGSTER_PG_URL", sqlalchemy_url(clean_db.owner_dsn, search_path="dagster"))
+    with dg.DagsterInstance.get() as shared:  # the UI's instance: a night of alpha is queued there
+        queued = shared.create_run_for_job(doomed_job, tags={"dagster/partition/tenant": "alpha"})
+    monkeypatch.delenv("LEADGEN_DAGSTER_PG_URL")
+    out = CliRunner().invoke(main, ["night", "--tenant", "alpha", "--date", "2026-11-20"])
+    assert out.exit_code == 2, out.output
+    assert f"already has a night queued or running in Dagster (run {queued.run_id})" in out.output
+    assert "Traceback" not in out.output
+
+    # another `leadgen night` of beta holds beta's lock
+    with psycopg.connect(clean_db.owner_dsn, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (lock_key("beta"),))
+        out = CliRunner().invoke(main, ["night", "--tenant", "beta", "--date", "2026-11-20"])
+    assert out.exit_code == 2 and "already has a `leadgen night` running" in out.output, out.output

@@ -21,14 +21,21 @@ import click
 
 from leadgen_core.settings import TIMEZONE
 from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings
+from leadgen_dagster.night_guard import exclusive_night
 from leadgen_dagster.tags import DRY_RUN_TAG, TENANT_TAG
 
 
-def _instance() -> Any:
+def _instance(owner: str) -> Any:
     import dagster as dg
 
+    from leadgen_core.db.dsn import sqlalchemy_url
+
     # Inside `make dev` (DAGSTER_HOME set) the run shows in the UI; elsewhere it is ephemeral.
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    if not os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.ephemeral()
+    # leadgen's dagster.yaml keeps Dagster's storage in this database's `dagster` schema
+    os.environ.setdefault("LEADGEN_DAGSTER_PG_URL", sqlalchemy_url(owner, search_path="dagster"))
+    return dg.DagsterInstance.get()
 
 
 def _run_registry(instance: Any, day: date) -> None:
@@ -120,7 +127,8 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
     with owner_conn() as conn:
         tid = resolve_tenant(conn, tenant)
         ready = refresh_finished(conn, day)
-    with ExitStack() as stack, _instance() as instance:
+    with ExitStack() as stack, _instance(owner) as instance:
+        stack.enter_context(exclusive_night(owner, instance, tid))
         if _needs_sandbox(s):
             from leadgen_core.sandbox.cluster import SandboxCluster
 
