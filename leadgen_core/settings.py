@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     acra_resource_ids: CsvList = Field(default_factory=list, validation_alias="ACRA_RESOURCE_IDS")
     acra_page_size: int = Field(default=5000, validation_alias="ACRA_PAGE_SIZE", ge=1, le=100_000)
     acra_max_pages: int = Field(default=1000, validation_alias="ACRA_MAX_PAGES", ge=1)
+    # The download API (initiate-download, poll-download, CSV) fetches a whole dataset in ~3 requests;
+    # `datastore` pages through datastore_search instead (small or filtered datasets).
+    acra_fetch: Literal["download", "datastore"] = Field(default="download", validation_alias="ACRA_FETCH")
+    acra_download_url: str = Field(default="https://api-open.data.gov.sg", validation_alias="ACRA_DOWNLOAD_URL")
+    acra_api_key: SecretStr | None = Field(default=None, validation_alias="ACRA_API_KEY")
+    # Keyless quota is 5 calls a minute (download-dataset page): polls 12 s apart never trip it.
+    acra_poll_interval_s: float = Field(default=12.0, validation_alias="ACRA_DOWNLOAD_POLL_S", ge=0)
+    acra_max_polls: int = Field(default=7, validation_alias="ACRA_DOWNLOAD_MAX_POLLS", ge=1, le=50)
     staging_batch_size: int = Field(default=500, validation_alias="STAGING_BATCH_SIZE", ge=1)
     upsert_max_per_job: int = Field(default=2000, validation_alias="UPSERT_MAX_PER_JOB", ge=1)
 

@@ -48,6 +48,7 @@ def test_acra_staging_pulls_pages_quarantines_and_feeds_companies(clean_db, inst
         monkeypatch.setenv("ACRA_API_URL", f"{sim.base_url}/api/action/datastore_search")
         monkeypatch.setenv("ACRA_RESOURCE_IDS", sim.resource_id)
         monkeypatch.setenv("ACRA_PAGE_SIZE", "100")
+        monkeypatch.setenv("ACRA_FETCH", "datastore")  # paging, with its 429s, is what this test is about
         result = dg.materialize(
             [acra_staging, companies],
             partition_key=DAY.isoformat(),

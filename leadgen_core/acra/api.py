@@ -5,8 +5,10 @@
 Paging advances the offset by the records actually received (a server may cap `limit` below what
 was asked), until `total` records were read, an empty page arrives, or `max_pages` is reached.
 
-data.gov.sg allows a handful of datastore calls per 10 s without an API key and answers 429
-when that is exceeded. Every call has a timeout; 429, 5xx, timeouts, connection errors and
+data.gov.sg allows 4 datastore calls per 10 s, and 5 API calls a minute, without an API key
+(guide.data.gov.sg, api-overview/api-rate-limits and dataset-apis/download-dataset) and answers
+429 when that is exceeded: paging stays for small or filtered (`q`) fetches; a whole dataset
+comes through the download API (download.py). Every call has a timeout; 429, 5xx, timeouts, connection errors and
 unparseable bodies are retried with bounded, jittered exponential backoff, honouring
 `Retry-After` on 429. When the attempts run out the caller gets `RateLimited` or
 `VendorUnavailable` (vendor "acra"); a 4xx answer other than 429 is not retried.
@@ -54,7 +56,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _backoff(attempt: int, base_s: float) -> float:
+def backoff_delay(attempt: int, base_s: float) -> float:
     # Full-size exponential step with jitter in [50%, 100%], so parallel readers spread out.
     step = min(MAX_BACKOFF_S, base_s * 2.0 ** (attempt - 1))
     return step * (0.5 + random.random() / 2)
@@ -101,7 +103,7 @@ async def _get_page(
     attempts = 0
     for attempt in range(1, max_attempts + 1):
         attempts = attempt
-        delay = _backoff(attempt, backoff_s)
+        delay = backoff_delay(attempt, backoff_s)
         try:
             response = await client.get(api_url, params=params, timeout=timeout_s)
         except httpx.TimeoutException:
@@ -152,16 +154,17 @@ async def fetch_datastore(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_s: float = DEFAULT_BACKOFF_S,
+    api_key: str | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Every record of RESOURCE_ID, in server order, reading at most MAX_PAGES pages.
 
     `on_page(fetched, total)` runs after each page (total is the server's count, or `fetched`
     when the server gives none). Pass `http` to reuse a client (headers such as an API key live
-    there); otherwise one is opened and closed here.
+    there); otherwise one is opened and closed here, sending API_KEY as `x-api-key` when given.
     """
     if page_size < 1 or max_pages < 1 or max_attempts < 1:
         raise ValueError("page_size, max_pages and max_attempts must be >= 1")
-    client = http or httpx.AsyncClient(timeout=timeout_s)
+    client = http or httpx.AsyncClient(timeout=timeout_s, headers={"x-api-key": api_key} if api_key else None)
     try:
         offset = 0
         for _page in range(max_pages):

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 
+from leadgen_core.sandbox.acra import REALISTIC_PREPARE_S as ACRA_POLL_S
 from leadgen_core.sandbox.acra import AcraSim
 from leadgen_core.sandbox.base import FaultConfig, SimServer
 from leadgen_core.sandbox.lusha import LushaSim
@@ -164,6 +165,9 @@ class SandboxCluster:
             "LEADGEN_SANDBOX_WEB_PORT": str(self.web.port),
             "ACRA_API_URL": self.acra.api_url,
             "ACRA_RESOURCE_IDS": self.acra.resource_id,
+            "ACRA_DOWNLOAD_URL": self.acra.base_url,
+            # The sandbox prepares a download in (scaled) seconds; poll at the same pace.
+            "ACRA_DOWNLOAD_POLL_S": repr(self.profile.latency(ACRA_POLL_S) if self.profile.realistic else 0.0),
             "ODOO_SANDBOX_URL": self.odoo.base_url,
             "ODOO_SANDBOX_KEY": ODOO_KEY,
             "LUSHA_PLAN": self.lusha_plan.value,

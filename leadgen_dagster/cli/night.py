@@ -134,7 +134,8 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
 
             cluster = stack.enter_context(SandboxCluster())
             sandbox_env = cluster.env()
-            for key in ("ODOO_SANDBOX_URL", "ODOO_SANDBOX_KEY", "ACRA_API_URL", "ACRA_RESOURCE_IDS"):
+            kept = ("ODOO_SANDBOX_URL", "ODOO_SANDBOX_KEY", "ACRA_API_URL", "ACRA_RESOURCE_IDS", "ACRA_DOWNLOAD_URL")
+            for key in kept:
                 if os.environ.get(key):
                     sandbox_env.pop(key)  # keep what the caller set (a running `make dev` sandbox, say)
             saved = {k: os.environ.get(k) for k in sandbox_env}
