@@ -41,10 +41,22 @@ def directory(conn: psycopg.Connection) -> list[Tenant]:
     return [Tenant(*r) for r in rows]
 
 
-def add_tenant(conn: psycopg.Connection, name: str) -> Tenant:
+def check_tenant_name(name: str) -> str:
+    """NAME trimmed, or ConfigError: 1 to 200 characters, none of them a control character.
+
+    A newline or tab in a name splits log lines and `tenants list` rows, and lets a name pose as
+    another tenant's line; isprintable() also refuses other invisible characters (U+200B, U+2028).
+    """
+    if not name.isprintable():
+        raise ConfigError(f"tenant name {name[:80]!r} contains control or invisible characters (newline, tab, ...)")
     name = name.strip()
     if not name or len(name) > 200:
         raise ConfigError("tenant name must be 1 to 200 characters")
+    return name
+
+
+def add_tenant(conn: psycopg.Connection, name: str) -> Tenant:
+    name = check_tenant_name(name)
     tenant_id = slugify(name)
     row = conn.execute(
         "SELECT tenant_id FROM tenants WHERE tenant_id = %s OR lower(name) = lower(%s)", (tenant_id, name)

@@ -4,7 +4,6 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from leadgen_core.jobs import run_staging_upsert
-from leadgen_core.settings import TIMEZONE
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 
 registry_refresh_job = dg.define_asset_job(
@@ -37,8 +36,7 @@ def staging_upsert(
     postgres: PostgresResource,
     settings: SettingsResource,
 ) -> None:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from leadgen_core.clock import today_sg
 
     s = settings.get()
 
@@ -52,7 +50,7 @@ def staging_upsert(
         run_id=context.run_id,
         max_rows=s.upsert_max_per_job,
         batch_size=s.staging_batch_size,
-        today=datetime.now(ZoneInfo(TIMEZONE)).date(),
+        today=today_sg(),
         progress=progress,
     )
     context.log.info(f"background job {config.job_id} done: {n} rows")

@@ -25,10 +25,10 @@ REGISTRY_PRIORITY = "10"
 
 
 def night_date(context: dg.ScheduleEvaluationContext) -> date:
-    from zoneinfo import ZoneInfo
+    from leadgen_core.clock import sg_date
 
     assert context.scheduled_execution_time is not None
-    return context.scheduled_execution_time.astimezone(ZoneInfo(TIMEZONE)).date()
+    return sg_date(context.scheduled_execution_time)
 
 
 def night_requests(

@@ -3,14 +3,14 @@
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from leadgen_core.alerts import Alert, post_alert
+from leadgen_core.clock import SGT
 from leadgen_core.cron import previous_tick
 from leadgen_core.jobs import mark_failed, queued_jobs, running_jobs
-from leadgen_core.settings import TIMEZONE, Settings
+from leadgen_core.settings import Settings
 from leadgen_core.stagestats import night_stats
 from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job
@@ -18,7 +18,6 @@ from leadgen_dagster.partitions import tenant_partitions
 from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource
 from leadgen_dagster.tags import TENANT_TAG, root_run_id, run_tenant, will_retry
 
-SGT = ZoneInfo(TIMEZONE)
 DEAD_RUN_STATUSES = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 # Attempts one night may have (the run, its retry, a few re-executions), to find N nights in the run records.
 RUN_RECORDS_PER_NIGHT = 4

@@ -173,3 +173,37 @@ def test_duplicate_uen_keeps_the_first_row_and_quarantines_the_rest(clean_db, tm
     ]
     assert [json.loads(raw)["entity_name"] for *_, raw in rejects] == ["Second Name Pte. Ltd.", "Third Name Pte. Ltd."]
     assert q(clean_db.owner_dsn, "SELECT name FROM companies WHERE uen = '201912345K'") == [("First Name Pte. Ltd.",)]
+
+
+# --- 15: the default snapshot date is today in Singapore -------------------------------------
+
+
+@pytest.fixture
+def far_from_singapore(monkeypatch):  # type: ignore[no-untyped-def]
+    """A host time zone whose calendar day differs from Singapore's right now (whatever the hour)."""
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from leadgen_core.clock import today_sg
+
+    zone = next(z for z in ("Etc/GMT+12", "Etc/GMT-14") if datetime.now(ZoneInfo(z)).date() != today_sg())
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    yield zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_acra_load_defaults_to_todays_singapore_date(clean_db, tmp_path: Path, monkeypatch, far_from_singapore) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from leadgen_core.clock import today_sg
+
+    assert date.today() != today_sg()  # the host's day is not Singapore's
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    path = write(tmp_path / "today.csv", [row_values("201912345K", "Lion Harbour Pte. Ltd.")])
+    out = CliRunner().invoke(main, ["acra", "load", str(path)])
+    assert out.exit_code == 0, out.output
+    assert q(clean_db.owner_dsn, "SELECT snapshot_date FROM staging_acra_companies") == [(today_sg(),)]
+    assert q(clean_db.owner_dsn, "SELECT last_seen FROM companies") == [(today_sg(),)]

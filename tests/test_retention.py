@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
 from leadgen_core.leads.retention import RetentionResult, purge
 from leadgen_dagster.retention import RETENTION_CRON, retention_job, retention_schedule
@@ -75,7 +76,7 @@ def run_purge(db: Database, now: datetime) -> RetentionResult:
 
 def test_purge_clears_what_is_due_and_nothing_else(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
-    ids = seed(owner_conn, now.date())
+    ids = seed(owner_conn, today_sg(now))
     result = run_purge(app_db, now)
     assert result == RetentionResult(corpora_cleared=1, summaries_cleared=1, verifications_deleted=1,
                                      responses_deleted=1)  # fmt: skip
@@ -96,6 +97,16 @@ def test_purge_clears_what_is_due_and_nothing_else(app_db: Database, owner_conn)
     assert run_purge(app_db, now) == RetentionResult(0, 0, 0, 0)  # nothing left to do
 
 
+def test_retention_days_are_singapore_days(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    # 03:30 SGT on 2 March is 19:30 UTC on 1 March: the cutoff counts from 2 March.
+    now = datetime(2026, 3, 1, 19, 30, tzinfo=UTC)
+    assert today_sg(now) == date(2026, 3, 2)
+    ids = seed(owner_conn, date(2026, 3, 2))
+    assert run_purge(app_db, now).corpora_cleared == 1
+    corpora = dict(q(owner_conn, "SELECT company_id, corpus FROM company_web_snapshots"))
+    assert corpora == {ids["old"]: None, ids["edge"]: "the page text", ids["recent"]: "the page text"}
+
+
 def test_purge_refuses_nonsense_arguments(app_db: Database) -> None:
     with app_db.global_transaction() as conn:
         with pytest.raises(ValueError, match="timezone"):
@@ -106,7 +117,7 @@ def test_purge_refuses_nonsense_arguments(app_db: Database) -> None:
 
 def test_retention_job_uses_the_settings(clean_db: DbHandle, owner_conn, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC)
-    ids = seed(owner_conn, now.date())
+    ids = seed(owner_conn, today_sg(now))
     monkeypatch.setenv("RETENTION_DAYS", "2")  # now the 3-day-old snapshot is due too
     monkeypatch.setenv("EMAIL_VERIFY_TTL_DAYS", str(TTL_DAYS))
     with dg.instance_for_test() as instance:

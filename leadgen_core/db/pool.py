@@ -18,7 +18,8 @@ from psycopg_pool import ConnectionPool
 from leadgen_core.db.dsn import redact
 from leadgen_core.errors import DatabaseError, TenantIsolationError
 
-TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# \Z, not $: "$" also matches before a trailing newline, so "alpha\n" would pass as a tenant id.
+TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 SET_TENANT_SQL = "SELECT set_config('request.tenant_id', %s, true)"
 
 
@@ -29,7 +30,7 @@ def set_tenant(conn: psycopg.Connection, tenant_id: str) -> None:
 
 def check_tenant_id(tenant_id: str) -> str:
     """The tenant id, or TenantIsolationError when it cannot be one."""
-    if not isinstance(tenant_id, str) or not TENANT_ID_RE.match(tenant_id):
+    if not isinstance(tenant_id, str) or not TENANT_ID_RE.fullmatch(tenant_id):
         raise TenantIsolationError(f"invalid tenant id {tenant_id!r}: expected lowercase letters, digits and '-'")
     return tenant_id
 

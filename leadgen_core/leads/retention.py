@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
+from leadgen_core.clock import sg_date
+
 CORPUS_SQL = """
 UPDATE company_web_snapshots SET corpus = NULL WHERE crawled_on < %s AND corpus IS NOT NULL
 """
@@ -53,13 +55,14 @@ def purge(
     """Apply the retention rules as of NOW (timezone-aware); returns what each rule touched.
 
     Text is kept for RETENTION_DAYS whole days: a snapshot of day D is cleared once
-    D < today - RETENTION_DAYS, today being NOW's date.
+    D < today - RETENTION_DAYS, today being NOW's Singapore date (the job runs at 03:30 SGT,
+    when the UTC date is still yesterday's).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if retention_days < 1 or verify_ttl_days < 1:
         raise ValueError("retention_days and verify_ttl_days must be at least 1")
-    cutoff: date = now.date() - timedelta(days=retention_days)
+    cutoff: date = sg_date(now) - timedelta(days=retention_days)
     corpora = conn.execute(CORPUS_SQL, (cutoff,)).rowcount
     summaries = conn.execute(SUMMARY_SQL, (cutoff,)).rowcount
     verifications = conn.execute(VERIFICATIONS_SQL, (now - timedelta(days=verify_ttl_days),)).rowcount

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import click
 import psycopg
 
 from leadgen_core.budget import set_cap
+from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import set_tenant
 from leadgen_core.errors import ConfigError
 from leadgen_core.icp.candidates import save_rules
 from leadgen_core.icp.rules import parse_rules
 from leadgen_core.registry import UpsertCounts, upsert_companies
 from leadgen_core.registry_load import LoadCounts
-from leadgen_core.settings import TIMEZONE
 from leadgen_core.tenants import add_tenant, connect_odoo, directory
 from leadgen_dagster.cli.common import friendly, owner_conn, settings
 
@@ -98,7 +97,7 @@ def demo_seed(odoo_url: str | None, registry: bool) -> None:
         ids = seed_demo(conn, odoo_url=url)
     click.echo(f"demo tenants ready: {', '.join(ids)} (Odoo at {url})")
     if registry:
-        day = datetime.now(ZoneInfo(TIMEZONE)).date()
+        day = today_sg()
         staged, counts = seed_registry(day)
         click.echo(
             f"registry for {day}: "

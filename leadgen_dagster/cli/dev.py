@@ -104,16 +104,13 @@ def wait_for_ui(port: int, proc: subprocess.Popen[Any]) -> bool:
 
 def kickoff(port: int, env: dict[str, str]) -> None:
     """Launch today's registry refresh and one night per demo tenant through the GraphQL API."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     import psycopg
     from dagster_graphql import DagsterGraphQLClient
 
-    from leadgen_core.settings import TIMEZONE
+    from leadgen_core.clock import today_sg
     from leadgen_core.tenants import active_tenant_ids, directory
 
-    day = datetime.now(ZoneInfo(TIMEZONE)).date().isoformat()
+    day = today_sg().isoformat()
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     client.submit_job_execution("registry_refresh_job", repository_location_name="leadgen",
                                 tags={"dagster/partition": day, "dagster/priority": "10"})  # fmt: skip

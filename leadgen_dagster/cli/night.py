@@ -15,11 +15,10 @@ import os
 from contextlib import ExitStack
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
 
-from leadgen_core.settings import TIMEZONE
+from leadgen_core.clock import today_sg
 from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, settings
 from leadgen_dagster.night_guard import exclusive_night
 from leadgen_dagster.tags import DRY_RUN_TAG, TENANT_TAG
@@ -120,7 +119,7 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
     from leadgen_dagster.definitions import defs
 
     s = settings()
-    day = day_opt.date() if day_opt else datetime.now(ZoneInfo(TIMEZONE)).date()
+    day = day_opt.date() if day_opt else today_sg()
     owner = owner_dsn(s)
     os.environ.setdefault("LEADGEN_DATABASE_URL", owner)
     os.environ.setdefault("LEADGEN_APP_DATABASE_URL", app_dsn(s, owner=owner))

@@ -10,12 +10,11 @@ import io
 import re
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
+from leadgen_core.clock import today_sg
 from leadgen_core.errors import ConfigError
-from leadgen_core.settings import TIMEZONE
 from leadgen_dagster.cli.common import friendly, settings, tenant_conn
 
 EMAIL_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
@@ -25,7 +24,7 @@ DEFAULT_PAGE = 1000
 
 
 def today() -> date:
-    return datetime.now(ZoneInfo(TIMEZONE)).date()
+    return today_sg()
 
 
 DATE_OPTION = click.option("--date", "day_opt", type=click.DateTime(["%Y-%m-%d"]), default=None)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
 import psycopg
 
+from leadgen_core.clock import today_sg
 from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, tenant_conn
 
 
@@ -32,7 +32,9 @@ def acra_synth(rows: int, seed: int, malformed_rate: float, output: Path) -> Non
 
 @acra.command("load")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Snapshot date (default today).")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Snapshot date (default today SGT)."
+)
 @click.option("--upsert/--no-upsert", default=True, show_default=True, help="Also upsert companies.")
 @friendly
 def acra_load(path: Path, day: object, upsert: bool) -> None:
@@ -41,7 +43,7 @@ def acra_load(path: Path, day: object, upsert: bool) -> None:
     from leadgen_core.registry import upsert_companies
     from leadgen_core.registry_load import load_rows
 
-    snapshot = day.date() if day is not None else date.today()  # type: ignore[attr-defined]
+    snapshot = day.date() if day is not None else today_sg()  # type: ignore[attr-defined]
 
     def progress(seen: int, rejected: int) -> None:
         click.echo(f"  {seen:>10,} rows read, {rejected:,} quarantined", err=True)

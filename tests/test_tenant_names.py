@@ -1,0 +1,53 @@
+"""Tenant ids and names: no trailing newline in an id, no control characters in a name.
+
+Pure tests of leadgen_core.db.pool.check_tenant_id and leadgen_core.tenants.check_tenant_name,
+and `leadgen tenants add` through click's runner against the session Postgres (nothing simulated).
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from leadgen_core.db.pool import TENANT_ID_RE, check_tenant_id
+from leadgen_core.errors import ConfigError, TenantIsolationError
+from leadgen_core.tenants import check_tenant_name, slugify
+from leadgen_dagster.cli import main
+from leadgen_dagster.partitions import PartitionKeyError, parse_tenant_date
+
+
+@pytest.mark.parametrize("bad", ["alpha\n", "alpha\r\n", "\nalpha", "al\npha", "alpha ", "Alpha", "", "-alpha"])
+def test_check_tenant_id_refuses_newlines_and_other_shapes(bad: str) -> None:
+    with pytest.raises(TenantIsolationError):
+        check_tenant_id(bad)
+    assert TENANT_ID_RE.match(bad) is None
+
+
+def test_check_tenant_id_accepts_a_slug() -> None:
+    assert check_tenant_id("demo-alpha") == "demo-alpha"
+
+
+def test_partition_key_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(PartitionKeyError):
+        parse_tenant_date("2026-03-02|alpha\n")
+
+
+@pytest.mark.parametrize("bad", ["Acme\nCorp", "Acme\tCorp", "Acme\n", "\tAcme", "Acme\x00", "Acme\x1b[2J", "A\u2028B"])
+def test_tenant_names_with_control_characters_are_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="control"):
+        check_tenant_name(bad)
+
+
+def test_ordinary_names_pass_trimmed() -> None:
+    assert check_tenant_name("  Acme Pte. Ltd. (Asia)  ") == "Acme Pte. Ltd. (Asia)"
+    assert slugify(check_tenant_name("Café Ünïcode")) == "caf-n-code"
+
+
+def test_cli_refuses_a_name_with_a_newline_and_creates_nothing(clean_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    out = CliRunner().invoke(main, ["tenants", "add", "Acme\nevil-tenant  active  odoo connected"])
+    assert out.exit_code == 2
+    assert len(out.output.strip().splitlines()) == 1
+    with psycopg.connect(clean_db.owner_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (0,)
