@@ -1,8 +1,9 @@
-"""Per-partition asset checks: the SLA, the vendor budget caps, and the target set's quality.
+"""Per-partition asset checks: the SLA, the vendor budget caps, and the night's data quality.
 
 The SLA and budget checks sit on the night's last asset, so they evaluate once the night is
-done; the deadline sensor covers nights that never get there. The target checks are blocking:
-a bad target set stops the night before any vendor is paid.
+done; the deadline sensor covers nights that never get there. `targets_not_empty` is blocking:
+an empty target set while eligible candidates exist stops the night. The other data checks are
+non-blocking and ask only what no constraint already enforces (leadgen_core/quality.py).
 """
 
 from collections.abc import Sequence
@@ -11,13 +12,15 @@ from typing import Any
 import dagster as dg
 
 from leadgen_core.budget import caps_for, spend
-from leadgen_core.quality import target_quality
+from leadgen_core.quality import contact_hygiene, score_consistency, target_anomalies
 from leadgen_core.stagestats import night_stats, night_wall_seconds
-from leadgen_core.targets import effective_cap
 from leadgen_dagster.assets.targeting import daily_targets
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.tags import is_dry_run, root_run_id
+
+# A night's target count moving more than this from the previous night is worth a look.
+TARGET_SWING = 0.5
 
 
 def _partition(context: Any) -> tuple[str, Any]:
@@ -85,33 +88,125 @@ def build_night_checks(terminal: dg.AssetsDefinition) -> Sequence[dg.AssetChecks
     return [night_within_sla, vendor_budgets_within_caps]
 
 
+def _scoped(context: Any, postgres: PostgresResource, operation: str):  # type: ignore[no-untyped-def]
+    tenant_id, day = _partition(context)
+    return tenant_id, day, postgres.tenant(tenant_id, operation=operation)
+
+
 @dg.asset_check(
     asset=daily_targets,
     partitions_def=tenant_date_partitions,
     blocking=True,
-    description="Targets are at most the cap, have no duplicates, and all come from the candidate set.",
+    description="Blocking: the night has targets whenever the tenant has eligible (unsuppressed) candidates; "
+    "an empty set there means selection broke, and nothing downstream should run on it.",
 )
-def targets_are_sound(
+def targets_not_empty(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    tenant_id, day, conn_cm = _scoped(context, postgres, "target checks")
+    with conn_cm as conn:
+        a = target_anomalies(conn, tenant_id=tenant_id, run_date=day)
+    return dg.AssetCheckResult(
+        passed=not a.empty_with_candidates,
+        description=f"0 targets although {a.eligible} candidates are eligible" if a.empty_with_candidates else None,
+        metadata={"targets": dg.MetadataValue.int(a.targets), "eligible": dg.MetadataValue.int(a.eligible)},
+    )
+
+
+@dg.asset_check(
+    asset=daily_targets,
+    partitions_def=tenant_date_partitions,
+    description=f"Warns when the target count moves more than {TARGET_SWING:.0%} from the tenant's previous night "
+    "(a changed ICP, a registry that lost rows, a cap set by mistake).",
+)
+def targets_stable(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    tenant_id, day, conn_cm = _scoped(context, postgres, "target checks")
+    with conn_cm as conn:
+        a = target_anomalies(conn, tenant_id=tenant_id, run_date=day)
+    swing = a.swing
+    passed = swing is None or abs(swing) <= TARGET_SWING
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None if passed else f"{a.targets} targets against {a.previous} the previous night ({swing:+.0%})",
+        metadata={
+            "targets": dg.MetadataValue.int(a.targets),
+            "previous_targets": dg.MetadataValue.int(a.previous),
+            "swing": dg.MetadataValue.float(round(swing, 3) if swing is not None else 0.0),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey("lead_scores"),
+    partitions_def=tenant_date_partitions,
+    description="Every score is in [0, 1] and its bucket agrees with the bucket thresholds.",
+)
+def scores_consistent(
     context: dg.AssetCheckExecutionContext, postgres: PostgresResource, settings: SettingsResource
 ) -> dg.AssetCheckResult:
-    tenant_id, day = _partition(context)
-    with postgres.tenant(tenant_id, operation="target checks") as conn:
-        q = target_quality(conn, tenant_id=tenant_id, run_date=day)
-        cap = effective_cap(conn, tenant_id=tenant_id, default_cap=settings.get().daily_cap_per_tenant)
-    problems = []
-    if q.targets > cap:
-        problems.append(f"{q.targets} targets exceed the cap {cap}")
-    if q.duplicates:
-        problems.append(f"{q.duplicates} duplicate targets")
-    if q.outside_candidates:
-        problems.append(f"{q.outside_candidates} targets are not candidates")
+    from leadgen_core.leads.score_stage import thresholds_for
+
+    t = thresholds_for(settings.get())
+    tenant_id, day, conn_cm = _scoped(context, postgres, "score checks")
+    with conn_cm as conn:
+        c = score_consistency(conn, tenant_id=tenant_id, run_date=day, high=t.high, medium=t.medium)
+    problems = [f"{c.out_of_range} scores outside [0, 1]"] * bool(c.out_of_range) + [
+        f"{c.wrong_bucket} buckets disagree with the thresholds (high >= {t.high}, medium >= {t.medium})"
+    ] * bool(c.wrong_bucket)
     return dg.AssetCheckResult(
         passed=not problems,
         description="; ".join(problems) or None,
         metadata={
-            "targets": dg.MetadataValue.int(q.targets),
-            "cap": dg.MetadataValue.int(cap),
-            "duplicates": dg.MetadataValue.int(q.duplicates),
-            "outside_candidates": dg.MetadataValue.int(q.outside_candidates),
+            "scores": dg.MetadataValue.int(c.scores),
+            "out_of_range": dg.MetadataValue.int(c.out_of_range),
+            "wrong_bucket": dg.MetadataValue.int(c.wrong_bucket),
         },
     )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey("contacts"),
+    partitions_def=tenant_date_partitions,
+    description="No address of the night's targets is suppressed by the tenant (address, domain or subdomain).",
+)
+def contacts_not_suppressed(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    tenant_id, day, conn_cm = _scoped(context, postgres, "contact checks")
+    with conn_cm as conn:
+        h = contact_hygiene(conn, tenant_id=tenant_id, run_date=day, ttl_days=settings.get().email_verify_ttl_days)
+    return dg.AssetCheckResult(
+        passed=h.suppressed == 0,
+        description=f"{h.suppressed} suppressed addresses among the night's contacts" if h.suppressed else None,
+        metadata={"addresses": dg.MetadataValue.int(h.addresses), "suppressed": dg.MetadataValue.int(h.suppressed)},
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey("email_verifications"),
+    partitions_def=tenant_date_partitions,
+    description="No address of the night's targets was verified (paid for) twice within EMAIL_VERIFY_TTL_DAYS.",
+)
+def verifications_not_repeated(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    ttl = settings.get().email_verify_ttl_days
+    tenant_id, day, conn_cm = _scoped(context, postgres, "verification checks")
+    with conn_cm as conn:
+        h = contact_hygiene(conn, tenant_id=tenant_id, run_date=day, ttl_days=ttl)
+    return dg.AssetCheckResult(
+        passed=h.verified_twice == 0,
+        description=f"{h.verified_twice} addresses verified twice within {ttl} days" if h.verified_twice else None,
+        metadata={
+            "addresses": dg.MetadataValue.int(h.addresses),
+            "verified_twice": dg.MetadataValue.int(h.verified_twice),
+        },
+    )
+
+
+DATA_CHECKS = [
+    targets_not_empty,
+    targets_stable,
+    scores_consistent,
+    contacts_not_suppressed,
+    verifications_not_repeated,
+]

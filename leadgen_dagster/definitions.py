@@ -10,7 +10,7 @@ from leadgen_dagster.assets.crm import CRM_ASSETS, odoo_sync
 from leadgen_dagster.assets.enrichment import ENRICHMENT_ASSETS
 from leadgen_dagster.assets.registry import acra_staging, companies
 from leadgen_dagster.assets.targeting import daily_targets, icp_candidates
-from leadgen_dagster.checks import build_night_checks, targets_are_sound
+from leadgen_dagster.checks import DATA_CHECKS, build_night_checks
 from leadgen_dagster.jobs import build_tenant_night_job, registry_refresh_job, staging_upsert_job
 from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
 from leadgen_dagster.retention import retention_job, retention_schedule
@@ -28,7 +28,7 @@ TERMINAL_ASSET = odoo_sync
 TERMINAL_STAGE = "odoo_sync"
 
 ASSETS = [acra_staging, companies, *TENANT_ASSETS]
-CHECKS = [targets_are_sound, *build_night_checks(TERMINAL_ASSET)]
+CHECKS = [*DATA_CHECKS, *build_night_checks(TERMINAL_ASSET)]
 tenant_night_job = build_tenant_night_job(dg.AssetSelection.assets(*TENANT_ASSETS))
 JOBS: list[dg.JobDefinition | UnresolvedAssetJobDefinition] = [
     registry_refresh_job,

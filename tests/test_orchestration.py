@@ -78,7 +78,11 @@ def test_definitions_are_exactly_the_expected_set() -> None:
         "odoo_sync",
     }
     assert {k.to_user_string() for k in repo.asset_graph.asset_check_keys} == {
-        "daily_targets:targets_are_sound",
+        "daily_targets:targets_not_empty",
+        "daily_targets:targets_stable",
+        "lead_scores:scores_consistent",
+        "contacts:contacts_not_suppressed",
+        "email_verifications:verifications_not_repeated",
         "odoo_sync:night_within_sla",
         "odoo_sync:vendor_budgets_within_caps",
     }
@@ -351,25 +355,55 @@ def run_check(
     return evaluation
 
 
-def test_target_check_passes_then_fails_when_cap_is_exceeded(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_data_checks_pass_on_a_sound_night_and_catch_real_anomalies(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each check fails on the anomaly it exists for: an empty target set with eligible candidates,
+    a swing from the previous night, a bucket that disagrees with its score, a suppressed address
+    among the night's contacts, and an address paid for twice within the verification TTL."""
     monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "12")
     add_partitions(instance, "alpha")
-    result = materialize_night(registry, instance, "alpha")
-    assert result.success
-    assert run_check(registry, instance, "targets_are_sound").passed
-    with psycopg.connect(registry.owner_dsn, autocommit=True) as conn:
-        # a target the ICP never selected (a company outside every candidate set)
-        outsider = conn.execute(
-            "SELECT company_id FROM companies WHERE NOT is_live ORDER BY company_id LIMIT 1"
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO daily_targets (tenant_id, run_date, company_id, priority) VALUES ('alpha', %s, %s, 99)",
-            (DAY, outsider),
-        )
-    evaluation = run_check(registry, instance, "targets_are_sound")
-    assert not evaluation.passed
-    assert evaluation.metadata["outside_candidates"].value == 1 and evaluation.metadata["targets"].value == 13
-    assert "exceed the cap 12" in (evaluation.description or "")
+    assert materialize_night(registry, instance, "alpha").success
+    names = ("targets_not_empty", "targets_stable", "scores_consistent", "contacts_not_suppressed",
+             "verifications_not_repeated")  # fmt: skip
+    assert all(run_check(registry, instance, name).passed for name in names)
+    owner = psycopg.connect(registry.owner_dsn, autocommit=True)
+    targets = [r[0] for r in owner.execute("SELECT company_id FROM daily_targets ORDER BY priority").fetchall()]
+    assert len(targets) == 12
+    # the previous night had 40 targets: 12 is a -70% swing (a warning, not an error)
+    owner.execute(
+        "INSERT INTO daily_targets (tenant_id, run_date, company_id, priority) "
+        "SELECT 'alpha', %s, company_id, row_number() OVER () FROM companies ORDER BY company_id LIMIT 40",
+        (DAY - timedelta(days=1),),
+    )
+    stable = run_check(registry, instance, "targets_stable")
+    assert not stable.passed and stable.severity == dg.AssetCheckSeverity.WARN
+    assert stable.metadata["previous_targets"].value == 40 and "-70%" in (stable.description or "")
+    # a score of 0.9 filed as "low"
+    owner.execute(
+        "INSERT INTO lead_scores (tenant_id, run_date, company_id, score, bucket, contributions, rationale, "
+        "rationale_source) VALUES ('alpha', %s, %s, 0.9, 'low', '{}', 'r', 'template')",
+        (DAY, targets[0]),
+    )
+    scores = run_check(registry, instance, "scores_consistent")
+    assert not scores.passed and scores.metadata["wrong_bucket"].value == 1
+    # a contact at a subdomain of a domain the tenant suppressed
+    owner.execute("INSERT INTO contacts (company_id, email, source) VALUES (%s, 'ann@mail.blocked.sg', 'crawl')",
+                  (targets[1],))  # fmt: skip
+    assert run_check(registry, instance, "contacts_not_suppressed").passed
+    owner.execute("INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('alpha', 'blocked.sg', 'domain')")
+    suppressed = run_check(registry, instance, "contacts_not_suppressed")
+    assert not suppressed.passed and suppressed.metadata["suppressed"].value == 1
+    # the address verified, then verified (paid) again the next day although the answer was fresh
+    owner.execute("INSERT INTO email_verification_cache (email, status, verified_at) "
+                  "VALUES ('ann@mail.blocked.sg', 'valid', now() - interval '1 day')")  # fmt: skip
+    assert run_check(registry, instance, "verifications_not_repeated").passed
+    owner.execute("UPDATE email_verification_cache SET verified_at = now()")
+    repeated = run_check(registry, instance, "verifications_not_repeated")
+    assert not repeated.passed and repeated.metadata["verified_twice"].value == 1
+    # no targets although candidates are eligible: the blocking check stops the night
+    owner.execute("DELETE FROM daily_targets WHERE run_date = %s", (DAY,))
+    empty = run_check(registry, instance, "targets_not_empty")
+    assert not empty.passed and "0 targets although" in (empty.description or "")
+    owner.close()
 
 
 def test_sla_check_passes_then_fails_on_breach(registry, instance) -> None:  # type: ignore[no-untyped-def]
