@@ -11,6 +11,14 @@ length and item bounds), filled from the user messages the way a model would: em
 employee count from "N employees". Like a real model it guesses: when the text shows a website
 but no email, it offers `info@<that host>` (the extractor's job is to drop such inventions).
 Without `response_format` the answer is a short plain-text summary of the last user message.
+
+Under the `realistic` profile it also behaves like the real service for a usage tier (`tier`,
+default `OPENAI_TIER`, else 1; limits in `vendors.openai_tiers`): RPM and TPM buckets per key and
+model (`openai_quota`), counting the prompt plus `max_completion_tokens` (16,384 when unset), the
+x-ratelimit-* headers on every answer and the documented 429 body when over; `usage` counted
+from the actual text with a word-piece approximation of the tokenizer, the JSON schema included
+in the prompt; and a latency of 0.3–0.8 s plus the output tokens at ~60 tokens/s. Limits and
+latencies go through the profile's time scale.
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
+from leadgen_core.sandbox.openai_quota import ModelQuota
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+from leadgen_core.vendors.openai_tiers import DEFAULT_TIER, MODEL_MAX_OUTPUT_TOKENS, tier_limits
 
 MAX_DEPTH = 12
 MAX_LIST = 10
@@ -57,6 +68,17 @@ INDUSTRY_KEYWORDS = (
     ("retail", "Retail"),
 )
 CORPUS_RE = re.compile(r"<corpus>(.*?)</corpus>", re.S)
+TIER_ENV = "OPENAI_TIER"
+# Latency of a gpt-4o-mini chat completion: time to first token plus output at about 60 tokens/s
+# (OpenAI latency optimization guide: latency is dominated by output tokens; the model page lists
+# gpt-4o-mini among the fast models).
+FIRST_TOKEN_S = (0.3, 0.8)
+OUTPUT_TOKENS_PER_S = 60.0
+MESSAGE_OVERHEAD_TOKENS = 3  # each chat message's role and separators (OpenAI cookbook, counting tokens)
+REPLY_PRIMER_TOKENS = 3
+# word pieces: a tokenizer splits text at word and punctuation boundaries, long words in pieces
+PIECE_RE = re.compile(r" ?[A-Za-z]+| ?\d{1,3}| ?[^\sA-Za-z\d]+|\s+")
+LETTERS_PER_TOKEN = 6
 
 
 def _err(status: int, message: str, *, code: str | None = None, param: str | None = None) -> SimResponse:
@@ -66,6 +88,28 @@ def _err(status: int, message: str, *, code: str | None = None, param: str | Non
 
 def _tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of TEXT, approximated from its word pieces (realistic profile's `usage`)."""
+    total = 0
+    for piece in PIECE_RE.findall(text):
+        stripped = piece.strip()
+        if not stripped:
+            total += 1 if "\n" in piece else 0
+        elif stripped[0].isalpha():
+            total += math.ceil(len(stripped) / LETTERS_PER_TOKEN)
+        else:
+            total += math.ceil(len(stripped) / 3)
+    return max(1, total)
+
+
+def _tier_from_env() -> int:
+    raw = os.environ.get(TIER_ENV, "") or str(DEFAULT_TIER)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{TIER_ENV} must be one of 1-5, got {raw!r}") from None
 
 
 def _sentences(text: str, count: int) -> str:
@@ -111,9 +155,13 @@ class OpenAISim(SimServer):
         faults: FaultConfig | None = None,
         port: int = 0,
         profile: SandboxProfile = DEMO,
+        tier: int | None = None,
     ) -> None:
         super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
+        self.tier = tier if tier is not None else _tier_from_env()
+        self.quota = ModelQuota(tier_limits(self.tier), scale=profile.time_scale)
+        self.rate_limited = 0  # 429s answered for the tier's limits (realistic profile)
         self.route("POST", "/v1/chat/completions", self._complete)
 
     def rate_limit_body(self) -> dict[str, Any]:
@@ -157,6 +205,15 @@ class OpenAISim(SimServer):
         )
         fmt = body.get("response_format") or {}
         finish = "stop"
+        limit_headers: dict[str, str] = {}
+        if self.profile.realistic:
+            requested = _realistic_prompt_tokens(messages, fmt) + _completion_limit(body)
+            verdict = self.quota.admit(key=token, model=str(body["model"]), tokens=requested)
+            limit_headers = verdict.headers
+            if verdict.refusal is not None:
+                with self._lock:
+                    self.rate_limited += 1
+                return SimResponse(429, verdict.refusal, headers=limit_headers)
         if fmt.get("type") == "json_schema":
             spec = fmt.get("json_schema")
             if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict) or not spec.get("name"):
@@ -178,6 +235,11 @@ class OpenAISim(SimServer):
             if _tokens(content) > int(limit):
                 content, finish = content[: int(limit) * 4], "length"
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
+        if self.profile.realistic:
+            prompt_tokens, completion_tokens = _realistic_prompt_tokens(messages, fmt), count_tokens(content)
+            with self._lock:
+                first_token = self._rng.uniform(*FIRST_TOKEN_S)
+            time.sleep(self.profile.latency(first_token + completion_tokens / OUTPUT_TOKENS_PER_S))
         digest = hashlib.sha256(req.body).hexdigest()[:24]
         payload = {
             "id": f"chatcmpl-{digest}",
@@ -200,7 +262,24 @@ class OpenAISim(SimServer):
             "service_tier": "default",
             "system_fingerprint": "fp_sandbox",
         }
-        return SimResponse(200, payload, billable_units=prompt_tokens + completion_tokens)
+        return SimResponse(200, payload, headers=limit_headers, billable_units=prompt_tokens + completion_tokens)
+
+
+def _completion_limit(body: dict[str, Any]) -> int:
+    """What a request's completion counts against TPM: its limit, else the model's max output."""
+    raw = body.get("max_completion_tokens") or body.get("max_tokens")
+    return int(raw) if isinstance(raw, int) and raw > 0 else MODEL_MAX_OUTPUT_TOKENS
+
+
+def _realistic_prompt_tokens(messages: list[Any], fmt: dict[str, Any]) -> int:
+    """Prompt tokens as the service counts them: every message, its framing, and the JSON schema."""
+    total = REPLY_PRIMER_TOKENS
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        total += MESSAGE_OVERHEAD_TOKENS + (count_tokens(content) if isinstance(content, str) else 0)
+    if fmt.get("type") == "json_schema":
+        total += count_tokens(json.dumps(fmt.get("json_schema") or {}))
+    return total
 
 
 def _batch_leads(user: str) -> list[dict[str, Any]]:

@@ -23,6 +23,10 @@ robots.txt mix, independent of the scenario: 55% open, 5% open with `Crawl-delay
 `crawl_delay_s`, default 1 s), 15% `Disallow: /team` for every agent, 10% `Disallow: /contact`
 for our bot only, 10% both for every agent ("block"), 5% 404.
 
+Under the `realistic` profile the five pages of a working site are built by `web_realistic`:
+30–400 KB of HTML, mostly scripts, 2,000–25,000 characters of copy with the same facts buried
+inside it, and the same menu, cookie banner and footer on every page.
+
 Tests force a scenario with a host prefix instead of relying on hash luck: `normal-`, `noemail-`,
 `down-`, `slow-`, `private-redirect-`, `metadata-redirect-`, `huge-`, `pdf-`, `json-`, `loop-`,
 `hostile-`; and robots with `robots-open-`, `robots-block-`, `robots-team-`, `robots-bot-`,
@@ -40,6 +44,7 @@ from functools import cached_property
 from leadgen_core.sandbox.base import FaultConfig, LoggedRequest, SimRequest, SimResponse, SimServer
 from leadgen_core.sandbox.naming import SANDBOX_TLD, is_sandbox_host, stable_fraction
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
+from leadgen_core.sandbox.web_realistic import realistic_page
 
 BOT_AGENT_NAME = "leadgen-bot"
 METADATA_URL = "http://169.254.169.254/latest/meta-data/"
@@ -212,6 +217,8 @@ class WebSim(SimServer):
             return SimResponse(302, "", headers={"Location": "/r2" if req.path == "/r1" else "/"})
         if req.path not in PAGES:
             return SimResponse(404, "<h1>Not found</h1>", content_type=HTML_TYPE)
+        if self.profile.realistic:
+            return SimResponse(200, realistic_page(self.seed, site, req.path), content_type=HTML_TYPE)
         return SimResponse(200, self._page(site, req.path), content_type=HTML_TYPE)
 
     def _home_fault(self, site: SiteSpec) -> SimResponse | None:
