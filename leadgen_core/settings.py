@@ -164,6 +164,22 @@ class Settings(BaseSettings):
     )
     freemail_policy: str = Field(default="low_confidence", validation_alias="FREEMAIL_POLICY")
 
+    # --- odoo sync ------------------------------------------------------------------------
+    odoo_sync_chunk_size: int = Field(
+        default=100,
+        validation_alias="ODOO_SYNC_CHUNK_SIZE",
+        ge=1,
+        le=1000,
+        description="Companies per batched Odoo lookup and create (one search_read and one create per model).",
+    )
+    odoo_max_in_flight: int = Field(
+        default=2,
+        validation_alias="ODOO_MAX_IN_FLIGHT",
+        ge=1,
+        le=16,
+        description="Odoo requests in flight per tenant database: a small Odoo has few workers, shared with its users.",
+    )
+
     @field_validator("tenant_include", "tenant_exclude", "acra_resource_ids", "lusha_preferred_titles", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:

@@ -2,28 +2,28 @@
 
 The tenant's Odoo comes from its `odoo_connections` row; the secret is read at run time from the
 environment variable the row's `secret_ref` names and never leaves this process (error texts are
-redacted, and a missing variable is reported by its name only). Per company, in order: the
-company partner keyed by UEN, its contacts as child partners (suppressed addresses, free-mail
+redacted, and a missing variable is reported by its name only). Each company is planned first:
+the company partner keyed by UEN, its contacts as child partners (suppressed addresses, free-mail
 under FREEMAIL_POLICY=exclude and undeliverable addresses skipped), and the crm.lead when the
-score reaches SCORE_MIN_EXPORT. Every item gets one `odoo_sync_log` row; an item's error is
-logged and the batch goes on (the company is then `failed` and retried by the next run, which the
-idempotent upserts make safe). When Odoo itself is unreachable (UNREACHABLE_LIMIT companies in a
+score reaches SCORE_MIN_EXPORT. The plans then go to Odoo in chunks of ODOO_SYNC_CHUNK_SIZE
+companies (`sync_chunk`: per model one lookup, one create, grouped writes), several chunks at a
+time, with at most ODOO_MAX_IN_FLIGHT requests in flight to the tenant's database. The bucket
+tags and the partner key field are settled once, before the chunks, so no two chunks ever upsert
+one key. Every item gets one `odoo_sync_log` row; an item's error is logged and the batch goes on
+(the company is then `failed` and retried by the next run, which the idempotent upserts make
+safe). When Odoo itself is unreachable (at the first call, or UNREACHABLE_LIMIT companies in a
 row cannot connect) the stage stops with an OdooError, leaving the rest pending for a
-re-execution from failure, instead of failing every company slowly. Companies run one at a
-time: the sync layer does not guard concurrent upserts of one key (the bucket tags). A dry run
-plans the same items without connecting to Odoo and writes nothing.
+re-execution from failure. A dry run plans the same items without connecting and writes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
-from typing import cast
 
 import psycopg
 
@@ -31,9 +31,19 @@ from leadgen_core import stage_status
 from leadgen_core.errors import ConfigError, OdooError
 from leadgen_core.leads.connection import OdooConnection, load_connection
 from leadgen_core.leads.inputs import CompanyEvidence, ContactFact, TenantScoring, load_evidence
-from leadgen_core.odoo import OdooClient, OdooServerError, RetryPolicy, SyncOutcome, make_client
-from leadgen_core.odoo.client import redact
-from leadgen_core.odoo.sync import lead_key, partner_key_field, upsert_company, upsert_contact, upsert_lead
+from leadgen_core.leads.sync_chunk import (
+    PARTNER,
+    AuthRejected,
+    CompanyPlan,
+    LeadPlan,
+    LogItem,
+    dry_run_items,
+    sync_chunk,
+)
+from leadgen_core.odoo import RetryPolicy, make_client
+from leadgen_core.odoo.batch import BucketTags, is_auth_error, resolve_bucket_tags
+from leadgen_core.odoo.limited import LimitedClient
+from leadgen_core.odoo.sync import lead_key, partner_key_field
 from leadgen_core.scoring import ScoreWeights, classify_title, is_freemail
 from leadgen_core.scoring.features import SENIORITY_RANKS, TIER_VALUES
 from leadgen_core.settings import Settings
@@ -41,12 +51,10 @@ from leadgen_core.stage_status import Outcome
 from leadgen_core.stagestats import StageCounts
 
 STAGE = "odoo_sync"
-PARTNER, LEAD = "res.partner", "crm.lead"
-MAX_ERROR_CHARS = 500
+LEAD = "crm.lead"
 UNDELIVERABLE = frozenset({"invalid", "do_not_mail", "spamtrap", "abuse"})
 # After this many companies in a row fail to connect, the stage stops: Odoo is down, not an item.
 UNREACHABLE_LIMIT = 3
-AUTH_ODOO_ERRORS = frozenset({"odoo.exceptions.AccessDenied", "werkzeug.exceptions.Unauthorized"})
 
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
 
@@ -83,17 +91,6 @@ class SyncContext:
     progress: Callable[[str], None] = _quiet
 
 
-@dataclass(frozen=True)
-class LogItem:
-    company_id: int
-    model: str
-    item_key: str
-    action: str
-    odoo_id: int | None
-    status: str  # ok | error | skipped
-    error: str | None = None
-
-
 @dataclass
 class SyncReport:
     dry_run: bool
@@ -101,6 +98,7 @@ class SyncReport:
     unscored: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     items: Counter[str] = field(default_factory=Counter)  # "<model>:<action>" -> count
+    odoo_calls: int = 0  # requests sent to Odoo (lookups, creates, writes)
     night: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> StageCounts:
@@ -140,117 +138,37 @@ def _skip_reason(fact: ContactFact, policy: str) -> str | None:
 
 
 def _unreachable(outcome: Outcome) -> bool:
-    return outcome.status == "failed" and "connection failed" in (outcome.error or "")
+    return outcome.status == "failed" and _cannot_connect(outcome.error or "")
 
 
-def _is_auth_error(exc: Exception) -> bool:
-    if not isinstance(exc, OdooServerError):
-        return False
-    return exc.http_status in (401, 403) or exc.odoo_name in AUTH_ODOO_ERRORS or "access denied" in str(exc).lower()
+def _cannot_connect(text: str) -> bool:
+    return "connection failed" in text
 
 
-class AuthRejected(ConfigError):
-    """Odoo refused the tenant's credentials: every item would fail the same way."""
-
-
-@dataclass
-class _Company:
-    """One company's items: each upsert runs, is logged, and never raises except for bad credentials."""
-
-    ev: CompanyEvidence
-    secrets: tuple[str, ...]
-    dry_run: bool
-    items: list[LogItem] = field(default_factory=list)
-
-    def skip(self, model: str, key: str, reason: str) -> None:
-        self.items.append(LogItem(self.ev.company_id, model, key, reason, None, "skipped"))
-
-    async def upsert(self, model: str, key: str, call: Callable[[], Awaitable[SyncOutcome]]) -> SyncOutcome | None:
-        if self.dry_run:
-            self.items.append(LogItem(self.ev.company_id, model, key, "would_write", None, "ok"))
-            return SyncOutcome("unchanged", model, 0)
-        try:
-            done = await call()
-        except Exception as exc:  # an item's failure is logged; the batch goes on
-            if _is_auth_error(exc):
-                raise AuthRejected("odoo rejected the credentials") from None
-            error = redact(f"{type(exc).__name__}: {exc}", self.secrets)[:MAX_ERROR_CHARS]
-            self.items.append(LogItem(self.ev.company_id, model, key, "error", None, "error", error))
-            return None
-        self.items.append(LogItem(self.ev.company_id, model, key, done.action, done.odoo_id, "ok"))
-        return done
-
-
-class _PartnerKey:
-    """The res.partner field for UENs, asked of the tenant's Odoo once, when first needed."""
-
-    def __init__(self, client: OdooClient | None) -> None:
-        self._client = client
-        self._field: str | None = None
-
-    async def get(self) -> str:
-        if self._field is None:
-            if self._client is None:
-                raise RuntimeError("no Odoo client")
-            self._field = await partner_key_field(self._client)
-        return self._field
-
-
-async def _sync_company(
-    client: OdooClient | None,
-    ev: CompanyEvidence,
-    score: tuple[float, str, str],
-    *,
-    ctx: SyncContext,
-    secrets: tuple[str, ...],
-    partner_key: _PartnerKey,
-) -> tuple[Outcome, list[LogItem]]:
+def _plan(ev: CompanyEvidence, score: tuple[float, str, str], *, ctx: SyncContext) -> CompanyPlan:
+    """What the company should become in Odoo: partner, contacts (best first), lead or not."""
     value, bucket, rationale = score
-    key = lead_key(tenant=ctx.tenant_id, uen=ev.uen)
-    run = _Company(ev, secrets, ctx.dry_run)
-    if ev.suppressed:
-        run.skip(PARTNER, ev.uen, "suppressed")
-        return Outcome(ev.company_id, "skipped", "suppressed"), run.items
-    c = cast(OdooClient, client)
     policy = ctx.settings.freemail_policy
     # a mailbox without a person (info@, sales@) is the company's own address, not a contact
     mailboxes = [f for f in ev.contacts if not f.person and f.email and _skip_reason(f, policy) is None]
     mailbox = max(mailboxes, key=_rank, default=None)
-
-    async def company() -> SyncOutcome:
-        return await upsert_company(c, uen=ev.uen, name=ev.name, website=ev.website, phone=ev.phone,
-                                    email=mailbox.email if mailbox else None,
-                                    key_field=await partner_key.get())  # fmt: skip
-
-    partner = await run.upsert(PARTNER, ev.uen, company)
-    if partner is None:
-        return Outcome(ev.company_id, "failed", "odoo", error=run.items[-1].error), run.items
-    synced: list[ContactFact] = []
+    people: list[ContactFact] = []
+    skipped: list[LogItem] = []
     for fact in ev.contacts:
         if fact.email is None or not fact.person:
             continue
         reason = _skip_reason(fact, policy)
-        if reason is not None:
-            run.skip(PARTNER, fact.email, reason)
-            continue
-        contact = partial(upsert_contact, c, parent_id=partner.odoo_id, email=fact.email,
-                          name=fact.name or fact.email, title=fact.title, phone=fact.phone)  # fmt: skip
-        if await run.upsert(PARTNER, fact.email, contact) is not None:
-            synced.append(fact)
-    exported = value >= ctx.settings.score_min_export
-    if exported:
-        best = max(synced, key=_rank, default=None)
-        lead = partial(upsert_lead, c, key=key, partner_id=partner.odoo_id, name=ev.name, score=value,
-                       bucket=bucket, rationale=rationale, contact_name=best.name if best else None,
-                       contact_email=best.email if best else None)  # fmt: skip
-        await run.upsert(LEAD, key, lead)
-    else:
-        run.skip(LEAD, key, "below_threshold")
-    errors = [i.error for i in run.items if i.status == "error"]
-    if errors:
-        return Outcome(ev.company_id, "failed", "odoo", error="; ".join(e or "" for e in errors)[:2000]), run.items
-    detail = {"partner_id": partner.odoo_id, "contacts": len(synced), "lead": exported}
-    return Outcome(ev.company_id, "done", detail=detail), run.items
+        if reason is None:
+            people.append(fact)
+        else:
+            skipped.append(LogItem(ev.company_id, PARTNER, fact.email, reason, None, "skipped"))
+    key = lead_key(tenant=ctx.tenant_id, uen=ev.uen)
+    lead = LeadPlan(key, value, bucket, rationale) if value >= ctx.settings.score_min_export else None
+    return CompanyPlan(
+        company_id=ev.company_id, uen=ev.uen, name=ev.name, website=ev.website, phone=ev.phone,
+        mailbox=mailbox.email if mailbox else None, contacts=tuple(sorted(people, key=_rank, reverse=True)),
+        skipped=tuple(skipped), lead_key=key, lead=lead,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -278,63 +196,110 @@ def _prepare(ctx: SyncContext) -> _Prepared:
     return _Prepared(connection, pending, scores, evidence, not_scored)
 
 
-def _persist(ctx: SyncContext, outcome: Outcome, items: list[LogItem]) -> None:
+def _persist(ctx: SyncContext, done: Sequence[tuple[Outcome, list[LogItem]]]) -> None:
+    """Every item row and company outcome of a chunk, in one transaction."""
     with ctx.tenant_conn() as conn:
-        for i in items:
-            row = (i.company_id, i.model, i.item_key, i.action, i.odoo_id, i.status, i.error)
-            conn.execute(LOG_SQL, (ctx.tenant_id, ctx.day, *row))
-        stage_status.record(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=STAGE, outcome=outcome)
+        rows = [(ctx.tenant_id, ctx.day, i.company_id, i.model, i.item_key, i.action, i.odoo_id, i.status, i.error)
+                for _, items in done for i in items]  # fmt: skip
+        if rows:
+            with conn.cursor() as cur:
+                cur.executemany(LOG_SQL, rows)
+        for outcome, _ in done:
+            stage_status.record(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=STAGE, outcome=outcome)
 
 
 async def sync_night(ctx: SyncContext) -> SyncReport:
-    """Sync every pending scored target of the tenant-night to the tenant's Odoo."""
+    """Sync every pending scored target of the tenant-night to the tenant's Odoo, in batched chunks."""
     prep = await asyncio.to_thread(_prepare, ctx)
-    odoo = prep.connection
     report = SyncReport(dry_run=ctx.dry_run, pending=len(prep.pending))
     report.unscored = len([c for c in prep.pending if c not in prep.scores and c not in prep.not_scored])
-    client: OdooClient | None = None
-    secrets: tuple[str, ...] = ()
-    if not ctx.dry_run and prep.evidence:
-        secrets = (odoo.secret(ctx.environ),)
-        client = make_client(protocol=odoo.protocol, base_url=odoo.base_url, db=odoo.db_name, login=odoo.login,
-                             secret=secrets[0], retry=ctx.retry)  # fmt: skip
-    partner_key = _PartnerKey(client)
-    unreachable = 0  # companies in a row whose Odoo connection failed
-    try:
-        for company_id in prep.pending:
-            ev = prep.evidence.get(company_id)
-            items: list[LogItem] = []
-            if company_id in prep.not_scored:
-                outcome = Outcome(company_id, "skipped", "not_scored")
-            elif ev is None:
-                continue  # not scored yet: left pending for a later run
-            else:
-                try:
-                    outcome, items = await _sync_company(
-                        client, ev, prep.scores[company_id], ctx=ctx, secrets=secrets, partner_key=partner_key
-                    )
-                except AuthRejected:
-                    raise ConfigError(
-                        f"Odoo at {odoo.base_url} rejected the credentials of tenant {ctx.tenant_id} "
-                        f"(login {odoo.login!r}, secret from {odoo.secret_env})"
-                    ) from None
-            if not ctx.dry_run:
-                await asyncio.to_thread(_persist, ctx, outcome, items)
-            report.outcomes.append(outcome)
-            report.items.update(f"{i.model}:{i.action if i.status != 'error' else 'error'}" for i in items)
-            unreachable = unreachable + 1 if _unreachable(outcome) else 0
-            if unreachable >= UNREACHABLE_LIMIT:
-                raise OdooError(
-                    f"Odoo at {odoo.base_url} is unreachable for tenant {ctx.tenant_id}: {unreachable} companies "
-                    "in a row could not connect; the rest are left pending for a re-execution"
-                )
-    finally:
-        if client is not None:
-            await client.close()
-    if not ctx.dry_run:
+    closed: list[tuple[Outcome, list[LogItem]]] = [
+        (Outcome(c, "skipped", "not_scored"), []) for c in prep.pending if c in prep.not_scored
+    ]
+    plans: list[CompanyPlan] = []
+    for company_id in prep.pending:
+        ev = prep.evidence.get(company_id)
+        if ev is None or company_id in prep.not_scored:
+            continue  # not scored yet: left pending for a later run
+        if ev.suppressed:
+            skip = LogItem(ev.company_id, PARTNER, ev.uen, "suppressed", None, "skipped")
+            closed.append((Outcome(company_id, "skipped", "suppressed"), [skip]))
+            continue
+        plans.append(_plan(ev, prep.scores[company_id], ctx=ctx))
+    if ctx.dry_run:
+        _tally(report, closed)
+        _tally(report, [(Outcome(p.company_id, "done"), dry_run_items(p)) for p in plans])
+    else:
+        if closed:
+            await asyncio.to_thread(_persist, ctx, closed)
+        _tally(report, closed)
+        if plans:
+            await _sync_plans(ctx, prep.connection, plans, report)
         report.night = await asyncio.to_thread(_night, ctx)
-    ctx.progress(f"odoo_sync: {len(report.outcomes)} companies, {report.errors} item errors")
+    ctx.progress(f"odoo_sync: {len(report.outcomes)} companies, {report.errors} item errors, "
+                 f"{report.odoo_calls} Odoo calls")  # fmt: skip
     return report
+
+
+def _tally(report: SyncReport, done: Sequence[tuple[Outcome, list[LogItem]]]) -> None:
+    for outcome, items in done:
+        report.outcomes.append(outcome)
+        report.items.update(f"{i.model}:{i.action if i.status != 'error' else 'error'}" for i in items)
+
+
+async def _sync_plans(ctx: SyncContext, odoo: OdooConnection, plans: list[CompanyPlan], report: SyncReport) -> None:
+    """PLANS in chunks, a few chunks at a time; every request goes through one in-flight limit."""
+    secrets = (odoo.secret(ctx.environ),)
+    inner = make_client(protocol=odoo.protocol, base_url=odoo.base_url, db=odoo.db_name, login=odoo.login,
+                        secret=secrets[0], retry=ctx.retry)  # fmt: skip
+    in_flight = ctx.settings.odoo_max_in_flight
+    client = LimitedClient(inner, max_in_flight=in_flight)
+    size = ctx.settings.odoo_sync_chunk_size
+    chunks = [plans[i : i + size] for i in range(0, len(plans), size)]
+    # one chunk more than the request slots, so a chunk writing its log never leaves a slot idle
+    gate = asyncio.Semaphore(in_flight + 1)
+    unreachable = 0  # companies in a row whose Odoo connection failed
+
+    async def run(chunk: list[CompanyPlan], key_field: str, tags: BucketTags | None) -> None:
+        nonlocal unreachable
+        async with gate:
+            done = await sync_chunk(client, chunk, key_field=key_field, tags=tags, secrets=secrets)
+            await asyncio.to_thread(_persist, ctx, done)
+        _tally(report, done)
+        for outcome, _ in done:
+            unreachable = unreachable + 1 if _unreachable(outcome) else 0
+        if unreachable >= UNREACHABLE_LIMIT:
+            raise _unreachable_error(ctx, odoo, f"{unreachable} companies in a row could not connect")
+
+    try:
+        try:
+            key_field = await partner_key_field(client)
+            buckets = sorted({p.lead.bucket for p in plans if p.lead is not None})
+            tags = await resolve_bucket_tags(client, buckets) if buckets else None
+        except OdooError as exc:
+            if is_auth_error(exc):
+                raise AuthRejected("odoo rejected the credentials") from None
+            if _cannot_connect(str(exc)):
+                raise _unreachable_error(ctx, odoo, "it could not be reached") from None
+            raise
+        async with asyncio.TaskGroup() as group:
+            for chunk in chunks:
+                group.create_task(run(chunk, key_field, tags))
+    except* AuthRejected:
+        raise ConfigError(
+            f"Odoo at {odoo.base_url} rejected the credentials of tenant {ctx.tenant_id} "
+            f"(login {odoo.login!r}, secret from {odoo.secret_env})"
+        ) from None
+    finally:
+        report.odoo_calls = client.total_calls
+        await client.close()
+
+
+def _unreachable_error(ctx: SyncContext, odoo: OdooConnection, why: str) -> OdooError:
+    return OdooError(
+        f"Odoo at {odoo.base_url} is unreachable for tenant {ctx.tenant_id}: {why}; "
+        "the rest are left pending for a re-execution"
+    )
 
 
 def _night(ctx: SyncContext) -> dict[str, int]:

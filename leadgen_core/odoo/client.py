@@ -46,6 +46,10 @@ class OdooClient(Protocol):
 
     async def create(self, model: str, vals: Mapping[str, Any]) -> int: ...
 
+    async def create_many(self, model: str, vals_list: Sequence[Mapping[str, Any]]) -> list[int]:
+        """One `create` call for every record of VALS_LIST (all or none); the new ids, in order."""
+        ...
+
     async def write(self, model: str, ids: Sequence[int], *, vals: Mapping[str, Any]) -> bool: ...
 
     async def field_names(self, model: str) -> set[str]: ...
@@ -191,6 +195,17 @@ class Transport:
         if 200 <= status < 300 and not parsed:
             return _Failure("malformed JSON body", maybe_applied=True)
         return HttpResult(status, body)
+
+
+def created_ids(model: str, result: Any, expected: int) -> list[int]:
+    """The ids a multi-record `create` answered, checked to be EXPECTED integers."""
+    if (
+        not isinstance(result, list)
+        or len(result) != expected
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in result)
+    ):
+        raise OdooError(f"odoo {model}.create: malformed result for {expected} records")
+    return [int(i) for i in result]
 
 
 def _is_final_odoo_error(body: Any) -> bool:

@@ -14,7 +14,15 @@ from typing import Any
 import httpx
 
 from leadgen_core.errors import OdooError
-from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, Domain, HttpResult, OdooServerError, RetryPolicy, Transport
+from leadgen_core.odoo.client import (
+    DEFAULT_TIMEOUT_S,
+    Domain,
+    HttpResult,
+    OdooServerError,
+    RetryPolicy,
+    Transport,
+    created_ids,
+)
 
 JSON2_PATH = "/json/2"
 
@@ -88,6 +96,12 @@ class Json2Client:
         if not isinstance(result, list) or len(result) != 1 or not isinstance(result[0], int):
             raise OdooError(f"odoo {model}.create: malformed result")
         return int(result[0])
+
+    async def create_many(self, model: str, vals_list: Sequence[Mapping[str, Any]]) -> list[int]:
+        if not vals_list:
+            return []
+        result = await self.call(model, "create", params={"vals_list": [dict(v) for v in vals_list]}, idempotent=False)
+        return created_ids(model, result, len(vals_list))
 
     async def write(self, model: str, ids: Sequence[int], *, vals: Mapping[str, Any]) -> bool:
         return bool(await self.call(model, "write", ids=ids, params={"vals": dict(vals)}))

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from leadgen_core.errors import OdooError
-from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, Domain, OdooServerError, RetryPolicy, Transport
+from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, Domain, OdooServerError, RetryPolicy, Transport, created_ids
 
 JSONRPC_PATH = "/jsonrpc"
 HTTP_OK = 200
@@ -114,6 +114,13 @@ class JsonRpcClient:
         if isinstance(result, bool) or not isinstance(result, int):
             raise OdooError(f"odoo {model}.create: malformed result")
         return result
+
+    async def create_many(self, model: str, vals_list: Sequence[Mapping[str, Any]]) -> list[int]:
+        if not vals_list:
+            return []
+        # a list of values makes `create` (model_create_multi) answer a list of ids
+        result = await self.execute_kw(model, "create", args=[[dict(v) for v in vals_list]], idempotent=False)
+        return created_ids(model, result, len(vals_list))
 
     async def write(self, model: str, ids: Sequence[int], *, vals: Mapping[str, Any]) -> bool:
         return bool(await self.execute_kw(model, "write", args=[list(ids), dict(vals)]))

@@ -69,8 +69,7 @@ async def partner_key_field(client: OdooClient) -> str:
     return "company_registry" if "company_registry" in await client.field_names("res.partner") else "ref"
 
 
-async def upsert_company(
-    client: OdooClient,
+def company_vals(
     *,
     uen: str,
     name: str,
@@ -78,8 +77,8 @@ async def upsert_company(
     phone: str | None = None,
     email: str | None = None,
     key_field: str = "company_registry",
-) -> SyncOutcome:
-    """The company partner keyed by its UEN in KEY_FIELD; None leaves a field as Odoo has it."""
+) -> dict[str, Any]:
+    """The values of a company partner keyed by its UEN in KEY_FIELD; None leaves a field as Odoo has it."""
     uen = uen.strip().upper()
     if not uen or not name.strip():
         raise ValueError("a company needs a UEN and a name")
@@ -92,8 +91,38 @@ async def upsert_company(
         vals["phone"] = phone.strip()
     if email:
         vals["email"] = email.strip().lower()
-    domain: Domain = [ANY_ACTIVE, ["is_company", "=", True], [key_field, "=", uen]]
+    return vals
+
+
+async def upsert_company(
+    client: OdooClient,
+    *,
+    uen: str,
+    name: str,
+    website: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    key_field: str = "company_registry",
+) -> SyncOutcome:
+    """The company partner keyed by its UEN in KEY_FIELD; None leaves a field as Odoo has it."""
+    vals = company_vals(uen=uen, name=name, website=website, phone=phone, email=email, key_field=key_field)
+    domain: Domain = [ANY_ACTIVE, ["is_company", "=", True], [key_field, "=", vals[key_field]]]
     return await _upsert(client, model="res.partner", domain=domain, vals=vals)
+
+
+def contact_vals(
+    *, parent_id: int, email: str, name: str, title: str | None = None, phone: str | None = None
+) -> dict[str, Any]:
+    """The values of a contact (child partner) of company PARENT_ID, keyed by its lower-cased email."""
+    address = email.strip().lower()
+    if "@" not in address or not name.strip():
+        raise ValueError("a contact needs a name and an email address")
+    vals: dict[str, Any] = {"name": name.strip(), "email": address, "parent_id": parent_id}
+    if title:
+        vals["function"] = title.strip()
+    if phone:
+        vals["phone"] = phone.strip()
+    return vals
 
 
 async def upsert_contact(
@@ -106,14 +135,8 @@ async def upsert_contact(
     phone: str | None = None,
 ) -> SyncOutcome:
     """A contact (child partner) of company PARENT_ID, keyed by email."""
-    address = email.strip().lower()
-    if "@" not in address or not name.strip():
-        raise ValueError("a contact needs a name and an email address")
-    vals: dict[str, Any] = {"name": name.strip(), "email": address, "parent_id": parent_id}
-    if title:
-        vals["function"] = title.strip()
-    if phone:
-        vals["phone"] = phone.strip()
+    vals = contact_vals(parent_id=parent_id, email=email, name=name, title=title, phone=phone)
+    address = vals["email"]
     # =ilike is an exact, case-insensitive match once LIKE wildcards (the _ of a local part) are escaped
     domain: Domain = [ANY_ACTIVE, ["parent_id", "=", parent_id], ["email", "=ilike", escape_like(address)]]
     return await _upsert(
@@ -123,6 +146,54 @@ async def upsert_contact(
         vals=vals,
         match=lambda rec: str(rec.get("email") or "").strip().lower() == address,
     )
+
+
+def lead_vals(
+    *,
+    key: str,
+    partner_id: int,
+    name: str,
+    score: float,
+    bucket: str,
+    rationale: str,
+    contact_name: str | None = None,
+    contact_email: str | None = None,
+    expected_revenue: float | None = None,
+) -> dict[str, Any]:
+    """The values of the lead keyed by KEY (without its tags); SCORE in [0, 1] becomes the probability."""
+    if not key.strip() or not name.strip():
+        raise ValueError("a lead needs a key and a name")
+    if not 0.0 <= score <= 1.0:
+        raise ValueError(f"score must be within [0, 1], got {score!r}")
+    vals: dict[str, Any] = {
+        "name": name.strip(),
+        LEAD_KEY_FIELD: key,
+        "partner_id": partner_id,
+        "probability": round(score * 100, 2),
+        "description": f"Leadgen score {score:.2f} ({bucket})\n{rationale.strip()}",
+    }
+    if contact_name:
+        vals["contact_name"] = contact_name.strip()
+    if contact_email:
+        vals["email_from"] = contact_email.strip().lower()
+    if expected_revenue is not None:
+        vals["expected_revenue"] = float(expected_revenue)
+    return vals
+
+
+def with_bucket_tag(
+    vals: Mapping[str, Any], *, tag_id: int, other_bucket_tags: set[int]
+) -> Callable[[Record | None], dict[str, Any]]:
+    """VALS plus the bucket tag, keeping tags a salesperson added; only the leadgen bucket tag is swapped."""
+
+    def build(existing: Record | None) -> dict[str, Any]:
+        current = set(existing.get("tag_ids") or []) if existing else set()
+        return {**vals, "tag_ids": [[6, 0, sorted((current - other_bucket_tags) | {tag_id})]]}
+
+    return build
+
+
+LEAD_ON_CREATE: Mapping[str, Any] = {"type": "lead"}  # a salesperson may convert it later: set once
 
 
 async def upsert_lead(
@@ -139,37 +210,17 @@ async def upsert_lead(
     expected_revenue: float | None = None,
 ) -> SyncOutcome:
     """The lead keyed by KEY; SCORE in [0, 1] becomes the probability, BUCKET a `leadgen:<bucket>` tag."""
-    if not key.strip() or not name.strip():
-        raise ValueError("a lead needs a key and a name")
-    if not 0.0 <= score <= 1.0:
-        raise ValueError(f"score must be within [0, 1], got {score!r}")
+    vals = lead_vals(key=key, partner_id=partner_id, name=name, score=score, bucket=bucket, rationale=rationale,
+                     contact_name=contact_name, contact_email=contact_email,
+                     expected_revenue=expected_revenue)  # fmt: skip
     tag_id, other_bucket_tags = await _bucket_tag(client, bucket)
-    vals: dict[str, Any] = {
-        "name": name.strip(),
-        LEAD_KEY_FIELD: key,
-        "partner_id": partner_id,
-        "probability": round(score * 100, 2),
-        "description": f"Leadgen score {score:.2f} ({bucket})\n{rationale.strip()}",
-    }
-    if contact_name:
-        vals["contact_name"] = contact_name.strip()
-    if contact_email:
-        vals["email_from"] = contact_email.strip().lower()
-    if expected_revenue is not None:
-        vals["expected_revenue"] = float(expected_revenue)
-
-    def with_tags(existing: Record | None) -> dict[str, Any]:
-        # keep tags a salesperson added; swap only the leadgen bucket tag
-        current = set(existing.get("tag_ids") or []) if existing else set()
-        return {**vals, "tag_ids": [[6, 0, sorted((current - other_bucket_tags) | {tag_id})]]}
-
     return await _upsert(
         client,
         model="crm.lead",
         domain=[ANY_ACTIVE, [LEAD_KEY_FIELD, "=", key]],
-        vals=with_tags,
+        vals=with_bucket_tag(vals, tag_id=tag_id, other_bucket_tags=other_bucket_tags),
         fields=[*vals, "tag_ids"],
-        on_create={"type": "lead"},
+        on_create=LEAD_ON_CREATE,
     )
 
 

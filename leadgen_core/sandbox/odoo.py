@@ -71,18 +71,27 @@ class _ForcedFailure:
     retry_after: float | None
     after_apply: bool
     method: str | None  # only requests calling this ORM method, or any request
+    model: str | None = None  # only requests on this model, or any model
 
 
 def _orm_method(req: SimRequest) -> str | None:
     """The ORM method a request calls (JSON-2 path or JSON-RPC execute_kw args), if any."""
+    return _orm_call(req)[1]
+
+
+def _orm_call(req: SimRequest) -> tuple[str | None, str | None]:
+    """The model and ORM method a request calls (JSON-2 path or JSON-RPC execute_kw args), if any."""
     if req.path.startswith(JSON2_PREFIX):
-        return req.path.rsplit("/", 1)[-1]
+        parts = req.path[len(JSON2_PREFIX) :].split("/")
+        return (parts[0], parts[-1]) if len(parts) == 2 else (None, parts[-1])
     try:
         params = req.json().get("params") or {}
         args = params.get("args") or []
-        return str(args[4]) if params.get("method") == "execute_kw" and len(args) >= 5 else None
+        if params.get("method") == "execute_kw" and len(args) >= 5:
+            return str(args[3]), str(args[4])
     except (ValueError, AttributeError, TypeError):
-        return None
+        pass
+    return None, None
 
 
 def _records_written(req: SimRequest) -> int:
@@ -174,13 +183,14 @@ class OdooSim(SimServer):
         retry_after: float | None = None,
         after_apply: bool = False,
         method: str | None = None,
+        model: str | None = None,
     ) -> None:
-        """Answer the next COUNT requests (calling METHOD, if given) with STATUS.
+        """Answer the next COUNT requests (calling METHOD on MODEL, if given) with STATUS.
 
         after_apply runs each call before answering with the fault: a lost response.
         """
         with self._lock:
-            self._forced.extend(_ForcedFailure(status, retry_after, after_apply, method) for _ in range(count))
+            self._forced.extend(_ForcedFailure(status, retry_after, after_apply, method, model) for _ in range(count))
 
     def _answer(self, req: SimRequest) -> SimResponse:
         if not self.profile.realistic:
@@ -205,9 +215,9 @@ class OdooSim(SimServer):
         return self.profile.latency(base + REALISTIC_S_PER_RECORD * _records_written(req))
 
     def _serve(self, req: SimRequest) -> SimResponse:
-        called = _orm_method(req)
+        model, called = _orm_call(req)
         with self._lock:
-            forced = next((f for f in self._forced if f.method is None or f.method == called), None)
+            forced = next((f for f in self._forced if f.method in (None, called) and f.model in (None, model)), None)
             if forced is not None:
                 self._forced.remove(forced)
         if forced is None:

@@ -98,6 +98,7 @@ class OdooStore:
             del self._schemas["res.partner"]["company_registry"]
         self._data: dict[str, dict[int, dict[str, Any]]] = {model: {} for model in SCHEMAS}
         self._next_id: dict[str, int] = dict.fromkeys(SCHEMAS, 1)
+        self._rejected: set[tuple[str, str, Any]] = set()
         self.write_count = 0
 
     def reset(self) -> None:
@@ -105,6 +106,7 @@ class OdooStore:
         with self._lock:
             self._data = {model: {} for model in SCHEMAS}
             self._next_id = dict.fromkeys(SCHEMAS, 1)
+            self._rejected = set()
             self.write_count = 0
 
     # --- inspection -----------------------------------------------------------------------
@@ -224,7 +226,8 @@ class OdooStore:
         batch = [vals_list] if single else vals_list
         if not isinstance(batch, list) or not all(isinstance(v, dict) for v in batch):
             raise value_error("create() expects a dict or a list of dicts")
-        new_ids = []
+        # Odoo runs a request in one transaction: one invalid record and none is created
+        recs = []
         for vals in batch:
             rec = {f: [] if d.type == "many2many" else d.default for f, d in self._schemas[model].items()}
             rec.update(self._convert(model, vals, rec))
@@ -234,6 +237,10 @@ class OdooStore:
                     f"Missing required value for the field 'name' on model '{model}'",
                     status=STATUS_UNPROCESSABLE,
                 )
+            self._check_rejected(model, rec)
+            recs.append(rec)
+        new_ids = []
+        for rec in recs:
             rid = self._next_id[model]
             self._next_id[model] = rid + 1
             self._data[model][rid] = {"id": rid, **rec}
@@ -243,10 +250,31 @@ class OdooStore:
     def _write(self, model: str, ids: Sequence[Any], vals: Any) -> bool:
         if not isinstance(vals, dict):
             raise value_error("write() expects a dict of values")
-        for rid in self._existing(model, ids):
-            rec = self._data[model][rid]
-            rec.update(self._convert(model, vals, rec))
+        updates = {rid: {**self._data[model][rid], **self._convert(model, vals, self._data[model][rid])}
+                   for rid in self._existing(model, ids)}  # fmt: skip
+        for rec in updates.values():
+            self._check_rejected(model, rec)
+        for rid, rec in updates.items():
+            self._data[model][rid] = rec
         return True
+
+    def reject(self, model: str, field: str, value: Any) -> None:
+        """Refuse, as a constraint would, any create or write leaving FIELD of MODEL equal to VALUE."""
+        with self._lock:
+            self._rejected.add((model, field, value))
+
+    def clear_rejections(self) -> None:
+        with self._lock:
+            self._rejected.clear()
+
+    def _check_rejected(self, model: str, rec: Mapping[str, Any]) -> None:
+        for m, fname, value in self._rejected:
+            if m == model and rec.get(fname) == value:
+                raise OdooFault(
+                    "odoo.exceptions.ValidationError",
+                    f"The value of {model}.{fname} is not allowed here (simulated constraint)",
+                    status=STATUS_UNPROCESSABLE,
+                )
 
     def _convert(self, model: str, vals: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
         schema = self._schemas[model]

@@ -45,6 +45,7 @@ def sync_metadata(report: SyncReport) -> dict[str, Any]:
         "not_yet_scored": dg.MetadataValue.int(report.unscored),
         "leads_exported": dg.MetadataValue.int(report.leads_exported),
         "item_errors": dg.MetadataValue.int(report.errors),
+        "odoo_calls": dg.MetadataValue.int(report.odoo_calls),
         "items": dg.MetadataValue.json(dict(sorted(report.items.items()))),
         "dry_run": dg.MetadataValue.bool(report.dry_run),
     }
