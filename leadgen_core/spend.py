@@ -12,6 +12,12 @@ Every billable call in the product goes through `Spender.call`:
    more than estimated, the extra is reserved (and may itself be refused next time).
 4. A failed call releases its whole reservation.
 
+The ledger day is the Singapore calendar day on which the money is spent (`clock()`, by default
+`clock.today_sg`), never the partition's date: catch-up nights, backfills and re-runs of old
+dates all draw on today's cap, so one real day can never spend more than one day's budget. A
+reservation is released and settled on the day it was made, even when the call ends after
+midnight.
+
 In dry-run mode nothing is called: the would-be call and its estimate are added to a forecast.
 """
 
@@ -30,6 +36,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from leadgen_core import budget
+from leadgen_core.clock import today_sg
 from leadgen_core.errors import BudgetExhausted
 
 T = TypeVar("T")
@@ -81,15 +88,15 @@ class DryRunSkipped(BudgetExhausted):
 
 @dataclass
 class Spender:
-    """Spends one tenant's budget for one day. Safe to share between asyncio workers."""
+    """Spends one tenant's daily budget, day by the clock. Safe to share between asyncio workers."""
 
     tenant_id: str
-    day: date
     caps: dict[str, int]
     tenant_conn: TenantConn
     global_conn: Callable[[], AbstractContextManager[psycopg.Connection]]
     cache_ttl_days: int = 30
     dry_run: bool = False
+    clock: Callable[[], date] = today_sg  # the ledger's day: when the money is spent
     forecast: Forecast = field(default_factory=Forecast)
     spent: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
@@ -113,13 +120,13 @@ class Spender:
         if self.dry_run:
             self.forecast.add(vendor, estimate)
             raise DryRunSkipped(vendor, "dry run: no billable call made")
-        await asyncio.to_thread(self._reserve, vendor, estimate)
+        day = await asyncio.to_thread(self._reserve, vendor, estimate)
         try:
             value, charged = await run()
         except BaseException:
-            await asyncio.to_thread(self._release, vendor, estimate)
+            await asyncio.to_thread(self._release, vendor, estimate, day)
             raise
-        await asyncio.to_thread(self._settle, vendor, estimate, charged)
+        await asyncio.to_thread(self._settle, vendor, estimate, charged, day)
         self.spent[vendor] = self.spent.get(vendor, 0) + charged
         if cacheable:
             await asyncio.to_thread(self._cache_put, vendor, key, value, charged)
@@ -138,25 +145,28 @@ class Spender:
     def _cap(self, vendor: str) -> int:
         return int(self.caps.get(vendor, 0))
 
-    def _reserve(self, vendor: str, units: int) -> None:
+    def _reserve(self, vendor: str, units: int) -> date:
+        """Reserve UNITS on today's ledger (or raise BudgetExhausted); returns the day charged."""
+        day = self.clock()
         with self.tenant_conn() as conn:
-            budget.reserve(conn, tenant_id=self.tenant_id, day=self.day, vendor=vendor, units=units,
+            budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units,
                            cap=self._cap(vendor))  # fmt: skip
+        return day
 
-    def _release(self, vendor: str, units: int) -> None:
+    def _release(self, vendor: str, units: int, day: date) -> None:
         with self.tenant_conn() as conn:
-            budget.release(conn, tenant_id=self.tenant_id, day=self.day, vendor=vendor, units=units)
+            budget.release(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units)
 
-    def _settle(self, vendor: str, reserved: int, charged: int) -> None:
+    def _settle(self, vendor: str, reserved: int, charged: int, day: date) -> None:
         if charged < reserved:
-            self._release(vendor, reserved - charged)
+            self._release(vendor, reserved - charged, day)
         elif charged > reserved:
             # The vendor charged more than estimated: record it even past the cap (the money is
             # spent); the next reservation will then be refused, so the overshoot is one call.
             with self.tenant_conn() as conn:
                 try:
-                    budget.reserve(conn, tenant_id=self.tenant_id, day=self.day, vendor=vendor,
+                    budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor,
                                    units=charged - reserved, cap=self._cap(vendor))  # fmt: skip
                 except BudgetExhausted:
-                    budget.reserve(conn, tenant_id=self.tenant_id, day=self.day, vendor=vendor,
+                    budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor,
                                    units=charged - reserved, cap=2**62)  # fmt: skip

@@ -7,11 +7,13 @@ non-blocking and ask only what no constraint already enforces (leadgen_core/qual
 """
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
 from leadgen_core.budget import caps_for, spend
+from leadgen_core.clock import today_sg
 from leadgen_core.quality import contact_hygiene, score_consistency, target_anomalies
 from leadgen_core.stagestats import night_stats, night_wall_seconds
 from leadgen_dagster.assets.targeting import daily_targets
@@ -66,19 +68,25 @@ def build_night_checks(terminal: dg.AssetsDefinition) -> Sequence[dg.AssetChecks
         asset=terminal,
         name="vendor_budgets_within_caps",
         partitions_def=tenant_date_partitions,
-        description="For each vendor, the tenant's units for the day are at most its cap (vendor_usage ledger).",
+        description=(
+            "For each vendor, the tenant's units are at most its cap on the ledger days this run could "
+            "have charged: today and yesterday in Singapore (the ledger counts the day money is spent)."
+        ),
     )
     def vendor_budgets_within_caps(
         context: dg.AssetCheckExecutionContext, postgres: PostgresResource, settings: SettingsResource
     ) -> dg.AssetCheckResult:
-        tenant_id, day = _partition(context)
+        tenant_id, _night = _partition(context)
+        today = today_sg()
         with postgres.tenant(tenant_id, operation="budget check") as conn:
             caps = caps_for(conn, tenant_id=tenant_id, defaults=settings.get().vendor_caps())
-            usage = spend(conn, tenant_id=tenant_id, day=day, caps=caps)
-        over = [u.vendor for u in usage if not u.within_cap]
+            yesterday = spend(conn, tenant_id=tenant_id, day=today - timedelta(days=1), caps=caps)
+            usage = spend(conn, tenant_id=tenant_id, day=today, caps=caps)
+        over = sorted({u.vendor for u in (*yesterday, *usage) if not u.within_cap})
         return dg.AssetCheckResult(
             passed=not over,
             metadata={
+                "ledger_day": dg.MetadataValue.text(today.isoformat()),
                 **{f"{u.vendor}_units": dg.MetadataValue.int(u.units) for u in usage},
                 **{f"{u.vendor}_cap": dg.MetadataValue.int(u.cap) for u in usage},
                 "over_cap": dg.MetadataValue.json(over),

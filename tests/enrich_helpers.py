@@ -90,7 +90,8 @@ def statuses(dsn: str, tenant: str, stage: str) -> dict[int, tuple[str, str | No
 
 
 def usage(dsn: str, tenant: str) -> dict[str, int]:
-    rows = q(dsn, "SELECT vendor, units FROM vendor_usage WHERE tenant_id = %s AND usage_date = %s", tenant, DAY)
+    """Units in the tenant's ledger per vendor, over every day (charged on the spending day, not DAY)."""
+    rows = q(dsn, "SELECT vendor, sum(units) FROM vendor_usage WHERE tenant_id = %s GROUP BY vendor", tenant)
     return {str(v): int(u) for v, u in rows}
 
 

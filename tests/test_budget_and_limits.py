@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
 import pytest
 
 from leadgen_core import budget
+from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
+from leadgen_core.enrich.clients import VendorConfig
+from leadgen_core.enrich.context import EnrichContext, build_spender
 from leadgen_core.errors import BudgetExhausted
 from leadgen_core.ratelimit import SharedRateLimiter
+from leadgen_core.settings import Settings
 from leadgen_core.spend import DryRunSkipped, Spender
 from tests.conftest import add_tenant
 
@@ -80,11 +84,10 @@ def test_release_returns_uncharged_units(app_db: Database, owner_conn) -> None: 
 def spender(db: Database, **kw: object) -> Spender:
     return Spender(
         tenant_id="alpha",
-        day=DAY,
         caps={"tavily": 5, "openai": 1000},
         tenant_conn=lambda: db.tenant_transaction("alpha"),
         global_conn=lambda: db.global_transaction(),
-        **kw,  # type: ignore[arg-type]
+        **({"clock": lambda: DAY} | kw),  # type: ignore[arg-type]
     )
 
 
@@ -134,6 +137,62 @@ def test_failed_call_releases_and_dry_run_forecasts(app_db: Database, owner_conn
     dry = asyncio.run(scenario())
     assert dry.forecast.calls == {"openai": 3} and dry.forecast.units == {"openai": 900}
     assert owner_conn.execute("SELECT coalesce(sum(units), 0) FROM vendor_usage").fetchone() == (0,)
+
+
+def test_a_backfill_of_three_dates_shares_todays_cap(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    """Three old partition dates run now (a backfill) all draw on today's Singapore ledger."""
+    add_tenant(owner_conn, "alpha")
+    owner_conn.execute("INSERT INTO tenant_budgets VALUES ('alpha', 'tavily', 5)")
+    calls = 0
+
+    async def vendor() -> tuple[dict[str, str], int]:
+        nonlocal calls
+        calls += 1
+        return {"answer": "42"}, 1
+
+    async def night(day: date) -> int:
+        ctx = EnrichContext(tenant_id="alpha", day=day, run_id=f"backfill-{day}", settings=Settings(),
+                            vendors=VendorConfig(), tenant_conn=lambda: app_db.tenant_transaction("alpha"),
+                            global_conn=lambda: app_db.global_transaction())  # fmt: skip
+        spender = build_spender(ctx)  # what each stage of the partition's run builds
+        paid = 0
+        for i in range(4):
+            try:
+                await spender.call(vendor="tavily", request={"night": str(day), "q": i}, estimate=1, run=vendor)
+                paid += 1
+            except BudgetExhausted:
+                pass
+        return paid
+
+    backfill = [date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)]
+    assert [asyncio.run(night(day)) for day in backfill] == [4, 1, 0]
+    assert calls == 5
+    ledger = owner_conn.execute("SELECT usage_date, units, calls FROM vendor_usage").fetchall()
+    assert ledger == [(today_sg(), 5, 5)]
+
+
+def test_ledger_day_follows_the_clock_and_a_reservation_settles_on_its_own_day(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    add_tenant(owner_conn, "alpha")
+    today = [DAY]
+
+    async def over_midnight() -> tuple[dict[str, str], int]:
+        today[0] = DAY + timedelta(days=1)  # the call ends after midnight SGT
+        return {"answer": "42"}, 1  # charged 1 of the 3 reserved
+
+    async def one_unit() -> tuple[dict[str, str], int]:
+        return {"answer": "42"}, 1
+
+    async def scenario() -> None:
+        s = spender(app_db, clock=lambda: today[0])
+        await s.call(vendor="tavily", request={"q": "late"}, estimate=3, run=over_midnight)
+        for i in range(5):  # the new day has its own cap of 5
+            await s.call(vendor="tavily", request={"q": i}, estimate=1, run=one_unit)
+        with pytest.raises(BudgetExhausted):
+            await s.call(vendor="tavily", request={"q": "sixth"}, estimate=1, run=one_unit)
+
+    asyncio.run(scenario())
+    ledger = owner_conn.execute("SELECT usage_date, units FROM vendor_usage ORDER BY usage_date").fetchall()
+    assert ledger == [(DAY, 1), (DAY + timedelta(days=1), 5)]
 
 
 def _hammer(app_dsn: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

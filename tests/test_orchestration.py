@@ -16,6 +16,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from leadgen_core.clock import today_sg
 from leadgen_core.sandbox.base import SimResponse, SimServer
 from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.assets.targeting import RegistryNotReady, daily_targets, icp_candidates
@@ -440,8 +441,9 @@ def test_budget_check_catches_an_overshoot_in_the_ledger(registry, instance, mon
     monkeypatch.setenv("TAVILY_MAX_QUERIES", "10")
     add_partitions(instance, "alpha")
     owner = psycopg.connect(registry.owner_dsn, autocommit=True)
-    owner.execute(
-        "INSERT INTO vendor_usage (tenant_id, usage_date, vendor, units) VALUES ('alpha', %s, 'tavily', 10)", (DAY,)
+    owner.execute(  # the ledger is charged on the day the money is spent: today in Singapore
+        "INSERT INTO vendor_usage (tenant_id, usage_date, vendor, units) VALUES ('alpha', %s, 'tavily', 10)",
+        (today_sg(),),
     )
     assert materialize_night(registry, instance, "alpha").success
     assert run_check(registry, instance, "vendor_budgets_within_caps").passed

@@ -126,7 +126,6 @@ def build_spender(ctx: EnrichContext) -> Spender:
         caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())
     return Spender(
         tenant_id=ctx.tenant_id,
-        day=ctx.day,
         caps=caps,
         tenant_conn=ctx.tenant_conn,
         global_conn=ctx.global_conn,

@@ -267,7 +267,7 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     pending, scoring, evidence, caps = await asyncio.to_thread(_prepare, ctx)
     report = ScoreReport(dry_run=ctx.dry_run, pending=len(pending))
     s = ctx.settings
-    spender = Spender(tenant_id=ctx.tenant_id, day=ctx.day, caps=caps, tenant_conn=ctx.tenant_conn,
+    spender = Spender(tenant_id=ctx.tenant_id, caps=caps, tenant_conn=ctx.tenant_conn,
                       global_conn=ctx.global_conn, cache_ttl_days=s.vendor_cache_ttl_days,
                       dry_run=ctx.dry_run)  # fmt: skip
     # the extraction stage's bucket and rate: one OpenAI account, one limit

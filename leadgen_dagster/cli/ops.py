@@ -149,7 +149,10 @@ def budget() -> None:
 @DATE_OPTION
 @friendly
 def budget_show(tenant: str, day_opt: datetime | None) -> None:
-    """Units used and calls made per vendor on a day (default today SGT), against the caps."""
+    """Units spent and calls made per vendor on a Singapore day (default today), against the caps.
+
+    The ledger counts the day the money was spent, whichever night's partition spent it.
+    """
     from leadgen_core.budget import caps_for, spend
 
     day = day_opt.date() if day_opt else today()
