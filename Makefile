@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python -m bench.companies_upsert
 	$(BIN)/python -m bench.target_selection
 	$(BIN)/python -m bench.nightly
+	$(BIN)/python -m bench.odoo_sync
 
 clean:
 	rm -rf $(VENV) .leadgen .pytest_cache .mypy_cache .ruff_cache
