@@ -3,7 +3,8 @@
 A stage asks for the targets it has not finished (`pending`), works them, and records each
 outcome (`record`). `done`, `degraded` and `skipped` are terminal; `failed` is retried on the
 next materialisation (attempts count up). Re-materialising a partition therefore redoes only
-what did not finish, and pays for nothing twice.
+what did not finish, and pays for nothing twice. A dry run's pending list is the manifest it
+forecasts (`targets.dry_run_targets`), which it never stores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+from leadgen_core.targets import dry_run_targets
 
 Status = Literal["done", "degraded", "failed", "skipped"]
 TERMINAL = ("done", "degraded", "skipped")
@@ -27,6 +30,11 @@ WHERE t.tenant_id = %(tenant)s AND t.run_date = %(day)s
         AND s.stage = %(stage)s AND s.status = ANY(%(terminal)s)
   )
 ORDER BY t.priority
+"""
+
+FINISHED_SQL = """
+SELECT company_id FROM company_stage_status
+WHERE tenant_id = %s AND run_date = %s AND stage = %s AND company_id = ANY(%s) AND status = ANY(%s)
 """
 
 RECORD_SQL = """
@@ -57,10 +65,22 @@ class Outcome:
     detail: dict[str, Any] | None = None
 
 
-def pending(conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str) -> list[int]:
+def pending(
+    conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str, dry_run_cap: int | None = None
+) -> list[int]:
+    """The stage's unfinished targets; DRY_RUN_CAP (the default target cap) set: a dry run's."""
+    if dry_run_cap is not None:
+        ids = dry_run_targets(conn, tenant_id=tenant_id, run_date=day, default_cap=dry_run_cap)
+        finished = set(_finished(conn, tenant_id=tenant_id, day=day, stage=stage, ids=ids))
+        return [i for i in ids if i not in finished]
     rows = conn.execute(
         PENDING_SQL, {"tenant": tenant_id, "day": day, "stage": stage, "terminal": list(TERMINAL)}
     ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _finished(conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str, ids: list[int]) -> list[int]:
+    rows = conn.execute(FINISHED_SQL, (tenant_id, day, stage, ids, list(TERMINAL))).fetchall()
     return [int(r[0]) for r in rows]
 
 

@@ -5,6 +5,10 @@ without contacts, then the most recently seen. Companies the tenant has suppress
 (`leadgen_core.suppression`) are left out. The priority keys are stored on each
 candidate when the candidate set is built (sql/007), so selection walks one index and stops at
 the cap. The selection replaces the date's manifest.
+
+A dry run stores nothing (`dry_run_targets`): it forecasts the date's stored manifest when a real
+run has selected one, else the manifest the night would select, computed inside a savepoint that
+is rolled back, so neither `icp_candidates` nor `daily_targets` change.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import date
 
 import psycopg
 
+from leadgen_core.icp.candidates import refresh_candidates
 from leadgen_core.suppression import COMPANY_SUPPRESSED_SQL
 
 CAP_OVERRIDE_SQL = "SELECT daily_cap FROM tenant_budgets WHERE tenant_id = %s AND vendor = 'targets'"
@@ -69,3 +74,15 @@ def target_ids(conn: psycopg.Connection, *, tenant_id: str, run_date: date) -> l
         (tenant_id, run_date),
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def dry_run_targets(conn: psycopg.Connection, *, tenant_id: str, run_date: date, default_cap: int) -> list[int]:
+    """The manifest a dry run forecasts, in priority order, leaving every tenant table as it was."""
+    stored = target_ids(conn, tenant_id=tenant_id, run_date=run_date)
+    if stored:
+        return stored
+    # A real selection, undone: the same rules and cap as the night, and nothing left behind.
+    with conn.transaction(force_rollback=True):
+        refresh_candidates(conn, tenant_id=tenant_id, run_date=run_date)
+        select_targets(conn, tenant_id=tenant_id, run_date=run_date, default_cap=default_cap, run_id=None)
+        return target_ids(conn, tenant_id=tenant_id, run_date=run_date)

@@ -19,7 +19,9 @@ from leadgen_core.stagestats import night_stats, night_wall_seconds
 from leadgen_dagster.assets.targeting import daily_targets
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
-from leadgen_dagster.tags import is_dry_run, root_run_id
+from leadgen_dagster.stage import night_dry_run
+from leadgen_dagster.tags import root_run_id
+from leadgen_dagster.vendor_resources import VendorsResource
 
 # A night's target count moving more than this from the previous night is worth a look.
 TARGET_SWING = 0.5
@@ -40,11 +42,14 @@ def build_night_checks(terminal: dg.AssetsDefinition) -> Sequence[dg.AssetChecks
         "SLA_MINUTES (default 90).",
     )
     def night_within_sla(
-        context: dg.AssetCheckExecutionContext, postgres: PostgresResource, settings: SettingsResource
+        context: dg.AssetCheckExecutionContext,
+        postgres: PostgresResource,
+        settings: SettingsResource,
+        vendors: VendorsResource,
     ) -> dg.AssetCheckResult:
         tenant_id, day = _partition(context)
         limit_s = settings.get().sla_minutes * 60
-        if is_dry_run(context.run.tags):  # a dry run times nothing: the forecast is its estimate
+        if night_dry_run(context, vendors):  # a dry run times nothing: the forecast is its estimate
             return dg.AssetCheckResult(
                 passed=True,
                 description="dry run: the night was not timed (its forecast holds the estimated duration)",

@@ -1,9 +1,12 @@
 """The frame every tenant-night asset body runs in.
 
 It parses and validates the partition, records the stage's start and end in `run_stage_stats`
-(the SLA check's input), and turns counts and durations into metadata Dagster plots. A dry run
-(run tag `leadgen/dry_run=true`) records no stage timings, so a forecast never overwrites the
-timings of the real night the SLA check reads.
+(the SLA check's input), and turns counts and durations into metadata Dagster plots.
+
+A dry run is decided in one place, `night_dry_run`: the run tag `leadgen/dry_run=true`, or the
+deployment-wide `VendorsResource(dry_run=True)`. Every night asset and check takes it from there
+(`Stage.dry_run`), so no stage can honour one switch and miss the other. A dry run records no
+stage timings, so a forecast never overwrites the timings of the real night the SLA check reads.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
 from leadgen_dagster.retries import permanent_failures
 from leadgen_dagster.tags import is_dry_run, root_run_id
+from leadgen_dagster.vendor_resources import VendorsResource
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Stage:
     day: date
     name: str
     run_id: str
+    dry_run: bool = False
     counts: StageCounts = field(default_factory=StageCounts)
     metadata: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
@@ -49,13 +54,20 @@ class Stage:
         return dg.MaterializeResult(metadata=meta)
 
 
+def night_dry_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, vendors: VendorsResource) -> bool:
+    """The one dry-run switch: the run's `leadgen/dry_run` tag or the deployment's resource flag."""
+    return vendors.dry_run or is_dry_run(context.run.tags)
+
+
 @contextmanager
-def night_stage(context: dg.AssetExecutionContext, postgres: PostgresResource, name: str) -> Iterator[Stage]:
+def night_stage(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, name: str, *, vendors: VendorsResource
+) -> Iterator[Stage]:
     with permanent_failures(name):
         tenant_id, day = parse_tenant_date(context.partition_key)
         postgres.require_tenant(tenant_id)
-    stage = Stage(tenant_id, day, name, context.run_id)
-    record = not is_dry_run(context.run.tags)
+    stage = Stage(tenant_id, day, name, context.run_id, dry_run=night_dry_run(context, vendors))
+    record = not stage.dry_run
     if record:
         with postgres.tenant(tenant_id, operation=f"{name} start") as conn:
             stage_started(conn, tenant_id=tenant_id, run_date=day, stage=name, root_run_id=root_run_id(context.run))

@@ -5,8 +5,8 @@ the variable's name, never its value. Any field left unset falls back, at run ti
 settings (the run worker's environment); a vendor without a key is the sandbox simulator.
 
 Dry run: the run tag `leadgen/dry_run=true` (or `dry_run=True` here, for a whole deployment)
-makes every stage forecast its vendor spend instead of paying: no billable call, no stage status
-recorded, the forecast in the asset's metadata.
+makes every stage forecast its vendor spend instead of paying: no billable call, no Odoo write,
+no tenant row changed, the forecast in the asset's metadata. `stage.night_dry_run` reads both.
 """
 
 import os
@@ -15,7 +15,6 @@ import dagster as dg
 from pydantic import Field
 
 from leadgen_core.enrich import VendorConfig
-from leadgen_dagster.tags import is_dry_run
 
 # field -> environment variable, for the secrets and the sandbox's web port
 ENV_FIELDS = {
@@ -82,9 +81,6 @@ class VendorsResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             rates=dict(self.rate_per_s),
         )
-
-    def is_dry_run(self, context: dg.AssetExecutionContext) -> bool:
-        return self.dry_run or is_dry_run(context.run.tags)
 
 
 def enrichment_resources() -> dict[str, VendorsResource]:

@@ -160,7 +160,13 @@ async def run_companies(kit: Toolkit, *, stage: str, company_ids: Sequence[int],
 
 async def pending_companies(ctx: EnrichContext, stage: str) -> list[int]:
     ids: list[int] = await ctx.in_tenant(
-        lambda conn: stage_status.pending(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=stage)
+        lambda conn: stage_status.pending(
+            conn,
+            tenant_id=ctx.tenant_id,
+            day=ctx.day,
+            stage=stage,
+            dry_run_cap=ctx.settings.daily_cap_per_tenant if ctx.dry_run else None,
+        )
     )
     return ids
 

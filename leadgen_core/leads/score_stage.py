@@ -242,7 +242,8 @@ class _Run:
 
 def _prepare(ctx: ScoreContext) -> tuple[list[int], TenantScoring, dict[int, CompanyEvidence], dict[str, int]]:
     with ctx.tenant_conn() as conn:
-        pending = stage_status.pending(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=STAGE)
+        cap = ctx.settings.daily_cap_per_tenant if ctx.dry_run else None
+        pending = stage_status.pending(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=STAGE, dry_run_cap=cap)
         scoring = tenant_scoring(conn, tenant_id=ctx.tenant_id)
         evidence = load_evidence(conn, tenant_id=ctx.tenant_id, day=ctx.day, company_ids=pending, scoring=scoring)
         caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())

@@ -188,7 +188,8 @@ def _prepare(ctx: SyncContext) -> _Prepared:
     t, day = ctx.tenant_id, ctx.day
     with ctx.tenant_conn() as conn:
         connection = load_connection(conn, tenant_id=t)
-        pending = stage_status.pending(conn, tenant_id=t, day=day, stage=STAGE)
+        cap = ctx.settings.daily_cap_per_tenant if ctx.dry_run else None
+        pending = stage_status.pending(conn, tenant_id=t, day=day, stage=STAGE, dry_run_cap=cap)
         rows = conn.execute(SCORES_SQL, (t, day, pending)).fetchall()
         scores = {int(c): (float(s), str(b), str(r)) for c, s, b, r in rows}
         evidence = load_evidence(conn, tenant_id=t, day=day, company_ids=list(scores), scoring=NEUTRAL_SCORING)

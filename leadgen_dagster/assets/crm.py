@@ -12,7 +12,7 @@ from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.retries import TRANSIENT_RETRY
 from leadgen_dagster.stage import night_stage
-from leadgen_dagster.tags import is_dry_run
+from leadgen_dagster.vendor_resources import VendorsResource
 
 OWNERS = ["team:growth"]
 
@@ -68,9 +68,9 @@ def sync_metadata(report: SyncReport) -> dict[str, Any]:
     ),
 )
 def lead_scores(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
-    with night_stage(context, postgres, "lead_scores") as stage:
+    with night_stage(context, postgres, "lead_scores", vendors=vendors) as stage:
         report = run_score_stage(
             ScoreContext(
                 tenant_id=stage.tenant_id,
@@ -79,7 +79,7 @@ def lead_scores(
                 settings=settings.get(),
                 tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="lead scoring"),
                 global_conn=lambda: postgres.shared(operation="lead scoring"),
-                dry_run=is_dry_run(context.run.tags),
+                dry_run=stage.dry_run,
                 progress=context.log.info,
             )
         )
@@ -102,9 +102,9 @@ def lead_scores(
     ),
 )
 def odoo_sync(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
-    with night_stage(context, postgres, "odoo_sync") as stage:
+    with night_stage(context, postgres, "odoo_sync", vendors=vendors) as stage:
         report = run_sync_stage(
             SyncContext(
                 tenant_id=stage.tenant_id,
@@ -112,7 +112,7 @@ def odoo_sync(
                 settings=settings.get(),
                 tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="odoo sync"),
                 environ=os.environ,
-                dry_run=is_dry_run(context.run.tags),
+                dry_run=stage.dry_run,
                 progress=context.log.info,
             )
         )

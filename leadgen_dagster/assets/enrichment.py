@@ -58,7 +58,7 @@ def run_stage(
     name: str,
     run: StageRun,
 ) -> dg.MaterializeResult:
-    with night_stage(context, postgres, name) as stage:
+    with night_stage(context, postgres, name, vendors=vendors) as stage:
         tenant_id = stage.tenant_id
         ctx = EnrichContext(
             tenant_id=tenant_id,
@@ -68,7 +68,7 @@ def run_stage(
             vendors=vendors.config(),
             tenant_conn=lambda: postgres.tenant(tenant_id, operation=name),
             global_conn=lambda: postgres.shared(operation=name),
-            dry_run=vendors.is_dry_run(context),
+            dry_run=stage.dry_run,
             progress=context.log.info,
         )
         report = run(ctx)

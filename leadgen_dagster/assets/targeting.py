@@ -1,4 +1,8 @@
-"""Tenant×date targeting assets: ICP candidates and the capped daily target set."""
+"""Tenant×date targeting assets: ICP candidates and the capped daily target set.
+
+A dry run changes neither table: the candidates are counted inside a savepoint that is rolled
+back, and the targets are the manifest the dry run forecasts (`targets.dry_run_targets`).
+"""
 
 import time
 
@@ -7,11 +11,12 @@ import dagster as dg
 from leadgen_core.errors import LeadgenError
 from leadgen_core.icp.candidates import refresh_candidates
 from leadgen_core.stagestats import StageCounts
-from leadgen_core.targets import select_targets
+from leadgen_core.targets import TargetResult, dry_run_targets, effective_cap, select_targets
 from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.stage import night_stage
+from leadgen_dagster.vendor_resources import VendorsResource
 
 GROUP = "targeting"
 OWNERS = ["team:growth"]
@@ -50,11 +55,15 @@ def wait_for_registry(context: dg.AssetExecutionContext, postgres: PostgresResou
     ),
 )
 def icp_candidates(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
     wait_for_registry(context, postgres, settings.get().registry_wait_minutes)
-    with night_stage(context, postgres, "icp_candidates") as stage:
-        with postgres.tenant(stage.tenant_id, operation="icp candidates") as conn:
+    with night_stage(context, postgres, "icp_candidates", vendors=vendors) as stage:
+        # A dry run counts the candidates and keeps nothing (the savepoint is rolled back).
+        with (
+            postgres.tenant(stage.tenant_id, operation="icp candidates") as conn,
+            conn.transaction(force_rollback=stage.dry_run),
+        ):
             result = refresh_candidates(conn, tenant_id=stage.tenant_id, run_date=stage.day)
         stage.counts = StageCounts(items=result.candidates, done=result.candidates)
         stage.metadata.update(
@@ -84,17 +93,19 @@ def icp_candidates(
     ),
 )
 def daily_targets(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
-    with night_stage(context, postgres, "daily_targets") as stage:
+    with night_stage(context, postgres, "daily_targets", vendors=vendors) as stage:
+        default_cap = settings.get().daily_cap_per_tenant
         with postgres.tenant(stage.tenant_id, operation="target selection") as conn:
-            result = select_targets(
-                conn,
-                tenant_id=stage.tenant_id,
-                run_date=stage.day,
-                default_cap=settings.get().daily_cap_per_tenant,
-                run_id=context.run_id,
-            )
+            if stage.dry_run:
+                ids = dry_run_targets(conn, tenant_id=stage.tenant_id, run_date=stage.day, default_cap=default_cap)
+                cap = effective_cap(conn, tenant_id=stage.tenant_id, default_cap=default_cap)
+                result = TargetResult(len(ids), cap)
+            else:
+                result = select_targets(
+                    conn, tenant_id=stage.tenant_id, run_date=stage.day, default_cap=default_cap, run_id=context.run_id
+                )
         stage.counts = StageCounts(items=result.selected, done=result.selected)
         stage.metadata.update(
             {"targets": dg.MetadataValue.int(result.selected), "cap": dg.MetadataValue.int(result.cap)}
