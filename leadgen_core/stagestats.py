@@ -46,6 +46,16 @@ class StageCounts:
     degraded: int = 0
     failed: int = 0
 
+    @property
+    def all_failed(self) -> bool:
+        """Every item of the stage failed: the stage itself failed, whatever it returned.
+
+        One company's surprise is an item's `failed`; all of them failing (weights that broke every
+        score, a vendor that answers nothing but errors) is the stage's failure, and must not pass
+        for a successful materialisation.
+        """
+        return self.items > 0 and self.failed == self.items
+
 
 @dataclass(frozen=True)
 class StageStat:

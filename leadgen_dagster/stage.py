@@ -81,3 +81,13 @@ def night_stage(
         f"{name} finished: {stage.counts.items} items, {stage.counts.done} done, "
         f"{stage.counts.degraded} degraded, {stage.counts.failed} failed"
     )
+    if stage.counts.all_failed:
+        # Outcomes are recorded (`failed` items are redone by the next materialisation); the
+        # asset fails so the run, its sensors and its alerts say so.
+        raise dg.Failure(
+            description=(
+                f"{name} for tenant {tenant_id}: all {stage.counts.items} items failed "
+                "(their errors are in company_stage_status)"
+            ),
+            metadata={"items": stage.counts.items, "failed": stage.counts.failed},
+        )

@@ -96,6 +96,8 @@ def test_icp_set_accepts_the_seed_payload(cli, clean_db: DbHandle, tmp_path: Pat
         ({"ssic_codes": ["62A"]}, "ssic_codes"),
         ({"industries": ["x"], "weights": {"magic": 1}}, "unknown weight(s) ['magic']"),
         ({"industries": ["x"], "colour": "red"}, "colour"),
+        ({"industries": ["x"], "employee_range": {"min": 2147483648}}, "employee_range.min"),
+        ({"industries": ["x"], "weights": {"icp_fit": 1e308}}, "less than or equal to 1000"),
     ],
 )
 def test_icp_set_bad_input_names_the_field(cli, tmp_path: Path, payload: dict, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -13,25 +13,40 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadgen_core.errors import ConfigError
+from leadgen_core.scoring.score import ScoreWeights
 
 SSIC_PREFIX_RE = re.compile(r"^\d{1,5}$")
 WEIGHT_KEYS = frozenset(
     {"icp_fit", "size_fit", "age", "data_completeness", "email_tier", "contact_seniority", "web_presence"}
 )
 MAX_TERMS = 50
+# The ranges are compared with integer columns (companies.employees_est, incorporation_year):
+# a bound past int4 failed the night's candidate query instead of the `icp set` that wrote it.
+INT4_MAX = 2_147_483_647
+MIN_YEAR = 1800  # the registry's own bounds (acra.validate: dates outside are quarantined)
+MAX_YEAR = 2200
 
 
 class Range(BaseModel):
+    """An inclusive range of employees: 0 to INT4_MAX."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
+    min: int | None = Field(default=None, ge=0, le=INT4_MAX)
+    max: int | None = Field(default=None, ge=0, le=INT4_MAX)
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
+
+
+class YearRange(Range):
+    """An inclusive range of incorporation years: MIN_YEAR to MAX_YEAR."""
+
+    min: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
+    max: int | None = Field(default=None, ge=MIN_YEAR, le=MAX_YEAR)
 
 
 class IcpRules(BaseModel):
@@ -42,7 +57,7 @@ class IcpRules(BaseModel):
     industries: list[str] = Field(default_factory=list, max_length=MAX_TERMS)
     ssic_codes: list[str] = Field(default_factory=list, max_length=MAX_TERMS)
     employee_range: Range | None = None
-    incorporation_year: Range | None = None
+    incorporation_year: YearRange | None = None
     weights: dict[str, float] | None = None
 
     @field_validator("industries")
@@ -70,7 +85,13 @@ class IcpRules(BaseModel):
         unknown = sorted(set(value) - WEIGHT_KEYS)
         if unknown:
             raise ValueError(f"unknown weight(s) {unknown}; allowed: {sorted(WEIGHT_KEYS)}")
-        if any(v < 0 for v in value.values()) or not any(v > 0 for v in value.values()):
+        # One rule for weights: the scorer's own model (finite, 0 to MAX_WEIGHT, one positive).
+        try:
+            ScoreWeights.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'weights'}: {e['msg']}"
+                                       for e in exc.errors())) from None  # fmt: skip
+        if not any(v > 0 for v in value.values()):
             raise ValueError("weights must be non-negative and at least one positive")
         return value
 

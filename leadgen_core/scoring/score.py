@@ -40,21 +40,27 @@ _UNIT = 10**SCORE_PRECISION
 Bucket = Literal["high", "medium", "low"]
 
 
+# Weights are relative, so a bound costs nothing; without one, 1e308 overflowed the sum and every
+# score of the night failed.
+MAX_WEIGHT = 1000.0
+
+
 class ScoreWeights(BaseModel):
-    """Non-negative weight per feature; missing keys take `DEFAULT_WEIGHTS`, unknown keys are rejected.
+    """Finite weight in [0, MAX_WEIGHT] per feature; missing keys take `DEFAULT_WEIGHTS`, unknown keys
+    are rejected.
 
     Weights are relative: `normalized()` scales them to sum to 1, so {"icp_fit": 2, ...} works.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    icp_fit: float = Field(default=DEFAULT_WEIGHTS["icp_fit"], ge=0)
-    size_fit: float = Field(default=DEFAULT_WEIGHTS["size_fit"], ge=0)
-    age: float = Field(default=DEFAULT_WEIGHTS["age"], ge=0)
-    data_completeness: float = Field(default=DEFAULT_WEIGHTS["data_completeness"], ge=0)
-    email_tier: float = Field(default=DEFAULT_WEIGHTS["email_tier"], ge=0)
-    contact_seniority: float = Field(default=DEFAULT_WEIGHTS["contact_seniority"], ge=0)
-    web_presence: float = Field(default=DEFAULT_WEIGHTS["web_presence"], ge=0)
+    icp_fit: float = Field(default=DEFAULT_WEIGHTS["icp_fit"], ge=0, le=MAX_WEIGHT)
+    size_fit: float = Field(default=DEFAULT_WEIGHTS["size_fit"], ge=0, le=MAX_WEIGHT)
+    age: float = Field(default=DEFAULT_WEIGHTS["age"], ge=0, le=MAX_WEIGHT)
+    data_completeness: float = Field(default=DEFAULT_WEIGHTS["data_completeness"], ge=0, le=MAX_WEIGHT)
+    email_tier: float = Field(default=DEFAULT_WEIGHTS["email_tier"], ge=0, le=MAX_WEIGHT)
+    contact_seniority: float = Field(default=DEFAULT_WEIGHTS["contact_seniority"], ge=0, le=MAX_WEIGHT)
+    web_presence: float = Field(default=DEFAULT_WEIGHTS["web_presence"], ge=0, le=MAX_WEIGHT)
 
     @model_validator(mode="after")
     def _some_positive(self) -> ScoreWeights:
