@@ -55,7 +55,11 @@ class VendorSpend:
 
 
 def set_cap(conn: psycopg.Connection, *, tenant_id: str, vendor: str, cap: int) -> None:
-    """Set (or replace) the tenant's daily cap for VENDOR ("targets" for the daily target cap)."""
+    """Set (or replace) the tenant's daily cap for VENDOR ("targets" for the daily target cap).
+
+    CONN must be the owner's: caps are read-only to the application role (sql/011), so the
+    pipeline can never raise its own.
+    """
     conn.execute(SET_CAP_SQL, (tenant_id, vendor, cap))
 
 

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     )
     app_role: str = Field(default="leadgen_app", validation_alias="LEADGEN_APP_ROLE")
     app_password: SecretStr | None = Field(default=None, validation_alias="LEADGEN_APP_PASSWORD")
+    group_role: str | None = Field(
+        default=None,
+        validation_alias="LEADGEN_GROUP_ROLE",
+        description="This database's group role, read when migration 010 first runs. Unset: leadgen_rw_<database>.",
+    )
     home: str = Field(default=".leadgen", validation_alias="LEADGEN_HOME")
     # Tenant secret references (`env:VARIABLE`) may only name variables with these prefixes
     # (leadgen_core.secrets owns the rule).

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from leadgen_core.db.dsn import as_role, with_database
 from leadgen_core.db.embedded import embedded_dsn
-from leadgen_core.db.migrate import migrate
+from leadgen_core.db.migrate import group_role_of, migrate
 from leadgen_core.db.pool import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +55,17 @@ def create_database(server: str, prefix: str = "leadgen_test") -> tuple[str, str
 
 
 def drop_database(server: str, name: str) -> None:
+    """Drop the database and its own application group role (sql/010), which would outlive it."""
+    group = None
+    try:
+        with psycopg.connect(with_database(server, name), autocommit=True) as conn:
+            group = group_role_of(conn)
+    except psycopg.OperationalError:
+        pass  # already gone
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if group:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
 
 
 @pytest.fixture(scope="session")

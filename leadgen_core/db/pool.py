@@ -3,7 +3,9 @@
 `tenant_transaction(tenant_id)` sets `request.tenant_id` with `set_config(..., true)`: the setting
 is local to the transaction, so a pooled connection never carries one tenant's setting into the
 next borrower's work. `global_transaction()` sets nothing: tenant tables then show zero rows, so
-forgetting the tenant fails closed instead of leaking.
+forgetting the tenant fails closed instead of leaking. Code that sets anything for the whole
+session (`set_config(..., false)`, `SET`) loses it when the connection goes back to the pool:
+`reset_session` runs on every check-in, so no borrower inherits the last one's tenant.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from leadgen_core.errors import DatabaseError, TenantIsolationError
 # \Z, not $: "$" also matches before a trailing newline, so "alpha\n" would pass as a tenant id.
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 SET_TENANT_SQL = "SELECT set_config('request.tenant_id', %s, true)"
+# RESET ALL restores every ordinary setting; a custom one (request.tenant_id) keeps an empty
+# placeholder after it, so it is cleared by name as well.
+RESET_SESSION_SQL = ("RESET ALL", "SELECT set_config('request.tenant_id', '', false)")
 
 
 def set_tenant(conn: psycopg.Connection, tenant_id: str) -> None:
@@ -35,6 +40,13 @@ def check_tenant_id(tenant_id: str) -> str:
     return tenant_id
 
 
+def reset_session(conn: psycopg.Connection) -> None:
+    """Clear every session-level setting of CONN before the pool lends it again."""
+    for statement in RESET_SESSION_SQL:
+        conn.execute(statement)
+    conn.commit()
+
+
 class Database:
     """A psycopg 3 pool with tenant-scoped and global transactions."""
 
@@ -45,6 +57,7 @@ class Database:
             max_size=max_size,
             open=False,
             name=name,
+            reset=reset_session,
             kwargs={"autocommit": False, "application_name": name},
         )
         self._opened = False

@@ -27,6 +27,7 @@ def db_migrate() -> None:
         owner_dsn(s),
         app_role=s.app_role,
         app_password=s.app_password.get_secret_value() if s.app_password else None,
+        group_role=s.group_role,
     )
     if applied:
         for name in applied:

@@ -45,7 +45,7 @@ def prepare(env: dict[str, str], stack: ExitStack, *, sandbox: bool) -> dict[str
     s = settings()
     _log("starting the database" if s.database_url is None else "using LEADGEN_DATABASE_URL")
     owner = owner_dsn(s)
-    applied = migrate(owner, app_role=s.app_role,
+    applied = migrate(owner, app_role=s.app_role, group_role=s.group_role,
                       app_password=s.app_password.get_secret_value() if s.app_password else None)  # fmt: skip
     _log(f"migrations: {len(applied)} applied" if applied else "migrations: up to date")
     if sandbox:
