@@ -15,6 +15,7 @@ import psycopg
 from leadgen_core.db.pool import TENANT_ID_RE
 from leadgen_core.errors import ConfigError
 from leadgen_core.secrets import secret_ref
+from leadgen_core.urls import check_odoo_url
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
@@ -92,8 +93,7 @@ def connect_odoo(
     """Record where the tenant's Odoo is and which environment variable holds its secret."""
     if protocol not in ("jsonrpc", "json2"):
         raise ConfigError("--protocol must be 'jsonrpc' or 'json2'")
-    if not re.match(r"^https?://[^\s/]+", base_url):
-        raise ConfigError(f"--url must be an http(s) URL, got {base_url!r}")
+    base_url = check_odoo_url(base_url)
     try:
         ref = secret_ref(secret_env)
     except ConfigError as exc:
@@ -108,7 +108,7 @@ def connect_odoo(
             protocol = EXCLUDED.protocol, login = EXCLUDED.login, secret_ref = EXCLUDED.secret_ref,
             active = true, updated_at = now()
         """,
-        (tenant_id, base_url.rstrip("/"), db_name, protocol, login, ref),
+        (tenant_id, base_url, db_name, protocol, login, ref),
     )
 
 

@@ -1,4 +1,5 @@
-"""The secret-reference rule: which environment variables a tenant's secret may be read from.
+"""The secret-reference rule (which environment variables a tenant's secret may be read from) and
+the Odoo URL rule (no userinfo, whitespace or control characters; userinfo never printed).
 
 Real: the rule in leadgen_core.secrets, the admin CLI (`leadgen odoo connect`) against the session
 Postgres as the owner, and the Odoo sync stage as the application role reading a reference that
@@ -8,18 +9,21 @@ request at all when the reference is refused.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
+from leadgen_core.db.dsn import redact as dsn_redact
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import ConfigError
 from leadgen_core.leads.sync_stage import run_sync_stage
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.secrets import check_secret_env, check_secret_ref, resolve_secret_ref
 from leadgen_core.settings import Settings
+from leadgen_core.urls import check_odoo_url, redact_url
 from leadgen_dagster.cli import main
 from tests.conftest import DbHandle
 from tests.test_odoo_sync import SECRET, scored_night, sync_ctx
@@ -117,3 +121,80 @@ def test_the_night_refuses_a_reference_written_by_hand(app_db: Database, owner_c
         run_sync_stage(sync_ctx(app_db, environ=environ))
     assert "owner-pw-93f1" not in str(info.value)
     assert sim.log == [] and sim.write_count == 0  # not one request reached the tenant's URL
+
+
+# --- Odoo URLs ------------------------------------------------------------------------------
+
+USERINFO_URLS = [
+    "https://admin:hunter2-pw@acme.odoo.com",
+    "http://hunter2-pw@acme.odoo.com/",
+    "https://u:hunter2-pw@h:8069",
+]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        *[(u, "must not carry a user or password") for u in USERINFO_URLS],
+        ("https://acme.odoo.com\n", "whitespace or control characters"),
+        ("https://acme.odoo.com/x\r\nX-Injected: 1", "whitespace or control characters"),
+        ("https://acme .odoo.com", "whitespace or control characters"),
+        ("https://acme.odoo.com\t", "whitespace or control characters"),
+        ("https://acme.odoo.com\x00", "whitespace or control characters"),
+        ("https://acme.odoo.com\u200b", "whitespace or control characters"),
+        ("ftp://acme.odoo.com", "must be an http(s) URL"),
+        ("https://", "must be an http(s) URL"),
+        ("https://acme.odoo.com:99999", "not a valid URL"),
+        ("https://acme.odoo.com/?db=x", "without a query or fragment"),
+    ],
+)
+def test_bad_odoo_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        check_odoo_url(url)
+    assert "hunter2-pw" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("https://acme.odoo.com/", "https://acme.odoo.com"), ("http://127.0.0.1:8069", "http://127.0.0.1:8069"),
+     ("https://erp.acme.example/odoo", "https://erp.acme.example/odoo")],
+)  # fmt: skip
+def test_good_odoo_urls_pass(url: str, expected: str) -> None:
+    assert check_odoo_url(url) == expected
+
+
+def test_redaction_removes_the_whole_userinfo() -> None:
+    text = "cannot reach https://admin:hunter2-pw@acme.odoo.com/json and postgresql://bob:pw9@db/x"
+    shown = redact_url(text)
+    assert "hunter2-pw" not in shown and "admin" not in shown and "pw9" not in shown and "bob" not in shown
+    assert "https://***@acme.odoo.com/json" in shown
+    assert "hunter2-pw" not in dsn_redact(text)  # the DSN redaction delegates to the same rule
+
+
+@pytest.mark.parametrize("url", USERINFO_URLS)
+def test_odoo_connect_refuses_userinfo_without_printing_it(url: str, cli_env: CliRunner, clean_db: DbHandle) -> None:
+    args = ["odoo", "connect", "--tenant", "acme", "--url", url, "--db", "acme", "--protocol", "json2",
+            "--login", "bot", "--secret-env", "ODOO_ACME_KEY"]  # fmt: skip
+    r = cli_env.invoke(main, args, catch_exceptions=False)
+    assert r.exit_code == 2 and "must not carry a user or password" in r.output, r.output
+    assert "hunter2-pw" not in r.output
+    with psycopg.connect(clean_db.owner_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM odoo_connections").fetchone() == (0,)
+
+
+def test_the_night_refuses_a_url_with_userinfo_written_by_hand(app_db: Database, owner_conn, sim: OdooSim) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, "jsonrpc")
+    hostile = sim.base_url.replace("://", "://admin:hunter2-pw@")
+    owner_conn.execute("UPDATE odoo_connections SET base_url = %s", (hostile,))
+    with pytest.raises(ConfigError, match="must not carry a user or password") as info:
+        run_sync_stage(sync_ctx(app_db))
+    assert "hunter2-pw" not in str(info.value) and "admin" not in str(info.value)
+    assert sim.log == [] and sim.write_count == 0
+
+
+@pytest.fixture
+def cli_env(clean_db: DbHandle, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    runner = CliRunner()
+    assert runner.invoke(main, ["tenants", "add", "Acme"], catch_exceptions=False).exit_code == 0
+    return runner

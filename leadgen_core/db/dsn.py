@@ -7,14 +7,15 @@ import re
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from leadgen_core.errors import ConfigError
+from leadgen_core.urls import redact_url
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
 _PASSWORD_KV = re.compile(r"(password\s*=\s*)(\S+)", re.I)
 
 
 def redact(text: str) -> str:
-    """Remove passwords from anything that may hold a DSN, before it reaches a message or a log."""
-    return _PASSWORD_KV.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1***@", text))
+    """Remove passwords from anything that may hold a DSN (and the userinfo of any URL in it),
+    before it reaches a message or a log."""
+    return _PASSWORD_KV.sub(r"\1***", redact_url(text))
 
 
 def with_database(dsn: str, dbname: str) -> str:

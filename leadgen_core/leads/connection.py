@@ -16,6 +16,7 @@ import psycopg
 from leadgen_core.errors import ConfigError
 from leadgen_core.odoo import OdooProtocol
 from leadgen_core.secrets import SCHEME, check_secret_ref, resolve_secret_ref
+from leadgen_core.urls import check_odoo_url
 
 CONNECTION_SQL = """
 SELECT base_url, db_name, protocol, login, secret_ref, active FROM odoo_connections WHERE tenant_id = %s
@@ -51,4 +52,8 @@ def load_connection(conn: psycopg.Connection, *, tenant_id: str) -> OdooConnecti
     except ConfigError as exc:
         # A reference written before the rule (or by hand) is refused before any request is made.
         raise ConfigError(f"the Odoo secret of tenant {tenant_id}: {exc}") from None
+    try:
+        base_url = check_odoo_url(str(base_url))
+    except ConfigError as exc:  # a row written before the rule, or by hand: no request is made
+        raise ConfigError(f"the Odoo URL of tenant {tenant_id}: {exc}") from None
     return OdooConnection(tenant_id, str(base_url), str(db_name), cast(OdooProtocol, protocol), str(login), var)
