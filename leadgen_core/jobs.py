@@ -29,7 +29,7 @@ INSERT INTO background_jobs (tenant_id, job_type, status, params) VALUES (%s, %s
 STATUS_SQL = """
 SELECT job_id, tenant_id, job_type, status, processed, total, error, attempts, dagster_run_id,
        created_at, started_at, ended_at, params
-FROM background_jobs WHERE job_id = %s
+FROM background_jobs WHERE job_id = %s AND tenant_id = %s
 """
 QUEUED_SQL = "SELECT job_id, attempts FROM background_jobs WHERE status = 'queued' ORDER BY job_id LIMIT %s"
 RUNNING_SQL = "SELECT job_id, dagster_run_id FROM background_jobs WHERE status = 'running'"
@@ -40,7 +40,12 @@ WHERE job_id = %s AND status = 'queued' RETURNING params
 """
 PROGRESS_SQL = "UPDATE background_jobs SET processed = %s, total = %s WHERE job_id = %s"
 FINISH_SQL = "UPDATE background_jobs SET status = %s, error = %s, ended_at = now() WHERE job_id = %s"
-RETRY_SQL = "UPDATE background_jobs SET status = 'queued', error = NULL WHERE job_id = %s AND status = 'error'"
+# The tenant is in the WHERE, not only in row-level security: the admin CLI runs these as the
+# owner, which may be a superuser (the embedded default) that RLS does not bind.
+RETRY_SQL = """
+UPDATE background_jobs SET status = 'queued', error = NULL WHERE job_id = %s AND tenant_id = %s AND status = 'error'
+"""
+OWNS_JOB_SQL = "SELECT 1 FROM background_jobs WHERE job_id = %s AND tenant_id = %s"
 MATCHING_UENS_SQL = """
 SELECT uen FROM staging_acra_companies
 WHERE primary_ssic_code = ANY(%(codes)s) OR secondary_ssic_code = ANY(%(codes)s)
@@ -81,10 +86,15 @@ def enqueue_upsert(conn: psycopg.Connection, *, tenant_id: str, terms: list[str]
     return int(row[0])
 
 
-def job_status(conn: psycopg.Connection, job_id: int) -> JobStatus:
-    row = conn.execute(STATUS_SQL, (job_id,)).fetchone()
+def owns_job(conn: psycopg.Connection, job_id: int, *, tenant_id: str) -> bool:
+    """Whether JOB_ID is TENANT_ID's job."""
+    return conn.execute(OWNS_JOB_SQL, (job_id, tenant_id)).fetchone() is not None
+
+
+def job_status(conn: psycopg.Connection, job_id: int, *, tenant_id: str) -> JobStatus:
+    row = conn.execute(STATUS_SQL, (job_id, tenant_id)).fetchone()
     if row is None:
-        raise ConfigError(f"no background job {job_id} for this tenant")
+        raise ConfigError(f"no background job {job_id} for tenant {tenant_id}")
     return JobStatus(*row)
 
 
@@ -100,8 +110,8 @@ def mark_failed(conn: psycopg.Connection, job_id: int, error: str) -> None:
     conn.execute(FINISH_SQL, ("error", error[:2000], job_id))
 
 
-def retry(conn: psycopg.Connection, job_id: int) -> bool:
-    return conn.execute(RETRY_SQL, (job_id,)).rowcount == 1
+def retry(conn: psycopg.Connection, job_id: int, *, tenant_id: str) -> bool:
+    return conn.execute(RETRY_SQL, (job_id, tenant_id)).rowcount == 1
 
 
 def run_staging_upsert(

@@ -82,12 +82,13 @@ def _job_tenant(conn: psycopg.Connection, job_id: int, tenant: str | None) -> st
     Leaves the transaction scoped to that tenant (background_jobs is tenant-owned, under RLS)."""
     from leadgen_core.db.pool import set_tenant
     from leadgen_core.errors import ConfigError
+    from leadgen_core.jobs import owns_job
     from leadgen_core.tenants import directory
 
     candidates = [resolve_tenant(conn, tenant)] if tenant else [t.tenant_id for t in directory(conn)]
     for tid in candidates:
         set_tenant(conn, tid)
-        if conn.execute("SELECT 1 FROM background_jobs WHERE job_id = %s", (job_id,)).fetchone():
+        if owns_job(conn, job_id, tenant_id=tid):  # tenant in the SQL: a superuser owner ignores RLS
             return tid
     raise ConfigError(f"no background job {job_id}" + (f" for tenant {candidates[0]}" if tenant else ""))
 
@@ -101,8 +102,8 @@ def jobs_status(job_id: int, tenant: str | None) -> None:
     from leadgen_core.jobs import job_status
 
     with owner_conn() as conn:
-        _job_tenant(conn, job_id, tenant)
-        st = job_status(conn, job_id)
+        tid = _job_tenant(conn, job_id, tenant)
+        st = job_status(conn, job_id, tenant_id=tid)
     click.echo(f"job {st.job_id} ({st.job_type}, tenant {st.tenant_id}): {st.status}, "
                f"{st.processed}/{st.total} processed, attempts {st.attempts}")  # fmt: skip
     if st.error:
@@ -120,6 +121,6 @@ def jobs_retry(job_id: int, tenant: str | None) -> None:
 
     with owner_conn() as conn:
         tid = _job_tenant(conn, job_id, tenant)
-        if not retry(conn, job_id):
+        if not retry(conn, job_id, tenant_id=tid):
             raise ConfigError(f"job {job_id} is not in state 'error' for tenant {tid}")
     click.echo(f"job {job_id} queued again")
