@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     crawler_domain_interval_s: float = Field(default=0.5, validation_alias="CRAWLER_DOMAIN_INTERVAL_S", ge=0)
     crawler_max_bytes: int = Field(default=2_000_000, validation_alias="CRAWLER_MAX_BYTES", ge=1024)
     crawler_max_redirects: int = Field(default=5, validation_alias="CRAWLER_MAX_REDIRECTS", ge=0)
+    # Ports a public web host may be fetched on; the sandbox's loopback simulators are allowlisted apart.
+    crawler_allowed_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [80, 443], validation_alias="CRAWLER_ALLOWED_PORTS"
+    )
     extract_corpus_char_limit: int = Field(default=35_000, validation_alias="EXTRACT_CORPUS_CHAR_LIMIT", ge=100)
     persist_crawl_corpus: bool = Field(default=False, validation_alias="PERSIST_CRAWL_CORPUS")
     retention_days: int = Field(default=180, validation_alias="RETENTION_DAYS", ge=1)
@@ -189,6 +193,18 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: object) -> list[str]:
         return _csv(value)
+
+    @field_validator("crawler_allowed_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: object) -> list[int]:
+        ports: list[int] = []
+        for part in _csv(value):
+            if not part.isdigit() or not 1 <= int(part) <= 65535:
+                raise ValueError(f"CRAWLER_ALLOWED_PORTS entry {part!r} must be a port number (1-65535)")
+            ports.append(int(part))
+        if not ports:
+            raise ValueError("CRAWLER_ALLOWED_PORTS must name at least one port")
+        return ports
 
     @field_validator("secret_prefixes", mode="before")
     @classmethod

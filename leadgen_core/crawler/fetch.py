@@ -29,6 +29,9 @@ ROBOTS_TYPES = frozenset({"text/plain", "text/html"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT_HEADER = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.5"
 ACCEPT_ENCODING = "gzip, deflate"
+# Text codecs Python has that no web page is written in; `idna` and `undefined` also refuse
+# errors="replace". Bytes-to-bytes codecs (base64, zlib ...) are refused by a decode probe.
+NON_WEB_CODECS = frozenset({"idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape"})
 # wbits for zlib that accepts both gzip and zlib framing.
 ZLIB_AUTO_WBITS = zlib.MAX_WBITS | 32
 
@@ -51,6 +54,10 @@ class UnsupportedContentType(FetchError):
     def __init__(self, message: str, *, content_type: str) -> None:
         super().__init__(message)
         self.content_type = content_type
+
+
+class UnsupportedCharset(UnsupportedContentType):
+    """The answer's charset names a codec that does not decode text (base64, rot13, zlib, idna ...)."""
 
 
 class BodyTooLarge(ResponseTooLarge):
@@ -86,12 +93,32 @@ def _media_type(header: str) -> tuple[str, str | None]:
     return media.strip().lower(), charset
 
 
-def _decode(body: bytes, charset: str | None) -> str:
+def _text_codec(charset: str | None, url: str, media: str) -> str:
+    """The codec to decode a body with: utf-8 when the label is missing or unknown (as browsers
+    fall back); UnsupportedCharset when it names a codec that is no text encoding at all.
+
+    Python's codec registry also holds bytes-to-bytes and special codecs (`base64`, `rot13`,
+    `zlib`, `uu`, `hex`, `idna` ...); a hostile `charset=base64` used to escape as LookupError or
+    UnicodeError, fail the company, and have it re-crawled every night.
+    """
     try:
         codec = codecs.lookup(charset or "utf-8").name
     except LookupError:
-        codec = "utf-8"
-    return body.decode(codec, errors="replace")
+        return "utf-8"
+    try:
+        b"x".decode(codec)  # LookupError for a codec that is not a text encoding
+    except (LookupError, UnicodeError):
+        codec = ""
+    if not codec or codec in NON_WEB_CODECS:
+        raise UnsupportedCharset(f"{url}: charset {charset!r} is not a text encoding", content_type=media)
+    return codec
+
+
+def _decode(body: bytes, codec: str, url: str, media: str) -> str:
+    try:
+        return body.decode(codec, errors="replace")
+    except (LookupError, UnicodeError, ValueError) as exc:  # a codec that refuses errors="replace"
+        raise UnsupportedCharset(f"{url}: cannot decode as {codec}: {type(exc).__name__}", content_type=media) from exc
 
 
 def _pinned_url(target: Target, ip: str) -> httpx.URL:
@@ -170,14 +197,17 @@ class SafeFetcher:
                 raise BlockedAddress(f"{target.url}: {target.host} resolves to a blocked address ({exc})") from exc
         return target, addresses[0], port
 
-    async def fetch(self, url: str, *, accept: frozenset[str] = HTML_TYPES) -> FetchResult:
-        """GET url following redirects by hand; raises FetchError subclasses on refusal or failure."""
+    async def fetch(self, url: str, *, accept: frozenset[str] = HTML_TYPES, utf8: bool = False) -> FetchResult:
+        """GET url following redirects by hand; raises FetchError subclasses on refusal or failure.
+
+        UTF8 decodes the body as UTF-8 whatever charset it declares (robots.txt, RFC 9309 2.3).
+        """
         redirects: list[str] = []
         current = url
         while True:
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    result, location = await self._hop(current, accept=accept)
+                    result, location = await self._hop(current, accept=accept, utf8=utf8)
             except TimeoutError as exc:
                 raise FetchTimeout(f"{current}: no complete answer within {self.timeout_s:g}s") from exc
             if location is None:
@@ -195,7 +225,7 @@ class SafeFetcher:
             redirects.append(location)
             current = location
 
-    async def _hop(self, url: str, *, accept: frozenset[str]) -> tuple[FetchResult, str | None]:
+    async def _hop(self, url: str, *, accept: frozenset[str], utf8: bool) -> tuple[FetchResult, str | None]:
         """One request; returns the result and the absolute redirect target, if any."""
         target, ip, port = await self.vet(url)
         try:
@@ -223,12 +253,18 @@ class SafeFetcher:
                         f"{url}: content type {media or '(none)'!r} is not one of {sorted(accept)}",
                         content_type=media,
                     )
+                codec = "utf-8" if utf8 else _text_codec(charset, url, media)
                 body = await self._read_capped(resp, url)
         except httpx.TimeoutException as exc:
             raise FetchTimeout(f"{url}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise FetchUnreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
-        return FetchResult(url, url, resp.status_code, media, _decode(body, charset), len(body), ()), None
+        except httpx.InvalidURL as exc:
+            # httpx parses a redirect's Location itself: `javascript:`, `data:` and `mailto:`
+            # targets fail there, outside its HTTPError tree.
+            raise FetchError(f"{url}: unusable redirect target ({exc})") from exc
+        text = _decode(body, codec, url, media)
+        return FetchResult(url, url, resp.status_code, media, text, len(body), ()), None
 
     async def _read_capped(self, resp: httpx.Response, url: str) -> bytes:
         declared = resp.headers.get("content-length", "")

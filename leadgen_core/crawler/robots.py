@@ -153,7 +153,7 @@ class RobotsCache:
         url = f"{origin}/robots.txt"
         now = time.monotonic()
         try:
-            result = await fetcher.fetch(url, accept=ROBOTS_TYPES)
+            result = await fetcher.fetch(url, accept=ROBOTS_TYPES, utf8=True)  # a hostile charset label is ignored
         except BlockedAddress:
             raise
         except (UnsupportedContentType, TooManyRedirects) as exc:

@@ -9,8 +9,9 @@ every fetch is checked here before a socket is opened:
   in the sandbox, which also maps sandbox sites onto the web simulator's loopback port);
 * `AddressPolicy.check` refuses private, loopback, link-local, multicast, reserved, unspecified,
   CGNAT and cloud-metadata addresses, including IPv4 embedded in IPv6 (mapped, 6to4, NAT64,
-  Teredo). An explicit (ip, port) allowlist exists only so the sandbox can reach its own
-  loopback simulators; metadata addresses are refused even when allowlisted.
+  Teredo), plus 192.0.0.0/24 and fec0::/10, and any port but 80/443 (CRAWLER_ALLOWED_PORTS). An
+  explicit (ip, port) allowlist exists only so the sandbox can reach its own loopback
+  simulators; metadata addresses are refused even when allowlisted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from leadgen_core.errors import BlockedAddress, FetchError
 from leadgen_core.sandbox.naming import is_sandbox_host
+from leadgen_core.settings import Settings
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -42,6 +44,16 @@ METADATA_ADDRESSES = frozenset(
     }
 )
 CGNAT_NET = ipaddress.ip_network("100.64.0.0/10")
+# Ranges Python's ipaddress (3.11) still counts as global: the whole IETF protocol-assignments
+# block (it marks only 192.0.0.0/29 and two /32s private) and IPv6 site-local, deprecated by
+# RFC 3879 but still routed inside some networks.
+EXTRA_BLOCKED_NETS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = (
+    (ipaddress.ip_network("192.0.0.0/24"), "IETF protocol assignment address"),
+    (ipaddress.ip_network("fec0::/10"), "site-local address"),
+)
+# A public web site answers on 80 or 443; any other port is refused unless CRAWLER_ALLOWED_PORTS
+# says otherwise (an open admin port on a public host is an SSRF target too).
+DEFAULT_ALLOWED_PORTS = frozenset({80, 443})
 NAT64_NET = ipaddress.ip_network("64:ff9b::/96")
 # One DNS label: letters, digits, hyphens inside; underscores are refused (never a web host).
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -156,6 +168,7 @@ def _refusal(ip: IPAddress) -> str | None:
         (ip.is_link_local, "link-local address"),
         (ip.is_multicast, "multicast address"),
         (isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT_NET, "carrier-grade NAT address"),
+        *((ip.version == net.version and ip in net, why) for net, why in EXTRA_BLOCKED_NETS),
         (ip.is_private, "private address"),
         (ip.is_reserved, "reserved address"),
         (not ip.is_global, "non-global address"),
@@ -171,11 +184,17 @@ class AddressPolicy:
     """Which (ip, port) pairs may be connected to."""
 
     allowlist: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    allowed_ports: frozenset[int] = DEFAULT_ALLOWED_PORTS
 
     @classmethod
     def sandbox(cls, ports: Iterable[int], *, ip: str = SANDBOX_IP) -> AddressPolicy:
         """A policy that also admits the simulators' own loopback ports (sandbox mode only)."""
         return cls(allowlist=frozenset((str(ipaddress.ip_address(ip)), int(p)) for p in ports))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AddressPolicy:
+        """The production policy: public addresses on the ports CRAWLER_ALLOWED_PORTS names."""
+        return cls(allowed_ports=frozenset(settings.crawler_allowed_ports))
 
     def check(self, address: str, port: int) -> None:
         """Raise BlockedAddress unless (address, port) may be contacted."""
@@ -189,6 +208,8 @@ class AddressPolicy:
         why = _refusal(ip)
         if why is not None:
             raise BlockedAddress(f"refused {ip}:{port}: {why}")
+        if port not in self.allowed_ports:
+            raise BlockedAddress(f"refused {ip}:{port}: port {port} is not allowed (CRAWLER_ALLOWED_PORTS)")
 
 
 class SystemResolver:

@@ -170,7 +170,9 @@ def crawler_parts(config: VendorConfig, settings: Settings) -> CrawlerParts:
             settings, resolver=SandboxResolver(port=port), policy=AddressPolicy.sandbox([port])
         )
     else:
-        fetcher = SafeFetcher.from_settings(settings, resolver=SystemResolver(), policy=AddressPolicy())
+        fetcher = SafeFetcher.from_settings(
+            settings, resolver=SystemResolver(), policy=AddressPolicy.from_settings(settings)
+        )
     return CrawlerParts(
         fetcher=fetcher,
         robots=RobotsCache(fetcher=fetcher),
