@@ -58,3 +58,79 @@ class SharedRateLimiter:
             raise TimeoutError(f"rate limiter {self.bucket}: next slot is {wait:.0f}s away")
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+# The bucket's level now: what it held, plus the refill since, up to its capacity.
+_REFILLED = "least(%(capacity)s, b.level + %(per_s)s * extract(epoch FROM (clock_timestamp() - b.updated_at)))"
+TAKE_SQL = f"""
+INSERT INTO rate_limit_token_buckets AS b (bucket, level, updated_at)
+VALUES (%(bucket)s, %(capacity)s - %(cost)s, clock_timestamp())
+ON CONFLICT (bucket) DO UPDATE SET level = {_REFILLED} - %(cost)s, updated_at = clock_timestamp()
+RETURNING greatest(0, -level / %(per_s)s)::float8
+"""  # noqa: S608 - the f-string inserts a constant expression; every value is a bound parameter
+ADJUST_SQL = f"""
+INSERT INTO rate_limit_token_buckets AS b (bucket, level, updated_at)
+VALUES (%(bucket)s, least(%(ceiling)s, %(capacity)s + %(delta)s), clock_timestamp())
+ON CONFLICT (bucket) DO UPDATE
+SET level = least(%(ceiling)s, {_REFILLED} + %(delta)s), updated_at = clock_timestamp()
+"""  # noqa: S608 - as above
+
+
+class SharedTokenBucket:
+    """A limit of PER_MINUTE units (tokens, say) for BUCKET across every process.
+
+    `take(cost)` books COST units and sleeps until the refill covers them; callers book ahead in
+    arrival order, so a large reservation waits its turn instead of starving. `adjust` settles a
+    reservation (a refund is positive), `cap` lowers the level to what the vendor says remains,
+    `block` keeps the bucket empty for a while (a 429's reset).
+    """
+
+    def __init__(
+        self,
+        conn: Callable[[], AbstractContextManager[psycopg.Connection]],
+        *,
+        bucket: str,
+        per_minute: float,
+        capacity: float | None = None,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self._conn = conn
+        self.bucket = bucket
+        self.per_s = per_minute / 60.0
+        self.capacity = float(capacity if capacity is not None else per_minute)
+
+    def _params(self, **extra: float) -> dict[str, object]:
+        return {"bucket": self.bucket, "per_s": self.per_s, "capacity": self.capacity, **extra}
+
+    def book(self, cost: float) -> float:
+        """Book COST units (at most the capacity); the seconds to wait before using them."""
+        with self._conn() as c:
+            row = c.execute(TAKE_SQL, self._params(cost=min(cost, self.capacity))).fetchone()
+        assert row is not None
+        return max(0.0, float(row[0]))
+
+    def _adjust(self, *, delta: float = 0.0, ceiling: float | None = None) -> None:
+        params = self._params(delta=delta, ceiling=self.capacity if ceiling is None else ceiling)
+        with self._conn() as c:
+            c.execute(ADJUST_SQL, params)
+
+    async def take(self, cost: float, *, max_wait_s: float = MAX_WAIT_S) -> None:
+        wait = await asyncio.to_thread(self.book, cost)
+        if wait > max_wait_s:
+            await self.adjust(min(cost, self.capacity))  # give the booking back: it will not be used
+            raise TimeoutError(f"rate limiter {self.bucket}: {cost:.0f} units are {wait:.0f}s away")
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def adjust(self, delta: float) -> None:
+        """Give back DELTA units (or take more when negative), never above the capacity."""
+        await asyncio.to_thread(lambda: self._adjust(delta=delta))
+
+    async def cap(self, remaining: float) -> None:
+        """The vendor says only REMAINING units are left: never believe there are more."""
+        await asyncio.to_thread(lambda: self._adjust(ceiling=remaining))
+
+    async def block(self, seconds: float) -> None:
+        """Nothing passes for SECONDS (the vendor refused and named its reset)."""
+        await asyncio.to_thread(lambda: self._adjust(ceiling=-self.per_s * seconds))

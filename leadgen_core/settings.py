@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL", "LANGCHAIN_MODEL"))
+    # the key's usage tier: its documented gpt-4o-mini RPM and TPM size the shared buckets
+    openai_tier: int = Field(default=1, validation_alias="OPENAI_TIER", ge=1, le=5)
+    openai_tpm: float | None = Field(default=None, validation_alias="OPENAI_TPM", gt=0)
     sandbox_web_port: int | None = Field(
         default=None,
         validation_alias="LEADGEN_SANDBOX_WEB_PORT",

@@ -27,6 +27,7 @@ import psycopg
 from leadgen_core.budget import caps_for
 from leadgen_core.enrich import clients
 from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
+from leadgen_core.openai_limiter import OpenAILimiter
 from leadgen_core.ratelimit import SharedRateLimiter
 from leadgen_core.settings import Settings
 from leadgen_core.spend import Paid, Spender
@@ -121,6 +122,20 @@ class Toolkit:
         )
 
 
+def openai_limiter(conn: ConnFactory, config: VendorConfig, settings: Settings) -> OpenAILimiter:
+    """The key's RPM and TPM buckets: OPENAI_TIER's documented limits unless OPENAI_RPM/TPM say otherwise."""
+    override = config.rates.get("openai")
+    rpm = override * 60 if override else settings.openai_rpm
+    return OpenAILimiter.for_tier(
+        conn,
+        api_key=config.endpoint("openai", settings).api_key,
+        model=config.openai_model or settings.openai_model,
+        tier=settings.openai_tier,
+        rpm=rpm,
+        tpm=settings.openai_tpm,
+    )
+
+
 def build_spender(ctx: EnrichContext) -> Spender:
     with ctx.tenant_conn() as conn:
         caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())
@@ -160,6 +175,7 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
         if "openai" in needs:
             kit.openai = clients.openai_extractor(v, s)
             stack.push_async_callback(kit.openai.aclose)
+            kit.openai.limiter = openai_limiter(ctx.global_conn, v, s)  # RPM and TPM, shared by every run
         kit.secrets = tuple(v.endpoint(x, s).api_key for x in clients.VENDORS if x in needs)
         if "crawler" in needs:
             kit.crawler = clients.crawler_parts(v, s)

@@ -91,7 +91,11 @@ async def extract_facts(kit: Toolkit, company: store.Company, *, corpus: str) ->
         result = await extractor.extract(company_name=company.name, corpus=corpus)
         return {"facts": result.facts.model_dump(), "tokens": result.tokens}, result.tokens
 
-    paid = await kit.paid(vendor="openai", request=request, estimate=openai_estimate(len(corpus)), run=run)
+    # the extractor's own RPM/TPM limiter paces it: no slot from the request-only limiter as well
+    slots = 0 if extractor.limiter is not None else 1
+    paid = await kit.paid(
+        vendor="openai", request=request, estimate=openai_estimate(len(corpus)), run=run, requests=slots
+    )
     # re-validated even from the cache: nothing but the schema's fields ever leaves this function
     return CompanyFacts.model_validate(paid.value["facts"]), int(paid.value.get("tokens") or 0)
 

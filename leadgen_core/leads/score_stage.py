@@ -35,6 +35,7 @@ from leadgen_core.errors import BudgetExhausted, VendorError
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
 from leadgen_core.leads.rationale_batch import RationaleBatcher
+from leadgen_core.openai_limiter import OpenAILimiter
 from leadgen_core.ratelimit import SharedRateLimiter
 from leadgen_core.scoring import (
     BucketThresholds,
@@ -164,6 +165,10 @@ def openai_writer(settings: Settings) -> OpenAIExtractor | None:
     )
 
 
+async def _unpaced() -> None:
+    return None
+
+
 def estimate_tokens(system: str, user: str) -> int:
     """An upper bound of the call's tokens: a token is never shorter than one UTF-8 byte."""
     return len(system.encode()) + len(user.encode()) + MESSAGE_OVERHEAD_TOKENS + RATIONALE_MAX_TOKENS
@@ -277,11 +282,16 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
                                 rate_per_s=rate.per_s)  # fmt: skip
     owned = openai_writer(s) if writer is None and pending else None
     secrets = (s.openai_api_key.get_secret_value(),) if s.openai_api_key else ()
+    pace = limiter.acquire
+    if owned is not None and s.openai_api_key is not None:
+        # the extraction stage's RPM/TPM buckets (same key, same model): they pace every request
+        owned.limiter = OpenAILimiter.for_tier(ctx.global_conn, api_key=s.openai_api_key.get_secret_value(),
+                                               model=s.openai_model, tier=s.openai_tier, rpm=s.openai_rpm,
+                                               tpm=s.openai_tpm)  # fmt: skip
+        pace = _unpaced
     text_writer = writer or owned
     batcher = (
-        RationaleBatcher(
-            text_writer, pace=limiter.acquire, max_tokens_per_lead=RATIONALE_MAX_TOKENS, size=RATIONALE_BATCH
-        )  # fmt: skip
+        RationaleBatcher(text_writer, pace=pace, max_tokens_per_lead=RATIONALE_MAX_TOKENS, size=RATIONALE_BATCH)
         if text_writer is not None
         else None
     )

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
 from leadgen_core.sandbox.openai_quota import ModelQuota
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
-from leadgen_core.vendors.openai_tiers import DEFAULT_TIER, MODEL_MAX_OUTPUT_TOKENS, tier_limits
+from leadgen_core.vendors.openai_tiers import DEFAULT_TIER, MODEL_MAX_OUTPUT_TOKENS, TierLimits, tier_limits
 
 MAX_DEPTH = 12
 MAX_LIST = 10
@@ -156,11 +156,13 @@ class OpenAISim(SimServer):
         port: int = 0,
         profile: SandboxProfile = DEMO,
         tier: int | None = None,
+        limits: TierLimits | None = None,
     ) -> None:
         super().__init__(faults=faults, port=port, profile=profile)
         self.api_key = api_key
         self.tier = tier if tier is not None else _tier_from_env()
-        self.quota = ModelQuota(tier_limits(self.tier), scale=profile.time_scale)
+        # LIMITS replaces the tier's documented numbers (tests that need a limit reached in seconds)
+        self.quota = ModelQuota(limits or tier_limits(self.tier), scale=profile.time_scale)
         self.rate_limited = 0  # 429s answered for the tier's limits (realistic profile)
         self.route("POST", "/v1/chat/completions", self._complete)
 

@@ -1,0 +1,121 @@
+"""OpenAI's requests- and tokens-per-minute limits, shared by every process that uses one key.
+
+OpenAI limits each key's organisation per model on requests a minute **and** tokens a minute,
+and counts a request's tokens as its prompt plus its `max_completion_tokens` (rate limits guide;
+`vendors.openai_tiers`). A request limiter alone lets a night of 10,000-token extractions run
+into 429s on a tier-1 key long before its 500 RPM. So every call:
+
+1. reserves one request and its token estimate (prompt upper bound + `max_completion_tokens`)
+   in two `SharedTokenBucket`s in Postgres, waiting its turn when the minute is spent;
+2. settles the token reservation with what OpenAI counted (`usage.prompt_tokens` + the
+   completion limit), giving back the estimate's slack;
+3. believes the x-ratelimit-remaining-* headers (another client of the same key may have spent
+   what our buckets think is free), and on a 429 keeps the bucket shut until the named reset.
+
+Buckets are per key (a hash of it, never the key) and model, so a tenant's own key gets its own
+limits and tenants on the platform's key share one. Extraction and rationales share them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import psycopg
+
+from leadgen_core.ratelimit import SharedTokenBucket
+from leadgen_core.vendors.openai_tiers import parse_duration, tier_limits, try_again_seconds
+
+BUCKET_PREFIX = "openai:"
+MIN_BLOCK_S = 0.05
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one call booked in the tokens bucket."""
+
+    tokens: int
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    try:
+        return int(float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAILimiter:
+    """RPM and TPM buckets of one key and model; see the module docstring."""
+
+    def __init__(
+        self,
+        conn: Callable[[], AbstractContextManager[psycopg.Connection]],
+        *,
+        api_key: str,
+        model: str,
+        rpm: float,
+        tpm: float,
+    ) -> None:
+        key_id = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+        base = f"{BUCKET_PREFIX}{key_id}:{model}"
+        self.rpm, self.tpm = rpm, tpm
+        self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm)
+        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm)
+
+    @classmethod
+    def for_tier(
+        cls,
+        conn: Callable[[], AbstractContextManager[psycopg.Connection]],
+        *,
+        api_key: str,
+        model: str,
+        tier: int,
+        rpm: float | None = None,
+        tpm: float | None = None,
+    ) -> OpenAILimiter:
+        """The documented limits of TIER, unless RPM or TPM are set explicitly."""
+        limits = tier_limits(tier)
+        return cls(conn, api_key=api_key, model=model, rpm=rpm or limits.rpm, tpm=tpm or limits.tpm)
+
+    async def reserve(self, tokens: int) -> Reservation:
+        """One request and TOKENS (capped at a minute's worth), waiting until both are free."""
+        await self.requests.take(1)
+        booked = int(min(tokens, self.tpm))
+        try:
+            await self.tokens.take(booked)
+        except BaseException:
+            await self.requests.adjust(1)
+            raise
+        return Reservation(tokens=booked)
+
+    async def settle(self, reservation: Reservation, *, counted: int) -> None:
+        """OpenAI counted COUNTED tokens for the call: give back (or take) the difference."""
+        if counted != reservation.tokens:
+            await self.tokens.adjust(reservation.tokens - counted)
+
+    async def release(self, reservation: Reservation) -> None:
+        """The call was refused before it counted (a 429): return what it booked."""
+        await self.requests.adjust(1)
+        await self.tokens.adjust(reservation.tokens)
+
+    async def observe(self, headers: Mapping[str, str]) -> None:
+        """Never believe more is left than the x-ratelimit-remaining-* headers say."""
+        tokens = _header_int(headers, "x-ratelimit-remaining-tokens")
+        requests = _header_int(headers, "x-ratelimit-remaining-requests")
+        if tokens is not None:
+            await self.tokens.cap(tokens)
+        if requests is not None:
+            await self.requests.cap(requests)
+
+    async def refused(self, *, kind: str | None, message: str | None, headers: Mapping[str, str]) -> float:
+        """A 429: keep the bucket it names shut until its reset; the seconds it was shut for."""
+        bucket = self.requests if kind == "requests" else self.tokens
+        header = "x-ratelimit-reset-requests" if kind == "requests" else "x-ratelimit-reset-tokens"
+        named = try_again_seconds(message)
+        wait = named if named is not None else parse_duration(headers.get(header))
+        wait = max(MIN_BLOCK_S, wait if wait is not None else 1.0)
+        await bucket.block(wait)
+        return wait

@@ -1,0 +1,137 @@
+"""The token-aware OpenAI limiter: shared token buckets in Postgres, and the extractor using them.
+
+Real: Postgres (the app role, the `rate_limit_token_buckets` table of migration 020), separate OS
+processes for the cross-process test, the OpenAI simulator on loopback under the `realistic`
+profile, called through the official SDK. Simulated: OpenAI itself, with small explicit limits
+(`OpenAISim(limits=...)`) so a minute's allowance is spent in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import openai
+import psycopg
+import pytest
+
+from leadgen_core.db.pool import Database
+from leadgen_core.openai_limiter import OpenAILimiter
+from leadgen_core.ratelimit import SharedTokenBucket
+from leadgen_core.sandbox.openai_sim import OpenAISim
+from leadgen_core.sandbox.profile import SandboxProfile
+from leadgen_core.vendors.openai_extract import OpenAIExtractor
+from leadgen_core.vendors.openai_tiers import TierLimits
+
+KEY = "sandbox-openai-key"
+REALISTIC = SandboxProfile.parse("realistic")
+Conn = Callable[[], AbstractContextManager[psycopg.Connection]]
+
+
+def conn_of(db: Database) -> Conn:
+    return lambda: db.global_transaction()
+
+
+def test_bookings_wait_for_the_refill_and_settlement_gives_back_the_slack(app_db: Database) -> None:
+    bucket = SharedTokenBucket(conn_of(app_db), bucket="t:settle", per_minute=600)  # 10 a second
+    assert bucket.book(600) == 0.0  # a full minute's allowance is there at once
+    assert bucket.book(100) == pytest.approx(10.0, abs=0.2)  # then it waits for the refill
+    asyncio.run(bucket.adjust(700))  # both calls were counted at nothing: give it all back
+    assert bucket.book(300) == 0.0
+
+
+def test_the_vendors_word_and_a_refusal_lower_the_bucket(app_db: Database) -> None:
+    bucket = SharedTokenBucket(conn_of(app_db), bucket="t:cap", per_minute=600)
+    asyncio.run(bucket.cap(0))  # the vendor says nothing remains, whatever we booked
+    assert bucket.book(50) == pytest.approx(5.0, abs=0.2)
+    other = SharedTokenBucket(conn_of(app_db), bucket="t:block", per_minute=600)
+    other.book(0)
+    asyncio.run(other.block(3.0))
+    assert other.book(10) == pytest.approx(4.0, abs=0.2)
+
+
+def test_a_booking_too_far_away_is_given_back(app_db: Database) -> None:
+    bucket = SharedTokenBucket(conn_of(app_db), bucket="t:far", per_minute=60)
+    bucket.book(60)
+    with pytest.raises(TimeoutError, match="away"):
+        asyncio.run(bucket.take(30, max_wait_s=5))
+    assert bucket.book(10) == pytest.approx(10.0, abs=0.3)  # the refused 30 were not kept
+
+
+def _spend(app_dsn: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    db = Database(app_dsn, min_size=1, max_size=2, name="tokens").open()
+    bucket = SharedTokenBucket(lambda: db.global_transaction(), bucket="t:procs", per_minute=120_000, capacity=2_000)
+
+    async def main() -> list[float]:
+        stamps = []
+        for _ in range(n):
+            await bucket.take(500)
+            stamps.append(time.time())
+        return stamps
+
+    queue.put(asyncio.run(main()))
+    db.close()
+
+
+def test_token_limit_holds_across_processes(clean_db) -> None:  # type: ignore[no-untyped-def]
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_spend, args=(clean_db.app_dsn, 8, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    stamps = sorted(queue.get(timeout=60) + queue.get(timeout=60))
+    for p in procs:
+        p.join(30)
+    # 8,000 tokens at 2,000/s with 2,000 in the bucket: at least ~3 s, whatever the processes do
+    assert stamps[-1] - stamps[0] >= 2.7
+    assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 4 + 4 + 1
+
+
+SMALL = TierLimits(rpm=600, tpm=60_000)  # 1,000 tokens a second
+
+
+async def _burst(sim: OpenAISim, limiter: OpenAILimiter | None, n: int) -> list[object]:
+    extractor = OpenAIExtractor(base_url=f"{sim.base_url}/v1", api_key=KEY, max_retries=0, timeout_s=30)
+    extractor.limiter = limiter
+    async with extractor:
+        calls = [extractor.complete_text(system="Be brief.", user=f"Lead {i}.", max_tokens=2_000) for i in range(n)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+
+def test_without_the_limiter_a_burst_meets_429s() -> None:
+    with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
+        results = asyncio.run(_burst(sim, None, 34))
+    assert any(isinstance(r, Exception) for r in results)
+    assert sim.rate_limited > 0
+
+
+def test_the_limiter_paces_a_burst_under_the_tokens_per_minute(app_db: Database) -> None:
+    with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
+        limiter = OpenAILimiter(conn_of(app_db), api_key=KEY, model="gpt-4o-mini", rpm=600, tpm=60_000)
+        started = time.monotonic()
+        results = asyncio.run(_burst(sim, limiter, 34))
+        took = time.monotonic() - started
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert sim.rate_limited == 0
+    assert took >= 2.0  # ~34 × 2,030 tokens against 60,000 a minute: the overflow waited for the refill
+
+
+def test_a_key_spent_elsewhere_is_honoured_through_the_429_reset(app_db: Database) -> None:
+    with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
+        other = openai.OpenAI(base_url=f"{sim.base_url}/v1", api_key=KEY, max_retries=0)
+        other.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], max_completion_tokens=59_000
+        )
+        limiter = OpenAILimiter(conn_of(app_db), api_key=KEY, model="gpt-4o-mini", rpm=600, tpm=60_000)
+        started = time.monotonic()
+        results = asyncio.run(_burst(sim, limiter, 1))
+        took = time.monotonic() - started
+        assert not isinstance(results[0], Exception)
+        assert sim.rate_limited == 1  # refused once, then waited for the named reset
+        assert took >= 1.0
+        # the answer's x-ratelimit-remaining-tokens now bounds the bucket: a booking of a minute's
+        # worth waits for the refill, which it would not if the bucket still thought itself full
+        assert limiter.tokens.book(59_000) > 50
