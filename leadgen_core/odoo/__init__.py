@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from leadgen_core.odoo.client import OdooClient, OdooServerError, OdooWriteUncertain, RetryPolicy
+from leadgen_core.odoo.client import (
+    OdooClient,
+    OdooResponseTooLarge,
+    OdooServerError,
+    OdooWriteUncertain,
+    RetryPolicy,
+)
 from leadgen_core.odoo.factory import PROTOCOLS, OdooProtocol, make_client
 from leadgen_core.odoo.json2 import Json2Client
 from leadgen_core.odoo.jsonrpc import JsonRpcClient
@@ -22,6 +28,7 @@ __all__ = [
     "JsonRpcClient",
     "OdooClient",
     "OdooProtocol",
+    "OdooResponseTooLarge",
     "OdooServerError",
     "OdooWriteUncertain",
     "RetryPolicy",

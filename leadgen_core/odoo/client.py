@@ -7,6 +7,12 @@ it (connection refused, 429, 503); when the request may have been applied (read 
 502, 504, a torn body) the transport raises `OdooWriteUncertain` instead, and the sync layer
 looks the record up by its key before creating again. Every message goes through `redact`, so a
 password or API key echoed by a server never reaches an exception or a log line.
+
+An answer is read as a stream with two bounds besides httpx's per-read timeout: at most
+`max_response_bytes` (decoded, so a compressed bomb stops too; a larger Content-Length is refused
+before reading) and a total `deadline_s` per attempt, so a server that drips bytes just under the
+read timeout cannot hold a worker. Over the cap is final (`OdooResponseTooLarge`, not retried: the
+same request would get the same answer); a missed deadline is a timeout like any other.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ import httpx
 
 from leadgen_core.errors import OdooError
 
-DEFAULT_TIMEOUT_S = 20.0
+DEFAULT_TIMEOUT_S = 20.0  # per connect / read / write, as httpx applies it
+# The largest answer the sync expects is a lookup of a chunk of companies: ~100 rows of a few
+# hundred bytes. 8 MiB leaves wide headroom, and parsing it stays far below a worker's memory.
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+DEFAULT_DEADLINE_S = 60.0  # a whole attempt: connect, send, and read the complete answer
 REDACTED = "***"
 USER_AGENT = "leadgen-odoo/1.0"
 UNPROCESSED_STATUSES = frozenset({429, 503})  # refused before the call ran: safe to resend anything
@@ -66,6 +76,13 @@ class OdooServerError(OdooError):
         self.http_status = http_status
 
 
+class OdooResponseTooLarge(OdooError):
+    """Odoo's answer was larger than the byte cap; reading stopped there."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class OdooWriteUncertain(OdooError):
     """A write left but its answer was lost: it may or may not have been applied."""
 
@@ -104,6 +121,12 @@ class _Failure:
     retry_after: float | None = None
 
 
+class _TooLarge(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def redact(text: str, secrets: Sequence[str]) -> str:
     """TEXT with every occurrence of each secret replaced by ***."""
     for secret in secrets:
@@ -139,10 +162,16 @@ class Transport:
         timeout_s: float,
         retry: RetryPolicy | None,
         secrets: Sequence[str],
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        deadline_s: float = DEFAULT_DEADLINE_S,
     ) -> None:
+        if max_response_bytes < 1 or deadline_s <= 0:
+            raise ValueError("the response cap and the deadline must be positive")
         self._http = http or httpx.AsyncClient()
         self._owns_http = http is None
         self._timeout_s = timeout_s
+        self.max_response_bytes = max_response_bytes
+        self.deadline_s = deadline_s
         self.retry = retry or RetryPolicy()
         self._secrets = tuple(s for s in secrets if s)
 
@@ -159,7 +188,10 @@ class Transport:
         """The first final answer (2xx, 4xx, Odoo application 5xx); raises OdooError when retries run out."""
         attempts = max(1, self.retry.attempts)
         for attempt in range(1, attempts + 1):
-            outcome = await self._attempt(url, payload, headers)
+            try:
+                outcome = await self._attempt(url, payload, headers)
+            except _TooLarge as exc:
+                raise OdooResponseTooLarge(self.redact(f"odoo {what}: {exc.reason}")) from None
             if isinstance(outcome, HttpResult):
                 return outcome
             if outcome.maybe_applied and not idempotent:
@@ -172,29 +204,47 @@ class Transport:
         raise AssertionError("unreachable")  # the loop always returns or raises
 
     async def _attempt(self, url: str, payload: Any, headers: Mapping[str, str] | None) -> HttpResult | _Failure:
+        sent = {"User-Agent": USER_AGENT, **(headers or {})}
         try:
-            sent = {"User-Agent": USER_AGENT, **(headers or {})}
-            resp = await self._http.post(url, json=payload, headers=sent, timeout=self._timeout_s)
+            async with asyncio.timeout(self.deadline_s):
+                status, resp_headers, raw = await self._exchange(url, payload, sent)
+        except TimeoutError:
+            return _Failure(f"no complete answer within the {self.deadline_s:g} s deadline", maybe_applied=True)
         except httpx.UnsupportedProtocol as exc:
             raise OdooError(f"odoo: unsupported URL scheme ({type(exc).__name__})") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return _Failure(f"connection failed ({type(exc).__name__})", maybe_applied=False)
         except httpx.TransportError as exc:
             return _Failure(f"transport error ({type(exc).__name__})", maybe_applied=True)
-        status = resp.status_code
         try:
-            body: Any = resp.json()
+            body: Any = json.loads(raw)
             parsed = True
         except (json.JSONDecodeError, UnicodeDecodeError):
             body, parsed = None, False
         if status in UNPROCESSED_STATUSES:
-            wait = retry_after_seconds(resp.headers.get("retry-after"))
+            wait = retry_after_seconds(resp_headers.get("retry-after"))
             return _Failure(f"HTTP {status}", maybe_applied=False, retry_after=wait)
         if status >= 500 and not _is_final_odoo_error(body):
             return _Failure(f"HTTP {status}", maybe_applied=True)
         if 200 <= status < 300 and not parsed:
             return _Failure("malformed JSON body", maybe_applied=True)
         return HttpResult(status, body)
+
+    async def _exchange(self, url: str, payload: Any, headers: Mapping[str, str]) -> tuple[int, httpx.Headers, bytes]:
+        """The status, headers and body of one POST, read up to the byte cap."""
+        cap = self.max_response_bytes
+        async with self._http.stream("POST", url, json=payload, headers=headers, timeout=self._timeout_s) as resp:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise _TooLarge(f"the answer declares {int(declared):,} bytes, over the {cap:,}-byte cap; not read")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise _TooLarge(f"the answer exceeded the {cap:,}-byte cap; reading stopped")
+                chunks.append(chunk)
+            return resp.status_code, resp.headers, b"".join(chunks)
 
 
 def created_ids(model: str, result: Any, expected: int) -> list[int]:

@@ -15,7 +15,9 @@ import httpx
 
 from leadgen_core.errors import OdooError
 from leadgen_core.odoo.client import (
+    DEFAULT_DEADLINE_S,
     DEFAULT_TIMEOUT_S,
+    MAX_RESPONSE_BYTES,
     Domain,
     HttpResult,
     OdooServerError,
@@ -41,11 +43,20 @@ class Json2Client:
         http: httpx.AsyncClient | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        deadline_s: float = DEFAULT_DEADLINE_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.db = db
         self._api_key = api_key
-        self._transport = Transport(http=http, timeout_s=timeout_s, retry=retry, secrets=(api_key,))
+        self._transport = Transport(
+            http=http,
+            timeout_s=timeout_s,
+            retry=retry,
+            secrets=(api_key,),
+            max_response_bytes=max_response_bytes,
+            deadline_s=deadline_s,
+        )
 
     def __repr__(self) -> str:
         return f"Json2Client(base_url={self.base_url!r}, db={self.db!r}, api_key='***')"

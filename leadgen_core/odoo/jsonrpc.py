@@ -16,7 +16,16 @@ from typing import Any
 import httpx
 
 from leadgen_core.errors import OdooError
-from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, Domain, OdooServerError, RetryPolicy, Transport, created_ids
+from leadgen_core.odoo.client import (
+    DEFAULT_DEADLINE_S,
+    DEFAULT_TIMEOUT_S,
+    MAX_RESPONSE_BYTES,
+    Domain,
+    OdooServerError,
+    RetryPolicy,
+    Transport,
+    created_ids,
+)
 
 JSONRPC_PATH = "/jsonrpc"
 HTTP_OK = 200
@@ -37,12 +46,21 @@ class JsonRpcClient:
         http: httpx.AsyncClient | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        deadline_s: float = DEFAULT_DEADLINE_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.db = db
         self.login = login
         self._password = password
-        self._transport = Transport(http=http, timeout_s=timeout_s, retry=retry, secrets=(password,))
+        self._transport = Transport(
+            http=http,
+            timeout_s=timeout_s,
+            retry=retry,
+            secrets=(password,),
+            max_response_bytes=max_response_bytes,
+            deadline_s=deadline_s,
+        )
         self._uid: int | None = None
         self._auth_lock = asyncio.Lock()
         self._ids = itertools.count(1)

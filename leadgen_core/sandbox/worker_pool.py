@@ -34,12 +34,14 @@ class WorkerPool:
         self._lanes: dict[str, _Lane] = {}
         self._tickets = itertools.count()
         self.peak_busy = 0  # the most slots of one key ever held at once (tests assert on it)
+        self.arrivals = 0  # requests that have asked for a slot
 
     @contextmanager
     def slot(self, key: str) -> Iterator[None]:
         with self._cond:
             lane = self._lanes.setdefault(key, _Lane())
             ticket = next(self._tickets)
+            self.arrivals += 1
             lane.waiting.append(ticket)
             while lane.waiting[0] != ticket or lane.busy >= self.size:
                 self._cond.wait()
@@ -57,3 +59,4 @@ class WorkerPool:
     def reset(self) -> None:
         with self._cond:
             self.peak_busy = 0
+            self.arrivals = 0
