@@ -20,6 +20,7 @@ from leadgen_core.db.dsn import redact as dsn_redact
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import ConfigError
 from leadgen_core.leads.sync_stage import run_sync_stage
+from leadgen_core.odoo.client import redact as odoo_redact
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.secrets import check_secret_env, check_secret_ref, resolve_secret_ref
 from leadgen_core.settings import Settings
@@ -168,7 +169,8 @@ def test_redaction_removes_the_whole_userinfo() -> None:
     shown = redact_url(text)
     assert "hunter2-pw" not in shown and "admin" not in shown and "pw9" not in shown and "bob" not in shown
     assert "https://***@acme.odoo.com/json" in shown
-    assert "hunter2-pw" not in dsn_redact(text)  # the DSN redaction delegates to the same rule
+    assert "hunter2-pw" not in dsn_redact(text)  # the DSN and Odoo redactions delegate to the same rule
+    assert "hunter2-pw" not in odoo_redact(text, ()) and "hunter2-pw" not in odoo_redact(text, ("pw9",))
 
 
 @pytest.mark.parametrize("url", USERINFO_URLS)

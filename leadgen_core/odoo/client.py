@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from leadgen_core.errors import OdooError
+from leadgen_core.urls import redact_url
 
 DEFAULT_TIMEOUT_S = 20.0  # per connect / read / write, as httpx applies it
 # The largest answer the sync expects is a lookup of a chunk of companies: ~100 rows of a few
@@ -128,11 +129,11 @@ class _TooLarge(Exception):
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
-    """TEXT with every occurrence of each secret replaced by ***."""
+    """TEXT with every occurrence of each secret, and any URL's userinfo, replaced by ***."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return text
+    return redact_url(text)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
