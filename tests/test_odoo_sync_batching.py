@@ -8,18 +8,21 @@ went back to one call per item, or filled every Odoo worker, fails here.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from leadgen_core.db.pool import Database
-from leadgen_core.leads.sync_stage import STAGE, run_sync_stage
+from leadgen_core.errors import ConfigError, OdooError
+from leadgen_core.leads.sync_stage import STAGE, UNREACHABLE_LIMIT, run_sync_stage
 from leadgen_core.odoo import PROTOCOLS
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.sandbox.profile import SandboxProfile
-from tests.test_odoo_sync import SECRET, assert_no_duplicates, model_counts, scored_night, sync_ctx
-from tests.test_scoring_stage import settings
+from tests.test_odoo_sync import SECRET, assert_no_duplicates, connect, model_counts, scored_night, sync_ctx
+from tests.test_scoring_stage import rows, settings
 
 COMPANIES = 60  # 20 of each level: 20 leads, 40 contacts (20 CEOs, 20 managers), 20 mailboxes
 CHUNK = 25  # three chunks: two full, one not
@@ -104,3 +107,52 @@ def test_requests_in_flight_stay_within_the_limit(app_db: Database, owner_conn) 
         report = run_sync_stage(sync_ctx(app_db, settings(odoo_sync_chunk_size=4, odoo_max_in_flight=2)))
         assert report.errors == 0 and report.counts().done == 30
         assert slow.workers.peak_busy == 2  # concurrent, and never more than two at once
+
+
+def test_odoo_dying_mid_night_stops_the_stage_and_a_rerun_completes(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    # slow enough (5-15 ms a call) that the night is far from done when Odoo dies after the first chunk
+    sim = OdooSim(db="sandbox", users={"admin": SECRET}, profile=SandboxProfile.parse("realistic", 20.0)).start()
+    try:
+        dying_night(app_db, owner_conn, sim)
+    finally:
+        sim.stop()
+
+
+def dying_night(app_db: Database, owner_conn: Any, sim: OdooSim) -> None:
+    seeded = scored_night(app_db, owner_conn, sim, "json2", n=COMPANIES)
+
+    def kill_after_first_chunk() -> None:
+        deadline = time.monotonic() + 30
+        while sim.counts()["res.partner"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        sim.stop()  # Odoo goes away mid-night: every later request is refused at connect
+
+    killer = threading.Thread(target=kill_after_first_chunk)
+    killer.start()
+    with pytest.raises(OdooError, match="unreachable"):
+        run_sync_stage(sync_ctx(app_db, settings(odoo_sync_chunk_size=3, odoo_max_in_flight=1)))
+    killer.join()
+    statuses = dict(rows(owner_conn, "SELECT status, count(*) FROM company_stage_status WHERE stage = %s "
+                                     "GROUP BY status", STAGE))  # fmt: skip
+    assert statuses.get("failed", 0) >= UNREACHABLE_LIMIT
+    assert sum(statuses.values()) < len(seeded)  # it stopped: the rest were never tried
+    sim.start()  # Odoo is back (on a new port, same database)
+    connect(owner_conn, sim, "json2")
+    report = run_sync_stage(sync_ctx(app_db))
+    assert report.errors == 0
+    assert model_counts(sim) == {"res.partner": COMPANIES + 40, "crm.lead": 20, "crm.tag": 1}
+    assert_no_duplicates(sim)
+    assert rows(owner_conn, "SELECT count(*) FROM company_stage_status WHERE stage = %s AND status = 'done'",
+                STAGE) == [(len(seeded),)]  # fmt: skip
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_credentials_refused_mid_night_stop_the_stage_as_one_config_error(
+    app_db: Database, owner_conn, sim, protocol
+) -> None:  # type: ignore[no-untyped-def]
+    scored_night(app_db, owner_conn, sim, protocol, n=12)
+    sim.fail_next(1, status=401, method="search_read", model="res.partner")  # a chunk's lookup is refused
+    with pytest.raises(ConfigError, match="rejected the credentials") as info:
+        run_sync_stage(sync_ctx(app_db, settings(odoo_sync_chunk_size=4)))
+    assert SECRET not in str(info.value)
+    assert rows(owner_conn, "SELECT count(*) FROM odoo_sync_log WHERE status = 'error'") == [(0,)]

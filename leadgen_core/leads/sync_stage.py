@@ -283,10 +283,14 @@ async def _sync_plans(ctx: SyncContext, odoo: OdooConnection, plans: list[Compan
             if _cannot_connect(str(exc)):
                 raise _unreachable_error(ctx, odoo, "it could not be reached") from None
             raise
-        async with asyncio.TaskGroup() as group:
-            for chunk in chunks:
-                group.create_task(run(chunk, key_field, tags))
-    except* AuthRejected:
+        tasks = [asyncio.create_task(run(chunk, key_field, tags)) for chunk in chunks]
+        try:
+            await asyncio.gather(*tasks)  # the first error stops the night, as itself (not in a group)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    except AuthRejected:
         raise ConfigError(
             f"Odoo at {odoo.base_url} rejected the credentials of tenant {ctx.tenant_id} "
             f"(login {odoo.login!r}, secret from {odoo.secret_env})"

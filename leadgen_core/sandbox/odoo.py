@@ -132,6 +132,7 @@ class OdooSim(SimServer):
     ) -> None:
         super().__init__(faults=faults, port=port, profile=profile)
         self.workers = WorkerPool(workers)
+        self._down = False
         self.db = db
         self._users = dict(DEFAULT_USERS if users is None else users)
         self._uids = {login: FIRST_UID + i for i, login in enumerate(self._users)}
@@ -141,6 +142,7 @@ class OdooSim(SimServer):
         self.route("POST", JSON2_PREFIX, self._json2, prefix=True)
 
     def start(self) -> OdooSim:
+        self._down = False
         super().start()
         assert self._server is not None
         # the base handler writes headers and body separately; without TCP_NODELAY (inherited by
@@ -150,6 +152,11 @@ class OdooSim(SimServer):
 
     def __enter__(self) -> OdooSim:
         return self.start()
+
+    def stop(self) -> None:
+        """Go down as a dead server does: refuse new connections and drop the kept-alive ones too."""
+        self._down = True
+        super().stop()
 
     # --- inspection for tests and the demo ------------------------------------------------
     def records(self, model: str) -> list[dict[str, Any]]:
@@ -193,6 +200,8 @@ class OdooSim(SimServer):
             self._forced.extend(_ForcedFailure(status, retry_after, after_apply, method, model) for _ in range(count))
 
     def _answer(self, req: SimRequest) -> SimResponse:
+        if self._down:  # a request on a connection kept alive from before stop(): hang up, answer nothing
+            raise ConnectionAbortedError("the simulated Odoo is down")
         if not self.profile.realistic:
             return self._serve(req)
         with self.workers.slot(self._database_of(req)):
