@@ -8,9 +8,10 @@ went back to one call per item, or filled every Odoo worker, fails here.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ import pytest
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import ConfigError, OdooError
 from leadgen_core.leads.sync_stage import STAGE, UNREACHABLE_LIMIT, run_sync_stage
-from leadgen_core.odoo import PROTOCOLS
+from leadgen_core.odoo import PROTOCOLS, SyncOutcome
+from leadgen_core.odoo.batch import Wanted, contact_key, contact_key_of, contacts_domain, upsert_batch
+from leadgen_core.odoo.json2 import Json2Client
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.sandbox.profile import SandboxProfile
 from tests.test_odoo_sync import SECRET, assert_no_duplicates, connect, model_counts, scored_night, sync_ctx
@@ -156,3 +159,32 @@ def test_credentials_refused_mid_night_stop_the_stage_as_one_config_error(
         run_sync_stage(sync_ctx(app_db, settings(odoo_sync_chunk_size=4)))
     assert SECRET not in str(info.value)
     assert rows(owner_conn, "SELECT count(*) FROM odoo_sync_log WHERE status = 'error'") == [(0,)]
+
+
+def _const(vals: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
+    return lambda _found: vals
+
+
+async def _no_fallback() -> SyncOutcome:
+    raise AssertionError("the batch needed no item-by-item fallback")
+
+
+def test_a_key_twice_in_one_batch_makes_one_record(sim: OdooSim) -> None:
+    async def upsert_twice() -> list[Any]:
+        client = Json2Client(base_url=sim.base_url, db="sandbox", api_key=SECRET)
+        try:
+            (parent,) = await client.create_many("res.partner", [{"name": "Acme", "is_company": True}])
+            wanted = []
+            for email in ("ann@acme.example", "ANN@acme.example"):  # one address, spelled twice
+                vals = {"name": "Ann", "email": email.lower(), "parent_id": parent}
+                wanted.append(Wanted(match=contact_key(parent, email), build=_const(vals), single=_no_fallback))
+            return await upsert_batch(client, model="res.partner", wanted=wanted,
+                                      domain=contacts_domain([(parent, "ann@acme.example")]),
+                                      key_of=contact_key_of, fields=["name", "email", "parent_id"])  # fmt: skip
+        finally:
+            await client.close()
+
+    first, repeat = asyncio.run(upsert_twice())
+    assert isinstance(first, SyncOutcome) and first.action == "created"
+    assert repeat == SyncOutcome("unchanged", "res.partner", first.odoo_id)
+    assert len([p for p in sim.records("res.partner") if p["email"]]) == 1

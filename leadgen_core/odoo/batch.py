@@ -92,7 +92,13 @@ async def upsert_batch(
     results: list[ItemResult | None] = [None] * len(wanted)
     to_create: list[int] = []
     to_write: dict[str, tuple[dict[str, Any], list[tuple[int, int]]]] = {}
+    first_of: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []  # an item whose key an earlier item of the batch already has
     for i, item in enumerate(wanted):
+        if item.match in first_of:
+            repeats.append((i, first_of[item.match]))
+            continue
+        first_of[item.match] = i
         row = found.get(item.match)
         if row is None:
             if truncated:
@@ -110,6 +116,9 @@ async def upsert_batch(
     await _create_missing(client, model=model, wanted=wanted, indexes=to_create, results=results)
     for changes, targets in to_write.values():
         await _write_group(client, model=model, wanted=wanted, changes=changes, targets=targets, results=results)
+    for i, first in repeats:  # one record per key: the repeat finds what the first made
+        done = results[first]
+        results[i] = SyncOutcome("unchanged", model, done.odoo_id) if isinstance(done, SyncOutcome) else done
     return [r if r is not None else RuntimeError("item not processed") for r in results]
 
 
