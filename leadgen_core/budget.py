@@ -3,7 +3,10 @@
 `reserve` is one conditional upsert: it adds the units only if the day's total stays within the
 cap, so concurrent workers in concurrent runs (separate processes) can never overspend. A
 reservation that the vendor did not charge (a ZeroBounce `unknown`, a Lusha miss, a failed call)
-is given back with `release`. Caps come from `tenant_budgets`, defaulting to the environment's.
+is given back with `release`. A reservation whose call timed out, so that the vendor may or may
+not have charged it, is moved to `uncertain_units` with `mark_uncertain`: shown apart by
+`leadgen budget show`, and still counted against the cap. Caps come from `tenant_budgets`,
+defaulting to the environment's.
 """
 
 from __future__ import annotations
@@ -25,8 +28,15 @@ SELECT %(tenant)s, %(day)s, %(vendor)s, %(units)s, 1
 WHERE %(units)s <= %(cap)s
 ON CONFLICT (tenant_id, usage_date, vendor) DO UPDATE
     SET units = u.units + EXCLUDED.units, calls = u.calls + 1, updated_at = now()
-    WHERE u.units + EXCLUDED.units <= %(cap)s
+    WHERE u.units + u.uncertain_units + EXCLUDED.units <= %(cap)s
 RETURNING u.units
+"""
+
+# Moves reserved units to the uncertain column (the row exists: it holds the reservation).
+UNCERTAIN_SQL = """
+UPDATE vendor_usage SET units = greatest(units - %(units)s, 0), uncertain_units = uncertain_units + %(units)s,
+    updated_at = now()
+WHERE tenant_id = %(tenant)s AND usage_date = %(day)s AND vendor = %(vendor)s
 """
 
 RELEASE_SQL = """
@@ -39,7 +49,9 @@ SET_CAP_SQL = """
 INSERT INTO tenant_budgets (tenant_id, vendor, daily_cap) VALUES (%s, %s, %s)
 ON CONFLICT (tenant_id, vendor) DO UPDATE SET daily_cap = EXCLUDED.daily_cap
 """
-USAGE_SQL = "SELECT vendor, units, calls FROM vendor_usage WHERE tenant_id = %s AND usage_date = %s"
+USAGE_SQL = """
+SELECT vendor, units, calls, uncertain_units FROM vendor_usage WHERE tenant_id = %s AND usage_date = %s
+"""
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class VendorSpend:
     units: int
     calls: int
     cap: int
+    uncertain: int = 0  # units of timed-out requests the vendor may or may not have charged
 
     @property
     def within_cap(self) -> bool:
@@ -87,11 +100,18 @@ def release(conn: psycopg.Connection, *, tenant_id: str, day: date, vendor: str,
         conn.execute(RELEASE_SQL, {"tenant": tenant_id, "day": day, "vendor": vendor, "units": units})
 
 
+def mark_uncertain(conn: psycopg.Connection, *, tenant_id: str, day: date, vendor: str, units: int) -> None:
+    """Move UNITS of a reservation to `uncertain_units`: the call timed out after it was sent."""
+    if units > 0:
+        conn.execute(UNCERTAIN_SQL, {"tenant": tenant_id, "day": day, "vendor": vendor, "units": units})
+
+
 def spend(conn: psycopg.Connection, *, tenant_id: str, day: date, caps: dict[str, int]) -> list[VendorSpend]:
-    used = {str(v): (int(u), int(c)) for v, u, c in conn.execute(USAGE_SQL, (tenant_id, day)).fetchall()}
+    rows = conn.execute(USAGE_SQL, (tenant_id, day)).fetchall()
+    used = {str(v): (int(u), int(c), int(x)) for v, u, c, x in rows}
     vendors = sorted(set(caps) | set(used))
     return [
-        VendorSpend(v, used.get(v, (0, 0))[0], used.get(v, (0, 0))[1], caps.get(v, 0))
+        VendorSpend(v, *used.get(v, (0, 0, 0))[:2], cap=caps.get(v, 0), uncertain=used.get(v, (0, 0, 0))[2])
         for v in vendors
         if v != "targets"
     ]

@@ -14,6 +14,7 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     │   ├── RateLimited             429 after bounded retries; carries retry_after
     │   ├── BudgetExhausted         the tenant's daily cap would be crossed
     │   ├── VendorUnavailable       5xx, timeouts, connection errors after bounded retries
+    │   ├── ChargeUncertain         a billable request timed out after sending; not re-sent
     │   ├── VendorAuthError         401/403: key missing or rejected (never retried)
     │   └── VendorResponseError     a malformed or schema-violating response
     ├── FetchError                  a website fetch was refused or failed
@@ -73,6 +74,10 @@ class RateLimited(VendorError):
 
 class BudgetExhausted(VendorError):
     """The tenant's daily cap for this vendor would be crossed by the call."""
+
+
+class ChargeUncertain(VendorError):
+    """A billable request was sent and timed out: the vendor may have charged it. It was not re-sent."""
 
 
 class VendorUnavailable(VendorError):

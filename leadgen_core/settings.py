@@ -140,6 +140,24 @@ class Settings(BaseSettings):
     )
     zerobounce_base_url: str | None = Field(default=None, validation_alias="ZEROBOUNCE_BASE_URL")
     zerobounce_api_key: SecretStr | None = Field(default=None, validation_alias="ZEROBOUNCE_API_KEY")
+    # validatebatch is served by the bulk host (default https://bulkapi.zerobounce.net)
+    zerobounce_bulk_base_url: str | None = Field(default=None, validation_alias="ZEROBOUNCE_BULK_BASE_URL")
+    zerobounce_mode: Literal["single", "batch"] = Field(
+        default="single",
+        validation_alias="ZEROBOUNCE_MODE",
+        description="single: concurrent /v2/validate calls (no shared 5/min bucket); batch: validatebatch.",
+    )
+    zerobounce_in_flight: int = Field(
+        default=8, validation_alias="ZEROBOUNCE_IN_FLIGHT", ge=1, le=200,
+        description="Single validations in flight per stage run (ZEROBOUNCE_MODE=single).",
+    )  # fmt: skip
+    # Which documented limits apply: Lusha's plan (hourly/daily quotas), Tavily's key kind (RPM).
+    lusha_plan: Literal["free", "starter", "pro", "premium", "scale"] = Field(
+        default="premium", validation_alias="LUSHA_PLAN"
+    )
+    tavily_key_kind: Literal["development", "production"] = Field(
+        default="production", validation_alias="TAVILY_KEY_KIND"
+    )
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_model: str = Field(default="gpt-4o-mini", validation_alias=AliasChoices("OPENAI_MODEL", "LANGCHAIN_MODEL"))

@@ -10,7 +10,10 @@ Every billable call in the product goes through `Spender.call`:
 3. The call runs. Afterwards the reservation is settled to the units the vendor actually charged:
    the difference is released (a ZeroBounce `unknown`, a Lusha miss) or, if the vendor charged
    more than estimated, the extra is reserved (and may itself be refused next time).
-4. A failed call releases its whole reservation.
+4. A failed call releases its whole reservation, except one that raised `ChargeUncertain` (a
+   billable request that timed out after it was sent): its reservation moves to the ledger's
+   uncertain units, since the vendor may have charged it, and the caller retries its items
+   another way (never the same request blindly).
 
 The ledger day is the Singapore calendar day on which the money is spent (`clock()`, by default
 `clock.today_sg`), never the partition's date: catch-up nights, backfills and re-runs of old
@@ -37,7 +40,7 @@ from psycopg.types.json import Jsonb
 
 from leadgen_core import budget
 from leadgen_core.clock import today_sg
-from leadgen_core.errors import BudgetExhausted
+from leadgen_core.errors import BudgetExhausted, ChargeUncertain
 
 T = TypeVar("T")
 
@@ -100,6 +103,7 @@ class Spender:
     forecast: Forecast = field(default_factory=Forecast)
     spent: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
+    uncertain: dict[str, int] = field(default_factory=dict)
 
     async def call(
         self,
@@ -123,6 +127,9 @@ class Spender:
         day = await asyncio.to_thread(self._reserve, vendor, estimate)
         try:
             value, charged = await run()
+        except ChargeUncertain:
+            await asyncio.to_thread(self._mark_uncertain, vendor, estimate, day)
+            raise
         except BaseException:
             await asyncio.to_thread(self._release, vendor, estimate, day)
             raise
@@ -156,6 +163,11 @@ class Spender:
     def _release(self, vendor: str, units: int, day: date) -> None:
         with self.tenant_conn() as conn:
             budget.release(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units)
+
+    def _mark_uncertain(self, vendor: str, units: int, day: date) -> None:
+        with self.tenant_conn() as conn:
+            budget.mark_uncertain(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units)
+        self.uncertain[vendor] = self.uncertain.get(vendor, 0) + units
 
     def _settle(self, vendor: str, reserved: int, charged: int, day: date) -> None:
         if charged < reserved:

@@ -22,6 +22,7 @@ import pytest
 
 from leadgen_core.errors import (
     BudgetExhausted,
+    ChargeUncertain,
     RateLimited,
     VendorAuthError,
     VendorError,
@@ -268,15 +269,29 @@ def test_malformed_body_is_a_response_error_and_not_retried() -> None:
 
 def test_timeouts_become_vendor_unavailable_after_bounded_attempts() -> None:
     faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=0.6)
+    for sim in faulty_tavily(faults):
+        started = time.monotonic()
+        with pytest.raises(VendorUnavailable) as caught:
+            run(tavily_search(sim, timeout_s=0.1))
+        elapsed = time.monotonic() - started
+    assert "timed out" in str(caught.value) and "3 attempts" in str(caught.value)
+    assert elapsed < 0.6  # three 0.1 s timeouts plus tiny backoffs, never the server's 0.6 s
+    assert_secret_free(caught.value, TAVILY_KEY)
+
+
+def test_a_billable_zerobounce_request_that_timed_out_is_never_resent() -> None:
+    faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=0.6)
     for sim in running(ZeroBounceSim(api_key=ZB_KEY, faults=faults)):
         client = ZeroBounceClient(base_url=sim.base_url, api_key=ZB_KEY, timeout_s=0.1, retry=FAST)
         started = time.monotonic()
-        with pytest.raises(VendorUnavailable) as caught:
+        with pytest.raises(ChargeUncertain) as caught:
             call(client, lambda c: c.validate("jane@acme.sandbox.test"))
         elapsed = time.monotonic() - started
-    assert "timed out" in str(caught.value)
-    assert elapsed < 0.6  # three 0.1 s timeouts plus tiny backoffs, never the server's 0.6 s
-    assert_secret_free(caught.value, ZB_KEY)  # the key was in the URL of every attempt
+        time.sleep(0.7)  # the simulator finishes (and logs) the abandoned request
+        sent = sim.requests_to("/v2/validate")
+    assert isinstance(caught.value, VendorError) and "not re-sent" in str(caught.value)
+    assert len(sent) == 1 and elapsed < 0.5  # one attempt, no retry
+    assert_secret_free(caught.value, ZB_KEY)  # the key was in the URL
 
 
 def test_connection_refused_becomes_vendor_unavailable() -> None:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import httpx
 
 from leadgen_core.errors import RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
+from leadgen_core.retry_after import retry_after_seconds
 
 VENDOR: Final = "acra"
 DEFAULT_TIMEOUT_S: Final = 30.0
@@ -36,24 +35,6 @@ MAX_BACKOFF_S: Final = 30.0
 MAX_RETRY_AFTER_S: Final = 60.0
 
 ProgressCallback = Callable[[int, int], None]
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), None if absent/unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def backoff_delay(attempt: int, base_s: float) -> float:

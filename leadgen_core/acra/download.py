@@ -29,8 +29,9 @@ from typing import Any, Final
 
 import httpx
 
-from leadgen_core.acra.api import MAX_RETRY_AFTER_S, VENDOR, backoff_delay, retry_after_seconds
+from leadgen_core.acra.api import MAX_RETRY_AFTER_S, VENDOR, backoff_delay
 from leadgen_core.errors import RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
+from leadgen_core.retry_after import retry_after_seconds
 
 DATASETS_PATH: Final = "/v1/public/api/datasets"
 SUCCESS: Final = "DOWNLOAD_SUCCESS"

@@ -21,6 +21,8 @@ from leadgen_core.errors import ConfigError
 from leadgen_core.sandbox import cluster
 from leadgen_core.settings import Settings
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, RetryPolicy, TavilyClient, ZeroBounceClient
+from leadgen_core.vendors.limits import RETRY_AFTER_MAX_S, TAVILY_RPM, ZEROBOUNCE_BULK_BASE_URL
+from leadgen_core.vendors.zerobounce import BATCH_TIMEOUT_S
 
 VENDORS = ("tavily", "lusha", "zerobounce", "openai")
 REAL_BASE_URLS = {
@@ -64,7 +66,11 @@ def vendor_rate(vendor: str, settings: Settings | None, *, override: float | Non
     if override:
         return RateSpec(per_s=float(override), burst=spec.burst)
     rpm = settings.vendor_rpm(vendor) if settings is not None else None
-    return RateSpec(per_s=rpm / 60.0, burst=spec.burst) if rpm else spec
+    if rpm:
+        return RateSpec(per_s=rpm / 60.0, burst=spec.burst)
+    if vendor == "tavily" and settings is not None:  # TAVILY_KEY_KIND: development 100/min, production 1,000
+        return RateSpec(per_s=TAVILY_RPM[settings.tavily_key_kind] / 60.0, burst=spec.burst)
+    return spec
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ class VendorConfig:
     lusha_api_key: str | None = field(default=None, repr=False)
     zerobounce_base_url: str | None = None
     zerobounce_api_key: str | None = field(default=None, repr=False)
+    zerobounce_bulk_base_url: str | None = None
+    zerobounce_batch_timeout_s: float = BATCH_TIMEOUT_S  # fits the documented 70 s (tests shorten it)
     openai_base_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
     openai_model: str | None = None
@@ -116,28 +124,40 @@ class VendorConfig:
         """The resource's override, else the settings' `<VENDOR>_RPM`, else the default."""
         return vendor_rate(vendor, settings, override=self.rates.get(vendor))
 
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.max_attempts)
+    def retry(self, vendor: str | None = None) -> RetryPolicy:
+        """The retry policy; VENDOR's Retry-After is honoured up to its documented block."""
+        if vendor is None:
+            return RetryPolicy(max_attempts=self.max_attempts)
+        return RetryPolicy(max_attempts=self.max_attempts, max_retry_after_s=RETRY_AFTER_MAX_S[vendor])
 
 
 def tavily_client(config: VendorConfig, settings: Settings, *, http: httpx.AsyncClient) -> TavilyClient:
     ep = config.endpoint("tavily", settings)
     return TavilyClient(
-        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry()
+        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry("tavily")
     )
 
 
 def lusha_client(config: VendorConfig, settings: Settings, *, http: httpx.AsyncClient) -> LushaClient:
     ep = config.endpoint("lusha", settings)
     return LushaClient(
-        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry()
+        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry("lusha")
     )
 
 
 def zerobounce_client(config: VendorConfig, settings: Settings, *, http: httpx.AsyncClient) -> ZeroBounceClient:
     ep = config.endpoint("zerobounce", settings)
+    bulk = config.zerobounce_bulk_base_url or settings.zerobounce_bulk_base_url
+    if bulk is None and not ep.sandbox:
+        bulk = ZEROBOUNCE_BULK_BASE_URL  # validatebatch is served by the bulk host, not api.zerobounce.net
+    # the client's own timeouts fit the documented 30 s (validate) and 70 s (batch) answers
     return ZeroBounceClient(
-        base_url=ep.base_url, api_key=ep.api_key, http=http, timeout_s=config.timeout_s, retry=config.retry()
+        base_url=ep.base_url,
+        api_key=ep.api_key,
+        bulk_base_url=bulk,
+        http=http,
+        batch_timeout_s=config.zerobounce_batch_timeout_s,
+        retry=config.retry("zerobounce"),
     )
 
 

@@ -5,11 +5,18 @@ free-mail address under FREEMAIL_POLICY=exclude, and not verified recently: with
 EMAIL_VERIFY_TTL_DAYS, or within UNKNOWN_RECHECK_HOURS for an `unknown` (ZeroBounce does not
 charge an unknown, so asking again on a later night is free unless it has become definite).
 
-Batches of up to ZEROBOUNCE_BATCH_SIZE (200) go through the Spender, reserving one unit per
-address and settling to what ZeroBounce charged (unknowns are not charged). When the cap refuses
-a batch, it is halved until the remaining budget fits; once a single address is refused the cap
-is spent and the rest of the night's addresses are degraded `budget:zerobounce` without asking
-again. Results, including catch-all and unknown as their own tiers, are stored in
+ZEROBOUNCE_MODE picks how addresses are sent. `single` (the default) validates each address with
+`/v2/validate`, ZEROBOUNCE_IN_FLIGHT at a time: the same price per address, no shared 5-a-minute
+bucket, so it scales with the number in flight. `batch` sends `validatebatch` requests of up to
+ZEROBOUNCE_BATCH_SIZE (200) to the bulk host, paced by the shared 5-a-minute bucket.
+
+Every request goes through the Spender, reserving one unit per address and settling to what
+ZeroBounce charged (unknowns are not charged). When the cap refuses a batch, it is halved until
+the remaining budget fits; once a single address is refused the cap is spent and the rest of the
+night's addresses are degraded `budget:zerobounce` without asking again. A request that timed
+out after it was sent (`ChargeUncertain`) is never re-sent: the Spender records its reservation
+as uncertain, and a batch's addresses are then validated one by one (a single that times out is
+degraded). Results, including catch-all and unknown as their own tiers, are stored in
 `email_verification_cache`.
 """
 
@@ -24,7 +31,7 @@ from leadgen_core.enrich import contacts_store
 from leadgen_core.enrich.contacts_store import EmailState
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
-from leadgen_core.errors import BudgetExhausted, VendorError
+from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
 from leadgen_core.scoring.freemail import is_freemail
 from leadgen_core.spend import DryRunSkipped
 from leadgen_core.stage_status import Outcome
@@ -44,7 +51,9 @@ class _Batches:
         self.status: dict[str, str] = {}
         self.problem: dict[str, Outcome] = {}
         self.cap_spent = False
+        self.retry_singly: list[str] = []  # addresses of batches whose charge is uncertain
         self._semaphore = asyncio.Semaphore(min(kit.ctx.workers, PARALLEL_BATCHES))
+        self._singles = asyncio.Semaphore(kit.ctx.settings.zerobounce_in_flight)
 
     async def _send(self, emails: list[str]) -> None:
         zerobounce = self.kit.zerobounce
@@ -67,6 +76,43 @@ class _Batches:
         for email in emails:
             if email not in self.status:  # ZeroBounce left it out of the answer
                 self.problem[email] = Outcome(0, "degraded", "vendor_response:zerobounce", error="no result returned")
+
+    async def _send_one(self, email: str) -> None:
+        zerobounce = self.kit.zerobounce
+        if zerobounce is None:
+            raise RuntimeError("the stage did not ask for the ZeroBounce client")
+
+        async def run() -> tuple[Any, int]:
+            v = await zerobounce.validate(email)
+            return [v.email, v.status, v.sub_status, v.free_email, v.did_you_mean], int(v.charged)
+
+        # requests=0: /v2/validate is not behind the batch endpoint's 5-a-minute bucket
+        paid = await self.kit.paid(
+            vendor="zerobounce", request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,
+            cacheable=False,
+        )  # fmt: skip
+        r = paid.value
+        row = (str(r[0]).lower(), str(r[1]), str(r[2]), bool(r[3]), r[4])
+        await self.kit.ctx.in_global(lambda c: contacts_store.save_verifications(c, [row]))
+        self.status[row[0]] = row[1]
+        self.kit.count("verified_now")
+
+    async def verify_one(self, email: str) -> None:
+        if self.cap_spent and not self.kit.ctx.dry_run:
+            self._fail([email], BudgetExhausted("zerobounce", "daily cap reached"))
+            return
+        try:
+            async with self._singles:
+                await self._send_one(email)
+        except DryRunSkipped as exc:
+            self._fail([email], exc)
+        except BudgetExhausted as exc:
+            self.cap_spent = True
+            self._fail([email], exc)
+        except (VendorError, TimeoutError) as exc:  # ChargeUncertain included: never re-sent
+            if isinstance(exc, ChargeUncertain):
+                self.kit.count("uncertain_requests")
+            self._fail([email], exc)
 
     def _fail(self, emails: list[str], exc: BaseException) -> None:
         outcome = error_outcome(0, exc, secrets=self.kit.secrets)
@@ -91,6 +137,10 @@ class _Batches:
                 else:
                     half = len(chunk) // 2
                     pending[:0] = [chunk[:half], chunk[half:]]
+            except ChargeUncertain:
+                # paid or not, the batch is not sent again: its addresses go one by one later
+                self.kit.count("uncertain_requests")
+                self.retry_singly.extend(chunk)
             except (VendorError, TimeoutError) as exc:
                 self._fail(chunk, exc)
 
@@ -150,9 +200,14 @@ async def verify_stage(ctx: EnrichContext) -> StageReport:
         kit.count("cached_fresh", sum(1 for s in states if s.fresh))
         kit.count("suppressed_not_sent", sum(1 for s in states if s.suppressed))
         batches = _Batches(kit)
-        size = ctx.settings.zerobounce_batch_size
-        chunks = [to_send[i : i + size] for i in range(0, len(to_send), size)]
-        await asyncio.gather(*(batches.verify(chunk) for chunk in chunks))
+        if ctx.settings.zerobounce_mode == "batch":
+            size = ctx.settings.zerobounce_batch_size
+            chunks = [to_send[i : i + size] for i in range(0, len(to_send), size)]
+            await asyncio.gather(*(batches.verify(chunk) for chunk in chunks))
+            singles = batches.retry_singly
+        else:
+            singles = to_send
+        await asyncio.gather(*(batches.verify_one(email) for email in singles))
         sendable = set(to_send)
 
         async def work(company_id: int) -> Outcome:

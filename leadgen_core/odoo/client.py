@@ -18,18 +18,17 @@ same request would get the same answer); a missed deadline is a timeout like any
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
 from leadgen_core.errors import OdooError
+from leadgen_core.retry_after import retry_after_seconds
 from leadgen_core.urls import redact_url
 
 DEFAULT_TIMEOUT_S = 20.0  # per connect / read / write, as httpx applies it
@@ -134,23 +133,6 @@ def redact(text: str, secrets: Sequence[str]) -> str:
         if secret:
             text = text.replace(secret, REDACTED)
     return redact_url(text)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header (delta-seconds or HTTP date) in seconds, or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class Transport:

@@ -219,6 +219,8 @@ class ZeroBounceSim(SimServer):
         self._latency_rng = random.Random(self.faults.seed)
         self._rule_lock = threading.Lock()
         self._unknown_heavy: deque[float] = deque()
+        self.in_flight = 0  # single validations being answered now, and the most at once
+        self.peak_in_flight = 0
         per_10s = int(profile.rate(ZEROBOUNCE_VALIDATE_PER_10S))
         per_minute = max(1, int(profile.rate(ZEROBOUNCE_BATCH_PER_MINUTE)))
         self.validate_quota = Quota([Window("validate", per_10s, 10.0, profile.period(ZEROBOUNCE_VALIDATE_BLOCK_S))])
@@ -314,7 +316,14 @@ class ZeroBounceSim(SimServer):
             refused = self.validate_quota.take()
             if refused is not None:
                 return _blocked(refused, self.rate_limit_body())
-            self._sleep(self._validate_seconds())
+            with self._lock:
+                self.in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                self._sleep(self._validate_seconds())
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
         result = result_for(email)
         return SimResponse(200, result, billable_units=self._bill([result]))
 

@@ -52,7 +52,10 @@ class VendorClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, *, base_url: str | None = None, timeout_s: float | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One call to PATH on the client's host (or BASE_URL: a vendor's second host)."""
         if self.pace is not None:
             await self.pace()
         headers = {**self._auth_headers(), **kwargs.pop("headers", {})}
@@ -60,8 +63,8 @@ class VendorClient:
             self._http,
             vendor=self.VENDOR,
             method=method,
-            url=f"{self._base}{path}",
-            timeout_s=self._timeout_s,
+            url=f"{base_url or self._base}{path}",
+            timeout_s=timeout_s or self._timeout_s,
             retry=self._retry,
             secrets=(self._key,),
             headers=headers,

@@ -2,7 +2,10 @@
 
 `request_json` is what the Tavily, Lusha and ZeroBounce clients send through. Every call has a
 timeout; 429, 5xx, timeouts and connection errors are retried a bounded number of times with
-exponential backoff and jitter (a vendor's `Retry-After` wins, capped); the final failure becomes
+exponential backoff and jitter. A vendor's `Retry-After` wins and is honoured as sent, up to the
+policy's `max_retry_after_s` (set per vendor at least to its documented block, see
+`leadgen_core.vendors.limits.RETRY_AFTER_MAX_S`); a longer one is not slept through: the call
+gives up at once with `RateLimited(retry_after=...)` so the caller can reschedule. The final failure becomes
 one branch of the `VendorError` tree. Exception messages name the vendor, the method and the
 path only: never the query string (ZeroBounce puts its key there) and never a configured secret.
 """
@@ -10,10 +13,8 @@ path only: never the query string (ZeroBounce puts its key there) and never a co
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,15 @@ import httpx
 
 from leadgen_core.errors import (
     BudgetExhausted,
+    ChargeUncertain,
     RateLimited,
     VendorAuthError,
     VendorResponseError,
     VendorUnavailable,
 )
+from leadgen_core.retry_after import parse_retry_after, retry_after_seconds
+
+__all__ = ["RetryPolicy", "expect_dict", "expect_list", "parse_retry_after", "redact", "request_json", "safe_url"]
 
 DEFAULT_TIMEOUT_S = 20.0
 MAX_RETRY_AFTER_S = 30.0
@@ -89,22 +94,6 @@ def _install_httpx_log_redaction() -> None:
 _install_httpx_log_redaction()
 
 
-def parse_retry_after(value: str | None, *, cap: float) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or HTTP-date), clamped to [0, cap]."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, min(cap, seconds))
-
-
 def _snippet(response: httpx.Response, secrets: Iterable[str]) -> str:
     text = " ".join(response.text[:ERROR_SNIPPET_CHARS].split())
     return redact(text, secrets)
@@ -119,12 +108,17 @@ async def request_json(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retry: RetryPolicy | None = None,
     secrets: Iterable[str] = (),
+    billable: bool = False,
     **kwargs: Any,
 ) -> tuple[int, Any]:
     """Send one logical request (with bounded retries) and return (status, decoded JSON body).
 
     Raises RateLimited, VendorUnavailable, VendorAuthError (401/403), BudgetExhausted (402) or
-    VendorResponseError (other 4xx, or a 2xx body that is not JSON).
+    VendorResponseError (other 4xx, or a 2xx body that is not JSON). A BILLABLE request is never
+    re-sent once it may have reached the vendor unanswered (a read timeout, a dropped connection):
+    that raises ChargeUncertain at once, since a blind re-send can pay twice. Requests that never
+    left (connect and pool timeouts, refused connections) and answered failures (429, 5xx) are
+    retried as usual.
     """
     policy = retry or RetryPolicy()
     attempts = max(1, min(policy.max_attempts, MAX_ATTEMPTS_CAP))
@@ -136,8 +130,14 @@ async def request_json(
         retry_after = None
         try:
             response = await client.request(method, url, timeout=httpx.Timeout(timeout_s), **kwargs)
-        except httpx.TimeoutException:
-            last_problem = f"timed out after {timeout_s:g}s"
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            last_problem = f"could not connect within {timeout_s:g}s"
+        except (httpx.TimeoutException, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            last_problem = f"timed out after {timeout_s:g}s" if isinstance(exc, httpx.TimeoutException) else (
+                f"connection error ({type(exc).__name__})"
+            )  # fmt: skip
+            if billable:
+                raise ChargeUncertain(vendor, f"{target}: {last_problem} after sending; not re-sent") from None
         except httpx.TransportError as exc:
             # the exception text can carry the full URL, so only its class name is kept
             last_problem = f"connection error ({type(exc).__name__})"
@@ -153,8 +153,12 @@ async def request_json(
             if status == 402:
                 raise BudgetExhausted(vendor, f"{target}: HTTP 402, vendor account is out of credits")
             if status == 429:
-                retry_after = parse_retry_after(response.headers.get("retry-after"), cap=policy.max_retry_after_s)
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 last_problem = "HTTP 429 rate limited"
+                if retry_after is not None and retry_after > policy.max_retry_after_s:
+                    # waiting less than asked only earns another 429 (or a longer block): give up now
+                    message = f"{target}: HTTP 429, vendor asks to wait {retry_after:.0f}s"
+                    raise RateLimited(vendor, message, retry_after=retry_after)
             elif status >= 500:
                 last_problem = f"HTTP {status}"
             else:

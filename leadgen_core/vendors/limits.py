@@ -95,3 +95,17 @@ def tavily_key_kind(name: str | None) -> str:
     if kind not in TAVILY_RPM:
         raise ValueError(f"unknown Tavily key kind {name!r}; expected development or production")
     return kind
+
+
+# --- Retry-After ------------------------------------------------------------------------------
+# The longest Retry-After each client sleeps through before retrying: at least the vendor's
+# documented block, so a retry does not land inside it (a longer one gives up at once with
+# RateLimited and the caller reschedules). Tavily and OpenAI limit per minute; Lusha's hourly
+# quota resets within the hour; ZeroBounce blocks validatebatch for 10 minutes (its hour-long
+# unknown-rule block is longer than a night can wait, so it gives up instead).
+RETRY_AFTER_MAX_S: dict[str, float] = {
+    "tavily": 60.0,
+    "lusha": 3_600.0,
+    "zerobounce": ZEROBOUNCE_BATCH_BLOCK_S,
+    "openai": 60.0,
+}

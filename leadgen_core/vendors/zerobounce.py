@@ -5,6 +5,11 @@ as documented; the shared HTTP helper keeps it out of exception messages and htt
 key is reported by ZeroBounce as a 200 with an `error` field (or `Credits: "-1"`), which this
 client turns into VendorAuthError. `unknown` results are not charged by ZeroBounce, so
 `Verification.charged` is False for them.
+
+`validatebatch` goes to the bulk host (bulkapi.zerobounce.net, `bulk_base_url`), with a timeout
+that fits its documented 70 s; `validate` waits for its documented 30 s. Both are billable, so
+neither is ever re-sent after it may have reached ZeroBounce unanswered: a timeout raises
+`ChargeUncertain` (see `request_json`) and the caller records it and decides what to retry.
 """
 
 from __future__ import annotations
@@ -13,12 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from leadgen_core.errors import VendorAuthError, VendorResponseError
 from leadgen_core.vendors.base import VendorClient
-from leadgen_core.vendors.http import expect_list
+from leadgen_core.vendors.http import RetryPolicy, expect_list
+from leadgen_core.vendors.limits import ZEROBOUNCE_BATCH_MAX, ZEROBOUNCE_BATCH_MAX_S, ZEROBOUNCE_VALIDATE_TAIL_S
 
 VENDOR = "zerobounce"
-BATCH_MAX = 200  # the documented limit of one validatebatch request (older pages said 100)
+BATCH_MAX = ZEROBOUNCE_BATCH_MAX  # the documented limit of one validatebatch request (older pages said 100)
+# The documented longest answers plus a margin for the network: a shorter timeout would give up
+# on (and, if re-sent, pay twice for) a request ZeroBounce is still working on.
+VALIDATE_TIMEOUT_S = ZEROBOUNCE_VALIDATE_TAIL_S + 10.0
+BATCH_TIMEOUT_S = ZEROBOUNCE_BATCH_MAX_S + 15.0
 MAX_EMAILS_PER_CALL = 2_000
 MAX_EMAIL_CHARS = 254
 STATUSES = frozenset({"valid", "invalid", "catch-all", "unknown", "spamtrap", "abuse", "do_not_mail"})
@@ -62,11 +74,27 @@ class ZeroBounceClient(VendorClient):
 
     VENDOR = VENDOR
 
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        bulk_base_url: str | None = None,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = VALIDATE_TIMEOUT_S,
+        batch_timeout_s: float = BATCH_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(base_url=base_url, api_key=api_key, http=http, timeout_s=timeout_s, retry=retry)
+        # the bulk host serves validatebatch; without one (an old sandbox) the main host is asked
+        self._bulk = (bulk_base_url or base_url).rstrip("/")
+        self._batch_timeout_s = batch_timeout_s
+
     async def validate(self, email: str) -> Verification:
         """Validate one address (`ip_address` is sent blank: the parameter is required, the value not)."""
         email = email.strip()[:MAX_EMAIL_CHARS]
         body = await self._request(
-            "GET", "/v2/validate", params={"api_key": self._key, "email": email, "ip_address": ""}
+            "GET", "/v2/validate", params={"api_key": self._key, "email": email, "ip_address": ""}, billable=True
         )
         _raise_key_error(body.get("error"))
         return _verification(email, body)
@@ -85,6 +113,9 @@ class ZeroBounceClient(VendorClient):
                 "POST",
                 "/v2/validatebatch",
                 json={"api_key": self._key, "email_batch": [{"email_address": e, "ip_address": None} for e in chunk]},
+                base_url=self._bulk,
+                timeout_s=self._batch_timeout_s,
+                billable=True,
             )
             for error in expect_list(VENDOR, body.get("errors"), what="validatebatch errors")[: len(chunk) + 1]:
                 if isinstance(error, dict) and error.get("email_address") == "all":

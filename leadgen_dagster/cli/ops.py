@@ -152,6 +152,8 @@ def budget_show(tenant: str, day_opt: datetime | None) -> None:
     """Units spent and calls made per vendor on a Singapore day (default today), against the caps.
 
     The ledger counts the day the money was spent, whichever night's partition spent it.
+    `uncertain` counts units of billable requests that timed out after being sent: the vendor may
+    or may not have charged them (they were not re-sent; their items were retried singly).
     """
     from leadgen_core.budget import caps_for, spend
 
@@ -160,8 +162,8 @@ def budget_show(tenant: str, day_opt: datetime | None) -> None:
         caps = caps_for(conn, tenant_id=tid, defaults=settings().vendor_caps())
         rows = spend(conn, tenant_id=tid, day=day, caps=caps)
     click.echo(f"budget of {tid} on {day}")
-    click.echo(f"{'vendor':<12} {'used':>10} {'cap':>10} {'calls':>7} {'used%':>7}")
+    click.echo(f"{'vendor':<12} {'used':>10} {'cap':>10} {'calls':>7} {'used%':>7} {'uncertain':>10}")
     for r in rows:
         pct = f"{100 * r.units / r.cap:.1f}" if r.cap else "-"
         flag = "" if r.within_cap else "  OVER CAP"
-        click.echo(f"{r.vendor:<12} {r.units:>10} {r.cap:>10} {r.calls:>7} {pct:>7}{flag}")
+        click.echo(f"{r.vendor:<12} {r.units:>10} {r.cap:>10} {r.calls:>7} {pct:>7} {r.uncertain:>10}{flag}")

@@ -1,0 +1,103 @@
+"""Retry-After: one parser for every client, honoured as sent up to each vendor's maximum.
+
+Real: a loopback Tavily simulator answering 429 with `Retry-After` over real sockets, and the
+product's HTTP helper. Pure: the parser, the per-vendor maxima and the Tavily key kind's rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from leadgen_core import retry_after
+from leadgen_core.acra import api as acra_api
+from leadgen_core.acra import download as acra_download
+from leadgen_core.enrich.clients import VendorConfig, vendor_rate
+from leadgen_core.errors import RateLimited
+from leadgen_core.odoo import client as odoo_client
+from leadgen_core.sandbox.base import FaultConfig
+from leadgen_core.sandbox.tavily import TavilySim
+from leadgen_core.settings import Settings
+from leadgen_core.vendors import TavilyClient
+from leadgen_core.vendors import http as vendor_http
+from leadgen_core.vendors.http import RetryPolicy
+from leadgen_core.vendors.limits import ZEROBOUNCE_BATCH_BLOCK_S
+
+TAVILY_KEY = "sandbox-tavily-key"
+NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),  # honoured as sent: no 30 s cap in the parser
+        (" 2.5 ", 2.5),
+        ("-3", 0.0),
+        ("Mon, 02 Mar 2026 12:10:00 GMT", 600.0),
+        ("Mon, 02 Mar 2026 11:59:00 GMT", 0.0),
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_one_parser_reads_seconds_and_dates(header: str | None, seconds: float | None) -> None:
+    assert retry_after.retry_after_seconds(header, now=NOW) == seconds
+
+
+def test_every_client_uses_the_one_parser() -> None:
+    assert acra_api.retry_after_seconds is retry_after.retry_after_seconds
+    assert acra_download.retry_after_seconds is retry_after.retry_after_seconds
+    assert odoo_client.retry_after_seconds is retry_after.retry_after_seconds
+    assert vendor_http.retry_after_seconds is retry_after.retry_after_seconds
+    assert vendor_http.parse_retry_after is retry_after.parse_retry_after
+
+
+def test_each_vendor_waits_at_least_its_documented_block() -> None:
+    config = VendorConfig()
+    assert config.retry("zerobounce").max_retry_after_s >= ZEROBOUNCE_BATCH_BLOCK_S == 600
+    assert config.retry("tavily").max_retry_after_s >= 60  # a per-minute window
+    assert config.retry("lusha").max_retry_after_s >= 3_600  # the hourly quota
+    assert config.retry().max_retry_after_s == 30.0  # no vendor named: the generic policy
+
+
+async def _search(sim: TavilySim, policy: RetryPolicy) -> object:
+    async with TavilyClient(base_url=sim.base_url, api_key=TAVILY_KEY, retry=policy) as client:
+        return await client.search("Acme Robotics Pte Ltd Singapore official website")
+
+
+def test_retry_after_within_the_maximum_is_slept_as_sent() -> None:
+    # the backoff would be 5 s: finishing after ~1.2 s proves the header's 1.2 s was used as sent
+    policy = RetryPolicy(max_attempts=3, base_backoff_s=5.0, max_backoff_s=5.0, max_retry_after_s=2.0)
+    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=1.2)) as sim:
+        asyncio.run(_search(sim, policy))
+        started = time.monotonic()
+        asyncio.run(_search(sim, policy))
+        elapsed = time.monotonic() - started
+    assert 1.15 <= elapsed < 2.5
+
+
+def test_retry_after_beyond_the_maximum_gives_up_at_once_with_the_wait() -> None:
+    policy = RetryPolicy(max_attempts=4, max_retry_after_s=2.0)
+    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=45)) as sim:
+        asyncio.run(_search(sim, policy))
+        started = time.monotonic()
+        with pytest.raises(RateLimited) as caught:
+            asyncio.run(_search(sim, policy))
+        elapsed = time.monotonic() - started
+        statuses = [r.status for r in sim.log]
+    assert caught.value.retry_after == 45.0  # as sent, not capped at 30 (the caller reschedules)
+    assert statuses == [200, 429] and elapsed < 1.0  # no retry into the block
+
+
+def test_tavily_key_kind_sets_the_default_rate() -> None:
+    dev = Settings(TAVILY_KEY_KIND="development")  # type: ignore[call-arg]
+    prod = Settings(TAVILY_KEY_KIND="production")  # type: ignore[call-arg]
+    assert vendor_rate("tavily", dev).per_s == pytest.approx(100 / 60)
+    assert vendor_rate("tavily", prod).per_s == pytest.approx(1000 / 60)
+    assert vendor_rate("tavily", Settings(TAVILY_KEY_KIND="development", TAVILY_RPM=30)).per_s == 0.5  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="TAVILY_KEY_KIND"):
+        Settings(TAVILY_KEY_KIND="staging")  # type: ignore[call-arg]
