@@ -268,14 +268,14 @@ def test_malformed_body_is_a_response_error_and_not_retried() -> None:
 
 
 def test_timeouts_become_vendor_unavailable_after_bounded_attempts() -> None:
-    faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=0.6)
+    faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=2.0)
     for sim in faulty_tavily(faults):
         started = time.monotonic()
         with pytest.raises(VendorUnavailable) as caught:
             run(tavily_search(sim, timeout_s=0.1))
         elapsed = time.monotonic() - started
     assert "timed out" in str(caught.value) and "3 attempts" in str(caught.value)
-    assert elapsed < 0.6  # three 0.1 s timeouts plus tiny backoffs, never the server's 0.6 s
+    assert elapsed < 1.5  # three 0.1 s timeouts plus tiny backoffs, never the server's 2 s
     assert_secret_free(caught.value, TAVILY_KEY)
 
 
