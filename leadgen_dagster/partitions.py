@@ -11,6 +11,7 @@ from datetime import date
 
 import dagster as dg
 
+from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import TENANT_ID_RE
 from leadgen_core.errors import PartitionKeyError
 from leadgen_core.settings import TIMEZONE
@@ -45,3 +46,12 @@ def parse_date(key: object) -> date:
 
 def tenant_date_key(tenant_id: str, day: date) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"date": day.isoformat(), "tenant": tenant_id})
+
+
+def check_night_date(day: date) -> date:
+    """DAY when the date partitions hold it (START_DATE to today in Singapore), else PartitionKeyError."""
+    if not daily_partitions.has_partition_key(day.isoformat()):
+        raise PartitionKeyError(
+            f"no night for {day}: nights run from {START_DATE} to today in Singapore ({today_sg()})"
+        )
+    return day

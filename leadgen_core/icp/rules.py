@@ -7,6 +7,7 @@ and extends it with `ssic_codes` (codes or prefixes) and score `weights`.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -108,6 +109,26 @@ class IcpRules(BaseModel):
 
     def free_terms(self) -> list[str]:
         return [t for t in self.industries if not SSIC_PREFIX_RE.match(t)]
+
+
+MAX_RULES_CHARS = 1_000_000  # a rules file is a few hundred bytes
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_document(text: str, *, what: str) -> Any:
+    """TEXT as strict JSON (no NaN/Infinity), or ConfigError naming WHAT: never a RecursionError
+    from deep nesting, nor a ValueError from a 5,000-digit number."""
+    if len(text) > MAX_RULES_CHARS:
+        raise ConfigError(f"{what} is not valid JSON: larger than {MAX_RULES_CHARS} characters")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ConfigError(f"{what} is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer past Python's digit limit
+        raise ConfigError(f"{what} is not valid JSON: {exc}") from None
 
 
 def parse_rules(payload: Any) -> IcpRules:

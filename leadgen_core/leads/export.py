@@ -14,6 +14,7 @@ import base64
 import binascii
 import csv
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -27,6 +28,14 @@ from leadgen_core.suppression import COMPANY_SUPPRESSED_SQL, address_suppressed_
 MAX_LIMIT = 10_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CURSOR_VERSION = 1
+MAX_CURSOR_CHARS = 200  # a real cursor is about 60
+MAX_BIGINT = 2**63 - 1
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a cursor value")
+
+
 CSV_FIELDS = ("run_date", "company_id", "uen", "name", "website", "score", "bucket", "email", "rationale",
               "rationale_source", "contributions")  # fmt: skip
 
@@ -97,13 +106,23 @@ class Cursor:
     def decode(cls, token: str) -> Cursor:
         """The cursor TOKEN stands for; ConfigError when it is not one of ours."""
         try:
+            if len(token) > MAX_CURSOR_CHARS:
+                raise ValueError("cursor too long")
             padded = token.strip() + "=" * (-len(token.strip()) % 4)
-            version, day, score, company = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            if version != CURSOR_VERSION or isinstance(score, bool) or isinstance(company, bool):
+            version, day, score, company = json.loads(
+                base64.urlsafe_b64decode(padded.encode()), parse_constant=_no_constant
+            )
+            if version != CURSOR_VERSION or isinstance(score, bool) or not isinstance(company, int):
                 raise ValueError("unknown cursor version")
-            return cls(date.fromisoformat(day), float(score), int(company))
-        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-            raise ConfigError(f"invalid cursor {token[:40]!r}: pass the value a previous page printed") from exc
+            # A score is in [0, 1] and a company id a positive bigint: anything else (Infinity,
+            # NaN, 1e400, 10**30) was never printed by a page and would only fail in SQL.
+            if not (isinstance(score, (int, float)) and math.isfinite(score) and 0 <= score <= 1):
+                raise ValueError("score out of range")
+            if not 0 < company <= MAX_BIGINT:
+                raise ValueError("company id out of range")
+            return cls(date.fromisoformat(day), float(score), company)
+        except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
+            raise ConfigError(f"invalid cursor {token[:40]!r}: pass the value a previous page printed") from None
 
 
 def export_scores(

@@ -123,14 +123,17 @@ def icp_set(tenant: str, path: Path) -> None:
     """Validate rules from a JSON file and store them as the tenant's default rules."""
     from leadgen_core.errors import ConfigError
     from leadgen_core.icp.candidates import save_rules
-    from leadgen_core.icp.rules import parse_rules
+    from leadgen_core.icp.rules import parse_json_document, parse_rules
 
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    payload = parse_json_document(text, what=str(path))
     rules = parse_rules(payload)
     with tenant_conn(tenant) as (conn, tid):
         save_rules(conn, tid, rules)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import psycopg
@@ -14,6 +13,7 @@ import psycopg
 from leadgen_core.db.dsn import redact
 from leadgen_core.errors import LeadgenError
 from leadgen_core.settings import Settings
+from leadgen_dagster.cli import errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,9 +25,9 @@ def settings() -> Settings:
         raise click.ClickException(f"invalid configuration: {redact(str(exc))}") from None
 
 
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+def fail(message: str) -> NoReturn:
+    """`error: MESSAGE` as one line on stderr, exit 2 (see cli/errors.py)."""
+    errors.fail(message)
 
 
 def friendly(fn: F) -> F:
@@ -43,6 +43,10 @@ def friendly(fn: F) -> F:
             # no SQLSTATE on an OperationalError: the server is down, unreachable or refused us
             unreachable = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
             fail(f"{'cannot connect to the database' if unreachable else 'database error'}: {redact(str(exc)).strip()}")
+        except OSError as exc:
+            if exc.filename is None:  # not a file the user named: the root group's net reports it
+                raise
+            fail(f"cannot use {exc.filename}: {exc.strerror or exc}")
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -7,12 +7,13 @@ import warnings
 import click
 
 from leadgen_dagster.cli import admin, demo, dev, instance, night, ops, registry, sandbox
+from leadgen_dagster.cli.errors import OneLineGroup
 
 # Dagster flags preview APIs (partitioned checks, sensor owners) at import; noise on a CLI.
 warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """leadgen: ACRA registry to qualified leads in Odoo, one tenant-night at a time."""
 

@@ -117,9 +117,10 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
     from leadgen_core.registry import refresh_finished
     from leadgen_core.runtime import app_dsn, owner_dsn
     from leadgen_dagster.definitions import defs
+    from leadgen_dagster.partitions import check_night_date
 
     s = settings()
-    day = day_opt.date() if day_opt else today_sg()
+    day = check_night_date(day_opt.date() if day_opt else today_sg())
     owner = owner_dsn(s)
     os.environ.setdefault("LEADGEN_DATABASE_URL", owner)
     os.environ.setdefault("LEADGEN_APP_DATABASE_URL", app_dsn(s, owner=owner))

@@ -9,6 +9,7 @@ import psycopg
 
 from leadgen_core.clock import today_sg
 from leadgen_dagster.cli.common import friendly, owner_conn, resolve_tenant, tenant_conn
+from leadgen_dagster.cli.params import FiniteFloatRange
 
 
 @click.group()
@@ -19,7 +20,7 @@ def acra() -> None:
 @acra.command("synth")
 @click.option("--rows", default=10_000, show_default=True, type=click.IntRange(1, 5_000_000))
 @click.option("--seed", default=7, show_default=True)
-@click.option("--malformed-rate", default=0.01, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--malformed-rate", default=0.01, show_default=True, type=FiniteFloatRange(0, 1))
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @friendly
 def acra_synth(rows: int, seed: int, malformed_rate: float, output: Path) -> None:

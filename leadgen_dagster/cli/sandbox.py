@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from leadgen_dagster.cli.common import friendly
+from leadgen_dagster.cli.params import FiniteFloatRange
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
@@ -41,7 +42,7 @@ def sandbox() -> None:
 )
 @click.option(
     "--time-scale",
-    type=click.FloatRange(min=0.001, max=1000),
+    type=FiniteFloatRange(min=0.001, max=1000),
     envvar="LEADGEN_SANDBOX_TIME_SCALE",
     default=1.0,
     show_default=True,
