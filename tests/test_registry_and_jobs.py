@@ -314,7 +314,7 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
         for stage in ("icp_candidates", "daily_targets", "crawled_sites", "web_extractions", "contacts",
                       "email_verifications", "lead_scores", "odoo_sync"):  # fmt: skip
             assert stage in out.output, (stage, out.output)
-        assert "check targets_are_sound" in out.output and "check night_within_sla" in out.output
+        assert "check targets_not_empty" in out.output and "check night_within_sla" in out.output
         assert "FAILED" not in out.output, out.output
         assert odoo.counts()["res.partner"] >= 7
     assert q(clean_db.owner_dsn, "SELECT count(*) FROM daily_targets WHERE tenant_id = 'alpha'") == [(7,)]
