@@ -27,6 +27,14 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     │   ├── TooManyRedirects        (crawler.fetch) more than CRAWLER_MAX_REDIRECTS hops
     │   └── UnsupportedContentType  (crawler.fetch) not HTML or plain text
     └── OdooError                   an Odoo call failed (JSON-RPC error object or JSON-2 4xx)
+
+Transient or final (`is_transient`): a vendor that is down (`VendorUnavailable`, which the
+clients raise for 5xx, network time-outs and connection errors after their bounded retries), a
+vendor still answering 429 (`RateLimited`), and a rate-limit queue that would wait too long
+(`TimeoutError` from the shared limiter) may well work on the next attempt. A stage records such
+an item `failed`, so a re-execution or the next night tries it again. Everything else a vendor
+says (a spent budget, a refused key, a malformed answer, no data) is final for the night:
+`degraded` with a reason.
 """
 
 from __future__ import annotations
@@ -114,3 +122,12 @@ class OdooError(LeadgenError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+# Worth another attempt: the vendor or our shared queue to it was the problem, not the item.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (VendorUnavailable, RateLimited, TimeoutError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when EXC should leave the item `failed` (retried), not `degraded` (final)."""
+    return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, BudgetExhausted)

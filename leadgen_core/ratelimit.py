@@ -4,6 +4,11 @@ Each call books the next free slot in one statement: the slot is the later of "n
 burst allowance) and the bucket's next free slot, and the bucket moves one interval on. The
 caller then sleeps until its slot. The row lock serialises bookings; `clock_timestamp()` keeps
 time on the server, so the workers' clocks do not matter.
+
+A caller that gives its slot up (the slot is more than MAX_WAIT_S away, or the caller is
+cancelled while it waits) returns it: the bucket moves one interval back. Without that, every
+refused or cancelled caller would push the queue further into the future for nothing, and a
+saturated night would refuse ever more callers the longer it ran.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ ON CONFLICT (bucket) DO UPDATE SET next_slot_at =
     greatest(b.next_slot_at, clock_timestamp() - make_interval(secs => %(burst_window)s))
     + make_interval(secs => %(interval)s)
 RETURNING extract(epoch FROM (next_slot_at - make_interval(secs => %(interval)s) - clock_timestamp()))::float8
+"""
+
+
+# Give one booked interval back, only while it is still ahead (an idle bucket is left alone).
+RETURN_SQL = """
+UPDATE rate_limit_buckets SET next_slot_at = next_slot_at - make_interval(secs => %(interval)s)
+WHERE bucket = %(bucket)s AND next_slot_at - make_interval(secs => %(interval)s) > clock_timestamp()
 """
 
 
@@ -52,12 +64,24 @@ class SharedRateLimiter:
         assert row is not None
         return max(0.0, float(row[0]))
 
+    def give_back(self) -> None:
+        """Return a booked slot the caller will not use."""
+        with self._conn() as c:
+            c.execute(RETURN_SQL, {"bucket": self.bucket, "interval": self.interval})
+
     async def acquire(self) -> None:
+        """Wait for a slot; TimeoutError (the slot returned) when it is more than MAX_WAIT_S away."""
         wait = await asyncio.to_thread(self.book)
         if wait > MAX_WAIT_S:
+            await asyncio.to_thread(self.give_back)
             raise TimeoutError(f"rate limiter {self.bucket}: next slot is {wait:.0f}s away")
         if wait > 0:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                # shielded: the cancelled caller's slot goes back even while it is being torn down
+                await asyncio.shield(asyncio.to_thread(self.give_back))
+                raise
 
 
 # The bucket's level now: what it held, plus the refill since, up to its capacity.
@@ -121,7 +145,11 @@ class SharedTokenBucket:
             await self.adjust(min(cost, self.capacity))  # give the booking back: it will not be used
             raise TimeoutError(f"rate limiter {self.bucket}: {cost:.0f} units are {wait:.0f}s away")
         if wait > 0:
-            await asyncio.sleep(wait)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:  # a cancelled caller's units go back, as a refused one's do
+                await asyncio.shield(self.adjust(min(cost, self.capacity)))
+                raise
 
     async def adjust(self, delta: float) -> None:
         """Give back DELTA units (or take more when negative), never above the capacity."""

@@ -11,7 +11,9 @@ employee estimate is filled from the facts.
 OpenAI estimates are upper bounds: prompt characters / 3, plus the completion limit, plus room
 for the JSON schema the API adds to the prompt, so a reservation always covers the real charge.
 A Tavily problem does not stop the extraction when the crawl gave text; the item is then degraded
-with the Tavily reason even though facts were stored.
+with the Tavily reason even though facts were stored (a transient one too: a retry would reuse the
+stored extraction, not ask Tavily again). With no text at all, a transient Tavily failure leaves
+the item failed, and the next materialisation tries again.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 `run_companies` gives each pending company to WORK under a semaphore of SCHED_COMPANY_CONCURRENCY
 and records one `Outcome` per company as soon as it is known, so a crash loses at most the
-companies in flight. A company never aborts the batch: the errors the product expects become a
-degraded item with a reason (`budget:<vendor>`, `dry_run`, `vendor_down:<vendor>`...), anything
-else a failed item that the next materialisation retries. In a dry run nothing is recorded, so
+companies in flight. A company never aborts the batch: the final answers the product expects
+become a degraded item with a reason (`budget:<vendor>`, `dry_run`, `vendor_auth:<vendor>`...);
+transient vendor failures (`errors.is_transient`: `vendor_down:<vendor>`, `rate_limited:<vendor>`,
+`rate_limited:queue`) and anything unexpected become a failed item, with the reason and an
+attempt count, that the next materialisation (or night) retries. In a dry run nothing is recorded, so
 the real run that follows still finds every company pending.
 """
 
@@ -28,9 +30,10 @@ from leadgen_core.errors import (
     VendorError,
     VendorResponseError,
     VendorUnavailable,
+    is_transient,
 )
 from leadgen_core.spend import DryRunSkipped
-from leadgen_core.stage_status import Outcome
+from leadgen_core.stage_status import Outcome, Status
 from leadgen_core.stagestats import StageCounts
 from leadgen_core.vendors.http import redact
 
@@ -52,12 +55,13 @@ def error_outcome(company_id: int, exc: BaseException, *, secrets: Sequence[str]
     text = redact(f"{type(exc).__name__}: {exc}", secrets)[:MAX_ERROR_CHARS]
     if isinstance(exc, DryRunSkipped):
         return Outcome(company_id, "degraded", f"dry_run:{exc.vendor}")
+    status: Status = "failed" if is_transient(exc) else "degraded"
     if isinstance(exc, VendorError):
         kind = next((k for cls, k in VENDOR_REASONS if isinstance(exc, cls)), "vendor")
-        return Outcome(company_id, "degraded", f"{kind}:{exc.vendor}", error=text)
+        return Outcome(company_id, status, f"{kind}:{exc.vendor}", error=text)
     if isinstance(exc, TimeoutError):
-        # the shared rate limiter refuses a slot too far away: the vendor is saturated tonight
-        return Outcome(company_id, "degraded", "rate_limited:queue", error=text)
+        # the shared rate limiter refused a slot too far away: the vendor is saturated for now
+        return Outcome(company_id, status, "rate_limited:queue", error=text)
     return Outcome(company_id, "failed", "error", error=text)
 
 

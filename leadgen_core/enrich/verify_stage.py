@@ -34,7 +34,7 @@ from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report
 from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
 from leadgen_core.scoring.freemail import is_freemail
 from leadgen_core.spend import DryRunSkipped
-from leadgen_core.stage_status import Outcome
+from leadgen_core.stage_status import Outcome, Status
 
 STAGE = "email_verifications"
 UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on the next one
@@ -159,8 +159,10 @@ def company_outcome(company_id: int, *, states: list[EmailState], sendable: set[
             tiers[batches.status.get(s.email) or s.status or "unverified"] += 1
     detail: dict[str, Any] = {"emails": len(states), "tiers": dict(tiers), "cached": sum(1 for s in states if s.fresh)}
     if problems:
-        first = problems[0]
-        return Outcome(company_id, "degraded", first.reason, error=first.error, detail=detail)
+        # one address left failed (a transient vendor failure) makes the company worth another try
+        first = next((p for p in problems if p.status == "failed"), problems[0])
+        status: Status = "failed" if first.status == "failed" else "degraded"
+        return Outcome(company_id, status, first.reason, error=first.error, detail=detail)
     if tiers["not_sent"] == len(states):
         return Outcome(company_id, "degraded", "no_email", detail=detail | {"all_suppressed_or_excluded": True})
     return Outcome(company_id, "done", detail=detail)

@@ -31,7 +31,7 @@ from leadgen_core import stage_status
 from leadgen_core.budget import caps_for
 from leadgen_core.enrich.clients import vendor_rate
 from leadgen_core.enrich.context import RATE_BUCKET_PREFIX
-from leadgen_core.errors import BudgetExhausted, VendorError
+from leadgen_core.errors import BudgetExhausted, VendorError, is_transient
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
 from leadgen_core.leads.rationale_batch import RationaleBatcher
@@ -50,7 +50,7 @@ from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, payload_prompt, 
 from leadgen_core.scoring.score import DEFAULT_MEDIUM_THRESHOLD
 from leadgen_core.settings import Settings
 from leadgen_core.spend import DryRunSkipped, Spender
-from leadgen_core.stage_status import Outcome
+from leadgen_core.stage_status import Outcome, Status
 from leadgen_core.stagestats import StageCounts
 from leadgen_core.vendors.http import redact
 from leadgen_core.vendors.openai_extract import OpenAIExtractor
@@ -211,7 +211,10 @@ class _Run:
             return template, "template", Outcome(0, "degraded", f"budget:{VENDOR}")
         except (VendorError, TimeoutError) as exc:  # TimeoutError: the shared rate limiter is saturated
             error = redact(f"{type(exc).__name__}: {exc}", self.secrets)[:MAX_ERROR_CHARS]
-            return template, "template", Outcome(0, "degraded", f"vendor:{VENDOR}", error=error)
+            # the template stands in tonight; a transient failure leaves the lead failed, so a
+            # re-execution asks for its rationale again (answers are cached, nothing is paid twice)
+            status: Status = "failed" if is_transient(exc) else "degraded"
+            return template, "template", Outcome(0, status, f"vendor:{VENDOR}", error=error)
         value = paid.value if isinstance(paid.value, dict) else {}
         text = clean_llm_rationale(value.get("text") if isinstance(value.get("text"), str) else None)
         if text is None:
