@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from leadgen_core.settings import get_settings
 from leadgen_dagster.assets.crm import CRM_ASSETS, odoo_sync
@@ -11,7 +10,7 @@ from leadgen_dagster.assets.enrichment import ENRICHMENT_ASSETS
 from leadgen_dagster.assets.registry import acra_staging, companies
 from leadgen_dagster.assets.targeting import daily_targets, icp_candidates
 from leadgen_dagster.checks import DATA_CHECKS, build_night_checks
-from leadgen_dagster.jobs import build_tenant_night_job, registry_refresh_job, staging_upsert_job
+from leadgen_dagster.jobs import AssetJob, build_tenant_night_job, registry_refresh_job, staging_upsert_job
 from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
 from leadgen_dagster.retention import retention_job, retention_schedule
 from leadgen_dagster.schedules import build_nightly_schedule, registry_schedule
@@ -30,7 +29,7 @@ TERMINAL_STAGE = "odoo_sync"
 ASSETS = [acra_staging, companies, *TENANT_ASSETS]
 CHECKS = [*DATA_CHECKS, *build_night_checks(TERMINAL_ASSET)]
 tenant_night_job = build_tenant_night_job(dg.AssetSelection.assets(*TENANT_ASSETS))
-JOBS: list[dg.JobDefinition | UnresolvedAssetJobDefinition] = [
+JOBS: list[dg.JobDefinition | AssetJob] = [
     registry_refresh_job,
     tenant_night_job,
     staging_upsert_job,

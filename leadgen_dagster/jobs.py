@@ -1,10 +1,15 @@
 """Jobs: the registry refresh, the tenant night, and the background upsert."""
 
+from typing import Any, TypeAlias
+
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from leadgen_core.jobs import run_staging_upsert
 from leadgen_dagster.resources import PostgresResource, SettingsResource
+
+# What dg.define_asset_job returns (UnresolvedAssetJobDefinition) is not exported by dagster, and
+# leadgen imports nothing private: these jobs only go to dg.Definitions and schedules as they are.
+AssetJob: TypeAlias = Any
 
 registry_refresh_job = dg.define_asset_job(
     name="registry_refresh_job",
@@ -14,7 +19,7 @@ registry_refresh_job = dg.define_asset_job(
 )
 
 
-def build_tenant_night_job(selection: dg.AssetSelection) -> "UnresolvedAssetJobDefinition":
+def build_tenant_night_job(selection: dg.AssetSelection) -> AssetJob:
     # In-process: the night is a chain, so process-per-step buys no parallelism and costs ~2 s a step.
     return dg.define_asset_job(
         name="tenant_night_job",

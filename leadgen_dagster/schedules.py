@@ -9,12 +9,11 @@ that is not yet refreshed. Missed ticks are caught up by the daemon (dagster.yam
 from datetime import date
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from leadgen_core.settings import TIMEZONE, Settings
 from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.assets.targeting import SCHEDULED_TAG
-from leadgen_dagster.jobs import registry_refresh_job
+from leadgen_dagster.jobs import AssetJob, registry_refresh_job
 from leadgen_dagster.partitions import TENANTS_PARTITION, tenant_date_key
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.tags import TENANT_TAG
@@ -49,7 +48,7 @@ def night_requests(
     ]
 
 
-def build_nightly_schedule(job: "UnresolvedAssetJobDefinition", cron: str) -> dg.ScheduleDefinition:
+def build_nightly_schedule(job: AssetJob, cron: str) -> dg.ScheduleDefinition:
     @dg.schedule(
         name="nightly_schedule",
         cron_schedule=cron,
