@@ -126,6 +126,8 @@ class Settings(BaseSettings):
         default_factory=lambda: [80, 443], validation_alias="CRAWLER_ALLOWED_PORTS"
     )
     extract_corpus_char_limit: int = Field(default=35_000, validation_alias="EXTRACT_CORPUS_CHAR_LIMIT", ge=100)
+    # tokens of website text one extraction sends, after boilerplate is dropped (enrich.corpus)
+    extract_token_budget: int = Field(default=1_500, validation_alias="EXTRACT_TOKEN_BUDGET", ge=200)
     persist_crawl_corpus: bool = Field(default=False, validation_alias="PERSIST_CRAWL_CORPUS")
     retention_days: int = Field(default=180, validation_alias="RETENTION_DAYS", ge=1)
 

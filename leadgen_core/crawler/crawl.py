@@ -42,7 +42,9 @@ THIN_MIN_TEXT_CHARS = 400
 MAX_EMAILS = 50
 MAX_PHONES = 20
 MAX_SOCIAL_LINKS = 20
-MAX_CORPUS_CHARS = 35_000  # the EXTRACT_CORPUS_CHAR_LIMIT default: what the extractor reads
+# every page's text (CRAWL_MAX_PAGES × parse.MAX_TEXT_CHARS): the extraction drops the repeats and
+# keeps the relevant passages (enrich.corpus), so the team page must not be cut off the end here
+MAX_CORPUS_CHARS = 130_000
 # Path/anchor words that point at pages naming the company's people and contact details.
 RELEVANCE = {
     "contact": 10,

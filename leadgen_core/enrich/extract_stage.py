@@ -3,8 +3,9 @@
 Per company: an extraction of the same company for the same day is reused for free. A thin
 crawl (missing, not ok, little text or no email) is topped up through Tavily: the company search
 (usually a cache hit from the crawl stage) and Extract on its top results; the company's own site
-is not sent to Tavily when robots.txt or the SSRF guard kept us from it. The texts are merged up
-to EXTRACT_CORPUS_CHAR_LIMIT and read by the OpenAI extractor, whose answer is validated against
+is not sent to Tavily when robots.txt or the SSRF guard kept us from it. The texts lose their
+repeated boilerplate and keep their most relevant passages up to EXTRACT_TOKEN_BUDGET tokens
+(`enrich.corpus`), and are read by the OpenAI extractor, whose answer is validated against
 the schema and the corpus (`vendors.openai_extract`) before anything is stored. The company's
 employee estimate is filled from the facts.
 
@@ -25,12 +26,13 @@ from typing import Any
 
 from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
+from leadgen_core.enrich.corpus import CRAWL_LABEL, build_corpus
 from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
 from leadgen_core.enrich.websearch import company_search, domain_of, extract_pages
 from leadgen_core.errors import VendorError
 from leadgen_core.spend import DryRunSkipped
 from leadgen_core.stage_status import Outcome
-from leadgen_core.vendors.openai_extract import EXTRACT_MAX_TOKENS, SYSTEM_PROMPT, CompanyFacts
+from leadgen_core.vendors.openai_extract import EXTRACT_MAX_TOKENS, PROMPT_VERSION, SYSTEM_PROMPT, CompanyFacts
 
 STAGE = "web_extractions"
 EXTRACT_TOP_URLS = 3
@@ -51,7 +53,8 @@ def openai_estimate(corpus_chars: int) -> int:
 
 
 def merge_corpus(parts: list[tuple[str, str]], limit: int) -> str:
-    """Labelled texts in order, cut to LIMIT characters in total."""
+    """Labelled texts in order, cut to LIMIT characters in total (the corpus before `build_corpus`;
+    kept as the baseline of the extraction-quality benchmark)."""
     blocks: list[str] = []
     used = 0
     for label, text in parts:
@@ -85,7 +88,7 @@ async def extract_facts(kit: Toolkit, company: store.Company, *, corpus: str) ->
         raise RuntimeError("the stage did not ask for the OpenAI client")
     model = kit.ctx.vendors.openai_model or kit.ctx.settings.openai_model
     request = {
-        "op": "extract", "model": model, "company": company.name,
+        "op": "extract", "model": model, "company": company.name, "prompt": PROMPT_VERSION,
         "corpus_sha256": hashlib.sha256(corpus.encode("utf-8")).hexdigest(),
     }  # fmt: skip
 
@@ -108,7 +111,7 @@ async def extract_company(kit: Toolkit, company: store.Company) -> Outcome:
         kit.count("extractions_reused")
         return Outcome(cid, "done", detail={"reused": True})
     snap = await ctx.in_global(lambda c: store.snapshot(c, company_id=cid, day=ctx.day))
-    parts: list[tuple[str, str]] = [("crawl", snap.corpus)] if snap is not None and snap.corpus else []
+    parts: list[tuple[str, str]] = [(CRAWL_LABEL, snap.corpus)] if snap is not None and snap.corpus else []
     problem: Outcome | None = None
     if snap is None or snap.thin:
         kit.count("thin_crawls")
@@ -118,7 +121,10 @@ async def extract_company(kit: Toolkit, company: store.Company) -> Outcome:
             problem = error_outcome(cid, exc, secrets=kit.secrets)
             if isinstance(exc, DryRunSkipped) and not parts:
                 kit.spender.forecast.add("openai", openai_estimate(DRY_RUN_ASSUMED_CORPUS_CHARS))
-    corpus = merge_corpus(parts, ctx.settings.extract_corpus_char_limit)
+    corpus = build_corpus(
+        parts, token_budget=ctx.settings.extract_token_budget,
+        char_limit=ctx.settings.extract_corpus_char_limit, company=company.name,
+    )  # fmt: skip
     if not corpus:
         return problem or Outcome(cid, "degraded", "no_corpus", detail={"crawl_status": snap.status if snap else None})
     facts, tokens = await extract_facts(kit, company, corpus=corpus)

@@ -51,6 +51,13 @@ PERSON_RE = re.compile(
     rf"\b([A-Z][a-z]+(?: [A-Z][a-z]+){{1,2}})\s*(?:,|-|–|\(|is (?:our|the))\s*"
     rf"((?:[A-Z][a-z]+ )?{TITLE_WORDS}(?: & {TITLE_WORDS})?)"
 )
+# "Jane Tan Founder & CEO", as a team page's name and title read once the markup is gone; a name
+# word is never a title word, so "Mei Tan Managing Director" is Mei Tan (realistic profile only)
+NOT_NAMES = "Founder|Co|CEO|CTO|COO|CFO|Chief|Managing|Director|Head|Partner|President|Sales|Operations|Our|The"
+NAME_WORD = rf"(?!(?:{NOT_NAMES})\b)[A-Z][a-z]+"
+ADJACENT_PERSON_RE = re.compile(
+    rf"\b({NAME_WORD}(?: {NAME_WORD}){{1,2}})\s+((?:[A-Z][a-z]+ )?{TITLE_WORDS}(?: & {TITLE_WORDS})?)\b"
+)
 EMPLOYEES_RE = re.compile(r"(\d[\d,]*)\s*\+?\s*(?:employees|staff|people)", re.I)
 # in order of preference: an explicit product list beats a "specialising in" phrase
 PRODUCT_CUES = ("products include", "services include", "we offer", "we provide", "specialising in", "specializing in")
@@ -120,7 +127,7 @@ def _sentences(text: str, count: int) -> str:
 class Facts:
     """What a model would read out of the user text."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, adjacent_titles: bool = False) -> None:
         match = CORPUS_RE.search(text)
         self.text = text
         self.body = match.group(1) if match else text
@@ -128,6 +135,8 @@ class Facts:
         hosts = [urlsplit(u).hostname or "" for u in URL_RE.findall(text)]
         self.hosts = [h.removeprefix("www.") for h in hosts if h]
         self.people = list(dict.fromkeys(PERSON_RE.findall(self.body)))
+        if adjacent_titles:
+            self.people = list(dict.fromkeys([*self.people, *ADJACENT_PERSON_RE.findall(self.body)]))
         staff = EMPLOYEES_RE.search(self.body)
         self.employees = int(staff.group(1).replace(",", "")) if staff else None
         lowered = self.body.lower()
@@ -226,7 +235,9 @@ class OpenAISim(SimServer):
                     param="response_format.json_schema",
                 )
             schema = spec["schema"]
-            content = json.dumps(_fill(schema, schema, key="", facts=Facts(user), depth=0))
+            content = json.dumps(
+                _fill(schema, schema, key="", facts=Facts(user, adjacent_titles=self.profile.realistic), depth=0)
+            )
         else:
             limit = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
             leads = _batch_leads(user)

@@ -1,0 +1,154 @@
+"""The extraction corpus: a site's text without its boilerplate, its most relevant passages first.
+
+Sending the first EXTRACT_CORPUS_CHAR_LIMIT characters of a crawl pays for the same menu, cookie
+banner and footer once per page, and on a real site (pages of 2,000–25,000 characters) cuts the
+team and contact pages off the end. So the corpus is built in three steps:
+
+1. **Pages.** The crawl's corpus is split back into its pages (`# <url>` headers); Tavily texts
+   are pages of their own.
+2. **Repeats dropped.** A run of SHINGLE_WORDS words already seen on an earlier page is boilerplate
+   (menu, cookie text, footer, a Tavily copy of the same page): only its first occurrence stays,
+   so a fact that the footer repeats on every page is still sent once.
+3. **Relevant passages within a budget.** Each page is cut into passages (sentences, long runs in
+   PASSAGE_CHARS pieces) scored by what the extraction asks for: email addresses, phone numbers,
+   job titles next to names, and cue words (founded, employees, products, headquarters…), plus
+   the opening of the first page (the company's own description). Passages that score are kept,
+   best first, until `token_budget` tokens (CHARS_PER_TOKEN characters each) are used, and are
+   sent in their original order under their page's label. Passages that score nothing (the
+   marketing copy) are not sent, unless nothing scores at all: then the opening passages are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SHINGLE_WORDS = 8
+PASSAGE_CHARS = 500
+CHARS_PER_TOKEN = 4  # English prose averages ~4 characters a token (OpenAI tokenizer guide)
+PAGE_HEADER_RE = re.compile(r"^# (\S+)\n", re.M)
+SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+PHONE_RE = re.compile(r"(?:\+\d{1,3}[\s-]?)?\(?\d{3,4}\)?[\s-]?\d{3,4}[\s-]?\d{0,4}")
+TITLE_RE = re.compile(
+    r"\b(?:Founder|Co-Founder|Owner|CEO|CTO|COO|CFO|Chief \w+ Officer|Managing Director|Director|"
+    r"Head of \w+|\w+ Manager|Partner|President|Chairman)\b"
+)
+CUES = (
+    "founded", "established", "since", "employees", "staff", "team of", "specialists", "products",
+    "services include", "we offer", "we provide", "specialising", "specializing", "headquarter",
+    "address", "office", "contact", "email", "call us", "industry", "customers in",
+)  # fmt: skip
+OPENING_BONUS = 3.0
+CRAWL_LABEL = "crawl"
+
+
+@dataclass(frozen=True)
+class Passage:
+    page: int
+    order: int
+    text: str
+    score: float
+
+
+def split_pages(label: str, text: str) -> list[tuple[str, str]]:
+    """A crawl corpus ("# <url>\\n<text>" blocks) as (url, text) pages; any other text is one page."""
+    heads = list(PAGE_HEADER_RE.finditer(text))
+    if not heads:
+        return [(label, text)]
+    pages = [(label, text[: heads[0].start()])] if text[: heads[0].start()].strip() else []
+    for head, nxt in zip(heads, [*heads[1:], None], strict=True):
+        end = nxt.start() if nxt is not None else len(text)
+        pages.append((head.group(1), text[head.end() : end]))
+    return pages
+
+
+def drop_repeats(pages: list[tuple[str, str]], *, shingle: int = SHINGLE_WORDS) -> list[tuple[str, list[str]]]:
+    """Each page's text as segments, without word runs an earlier page already had."""
+    seen: set[tuple[str, ...]] = set()
+    out: list[tuple[str, list[str]]] = []
+    for label, text in pages:
+        words = text.split()
+        grams = [tuple(words[i : i + shingle]) for i in range(max(0, len(words) - shingle + 1))]
+        dropped = [False] * len(words)
+        for i, gram in enumerate(grams):
+            if gram in seen:
+                for j in range(i, i + shingle):
+                    dropped[j] = True
+        seen.update(grams)
+        segments: list[str] = []
+        run: list[str] = []
+        for word, gone in zip(words, dropped, strict=True):
+            if gone:
+                if run:
+                    segments.append(" ".join(run))
+                    run = []
+            else:
+                run.append(word)
+        if run:
+            segments.append(" ".join(run))
+        out.append((label, segments))
+    return out
+
+
+def _pieces(segment: str) -> list[str]:
+    pieces: list[str] = []
+    for sentence in SENTENCE_END_RE.split(segment):
+        while len(sentence) > PASSAGE_CHARS:
+            cut = sentence.rfind(" ", 0, PASSAGE_CHARS)
+            cut = cut if cut > PASSAGE_CHARS // 2 else PASSAGE_CHARS
+            pieces.append(sentence[:cut])
+            sentence = sentence[cut:].lstrip()
+        if sentence.strip():
+            pieces.append(sentence)
+    return pieces
+
+
+def score_passage(text: str, *, name_words: frozenset[str]) -> float:
+    """How much of what the extraction asks for TEXT holds."""
+    lowered = text.lower()
+    score = 4.0 * min(3, len(EMAIL_RE.findall(text)))
+    score += 3.0 * min(3, len(TITLE_RE.findall(text)))
+    score += 2.0 if PHONE_RE.search(text) and any(ch.isdigit() for ch in text) else 0.0
+    score += min(3, sum(1 for cue in CUES if cue in lowered))
+    score += 1.0 if name_words and any(w in lowered for w in name_words) else 0.0
+    return score
+
+
+def _name_words(company: str) -> frozenset[str]:
+    stop = {"pte", "ltd", "pte.", "ltd.", "the", "and", "private", "limited", "company", "co"}
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", company.lower()) if len(w) > 2 and w not in stop)
+
+
+def build_corpus(parts: list[tuple[str, str]], *, token_budget: int, char_limit: int, company: str = "") -> str:
+    """The labelled corpus of PARTS within TOKEN_BUDGET tokens (and CHAR_LIMIT characters)."""
+    pages: list[tuple[str, str]] = []
+    for label, text in parts:  # only the crawl's corpus has "# <url>" page headers; Tavily's markdown may not
+        pages += split_pages(label, text) if label == CRAWL_LABEL else [(label, text)]
+    pages = [page for page in pages if page[1].strip()]
+    names = _name_words(company)
+    passages: list[Passage] = []
+    for index, (_, segments) in enumerate(drop_repeats(pages)):
+        for piece in (p for segment in segments for p in _pieces(segment)):
+            score = score_passage(piece, name_words=names)
+            if index == 0 and not passages:
+                score += OPENING_BONUS  # the company's own opening words: its description
+            passages.append(Passage(index, len(passages), piece, score))
+    room = min(token_budget * CHARS_PER_TOKEN, char_limit)
+    kept: list[Passage] = []
+    for passage in sorted((p for p in passages if p.score > 0), key=lambda p: (-p.score, p.order)):
+        if len(passage.text) + 1 <= room:
+            kept.append(passage)
+            room -= len(passage.text) + 1
+    if not kept:  # nothing looks like a fact (a bare search snippet, say): the opening text, in order
+        for passage in passages:
+            if len(passage.text) + 1 > room:
+                break
+            kept.append(passage)
+            room -= len(passage.text) + 1
+    blocks: list[str] = []
+    for index, (label, _) in enumerate(pages):
+        texts = [p.text for p in sorted(kept, key=lambda p: p.order) if p.page == index]
+        if texts:
+            blocks.append(f"# {label}\n" + "\n".join(texts))
+    return "\n\n".join(blocks)[:char_limit]
