@@ -108,7 +108,11 @@ class Settings(BaseSettings):
     # --- budgets (per tenant per day; per-tenant overrides live in tenant_budgets) --------
     openai_daily_tokens_cap: int = Field(default=200_000, validation_alias="OPENAI_DAILY_TOKENS_CAP", ge=0)
     tavily_max_queries: int = Field(default=300, validation_alias="TAVILY_MAX_QUERIES", ge=0)
-    lusha_max_contact_lookups: int = Field(default=200, validation_alias="LUSHA_MAX_CONTACT_LOOKUPS", ge=0)
+    # Lusha credits as billed (billing.creditsCharged): ~250 of a 1,000-company night's targets have
+    # no address on the web, at ~5 credits each (see the README's vendor section).
+    lusha_max_credits: int = Field(
+        default=2_000, validation_alias=AliasChoices("LUSHA_MAX_CREDITS", "LUSHA_MAX_CONTACT_LOOKUPS"), ge=0
+    )
     zerobounce_max_verifications: int = Field(default=2000, validation_alias="ZEROBOUNCE_MAX_VERIFICATIONS", ge=0)
 
     # --- crawler --------------------------------------------------------------------------
@@ -259,7 +263,7 @@ class Settings(BaseSettings):
         return {
             "openai": self.openai_daily_tokens_cap,
             "tavily": self.tavily_max_queries,
-            "lusha": self.lusha_max_contact_lookups,
+            "lusha": self.lusha_max_credits,
             "zerobounce": self.zerobounce_max_verifications,
         }
 

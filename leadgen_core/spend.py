@@ -139,6 +139,17 @@ class Spender:
             await asyncio.to_thread(self._cache_put, vendor, key, value, charged)
         return Paid(value, charged, False)
 
+    async def cached(self, vendor: str, request: Any) -> Any | None:
+        """The cached answer to REQUEST (a hit is counted), or None: for callers that batch requests."""
+        hit = await asyncio.to_thread(self._cache_get, vendor, fingerprint(vendor, request))
+        if hit is not None:
+            self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
+        return hit
+
+    async def remember(self, vendor: str, request: Any, value: Any, *, units: int = 0) -> None:
+        """Cache VALUE as the answer to REQUEST (one item of a batched call paid through `call`)."""
+        await asyncio.to_thread(self._cache_put, vendor, fingerprint(vendor, request), value, units)
+
     # --- database steps (run in threads; the pool is thread-safe) ----------------------------
     def _cache_get(self, vendor: str, key: str) -> Any | None:
         with self.global_conn() as conn:

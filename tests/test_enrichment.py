@@ -114,12 +114,16 @@ def test_night_then_rematerialisation_makes_no_billable_call(night, instance, cl
         assert set(got) == set(ids), stage
         assert all(s in ("done", "degraded") and (s == "done" or r) for s, r in got.values()), (stage, got)
     billed = cluster.billable_units()
-    assert billed["tavily"] > 0 and billed["openai"] > 0 and billed["zerobounce"] > 0
-    # the ledger holds exactly what the vendors billed (Lusha counts lookups, not credits)
+    assert billed["tavily"] > 0 and billed["openai"] > 0 and billed["zerobounce"] > 0 and billed["lusha"] > 0
+    # the ledger holds exactly what the vendors billed (Lusha: credits, as billing.creditsCharged)
     spent = usage(night.owner_dsn, "alpha")
-    assert {v: spent.get(v, 0) for v in ("tavily", "openai", "zerobounce")} == {
-        v: billed[v] for v in ("tavily", "openai", "zerobounce")
-    }
+    assert {v: spent.get(v, 0) for v in PAID} == {v: billed[v] for v in PAID}
+    # Lusha was asked in bulk: one prospecting search per 100 companies with a domain, plus one
+    # per company known only by name (each request within V3's 100 items)
+    prospecting = [r.json() for r in cluster.lusha.requests_to("/v3/contacts/prospecting")]
+    bulk = [b for b in prospecting if b["filters"]["companies"]["include"].get("domains")]
+    assert all(len(b["filters"]["companies"]["include"]["domains"]) <= 100 for b in bulk)
+    assert len({tuple(b["filters"]["companies"]["include"]["domains"]) for b in bulk}) <= 1  # <= 100 targets
     buckets = {r[0] for r in q(night.owner_dsn, "SELECT bucket FROM rate_limit_buckets")}
     # paid calls took shared slots (single ZeroBounce validations have no shared bucket to take)
     assert "vendor:tavily" in buckets and cluster.zerobounce.requests_to("/v2/validate")
