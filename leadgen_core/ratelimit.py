@@ -5,6 +5,9 @@ burst allowance) and the bucket's next free slot, and the bucket moves one inter
 caller then sleeps until its slot. The row lock serialises bookings; `clock_timestamp()` keeps
 time on the server, so the workers' clocks do not matter.
 
+`SharedQuota` (at the end) adds request quotas over long windows, such as a plan's hourly and
+daily limits, which a per-second pace cannot express.
+
 A caller that gives its slot up (the slot is more than MAX_WAIT_S away, or the caller is
 cancelled while it waits) returns it: the bucket moves one interval back. Without that, every
 refused or cancelled caller would push the queue further into the future for nothing, and a
@@ -14,10 +17,14 @@ saturated night would refuse ever more callers the longer it ran.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import psycopg
+
+from leadgen_core.errors import RateLimited
 
 MAX_WAIT_S = 120.0
 
@@ -162,3 +169,98 @@ class SharedTokenBucket:
     async def block(self, seconds: float) -> None:
         """Nothing passes for SECONDS (the vendor refused and named its reset)."""
         await asyncio.to_thread(lambda: self._adjust(ceiling=-self.per_s * seconds))
+
+
+# --- request quotas over long windows (Lusha's hourly and daily plan limits) -------------------
+# The window containing now, aligned to the epoch (whole hours, whole UTC days).
+_WINDOW_START = "to_timestamp(floor(extract(epoch FROM clock_timestamp()) / %(window_s)s) * %(window_s)s)"
+# Adds the window's row if missing and locks it, so concurrent takers of one quota serialise.
+LOCK_WINDOW_SQL = f"""
+INSERT INTO rate_limit_windows AS w (bucket, window_s, window_start, used)
+VALUES (%(bucket)s, %(window_s)s, {_WINDOW_START}, 0)
+ON CONFLICT (bucket, window_s, window_start) DO UPDATE SET used = w.used
+RETURNING window_start, used,
+    extract(epoch FROM (window_start + make_interval(secs => %(window_s)s) - clock_timestamp()))::float8
+"""  # noqa: S608 - the f-string inserts a constant expression; every value is a bound parameter
+TAKE_WINDOW_SQL = """
+UPDATE rate_limit_windows SET used = used + 1
+WHERE bucket = %(bucket)s AND window_s = %(window_s)s AND window_start = %(start)s
+"""
+# Old windows are dropped by whoever takes a request: the table holds a few rows per quota.
+PRUNE_WINDOWS_SQL = """
+DELETE FROM rate_limit_windows
+WHERE bucket = %(bucket)s AND window_s = %(window_s)s
+    AND window_start < clock_timestamp() - make_interval(secs => 2 * %(window_s)s)
+"""
+
+
+@dataclass(frozen=True)
+class QuotaWindow:
+    """At most LIMIT requests per WINDOW_S seconds (3,600: an hour; 86,400: a day)."""
+
+    limit: int
+    window_s: int
+
+
+class SharedQuota:
+    """Request quotas of BUCKET over several long windows, across every process.
+
+    `take()` counts one request in every window only when all of them have room (one transaction
+    holds the windows' row locks), else says how long until the fullest one resets. `acquire`
+    waits up to MAX_WAIT_S for that; a quota that resets later (tonight's hourly or daily limit is
+    spent) raises RateLimited, so the company degrades `rate_limited:<vendor>` instead of waiting.
+    """
+
+    def __init__(
+        self,
+        conn: Callable[[], AbstractContextManager[psycopg.Connection]],
+        *,
+        vendor: str,
+        bucket: str,
+        windows: Sequence[QuotaWindow],
+    ) -> None:
+        if not windows or any(w.limit < 1 or w.window_s < 1 for w in windows):
+            raise ValueError("a quota needs windows with a positive limit and length")
+        self._conn = conn
+        self.vendor = vendor
+        self.bucket = bucket
+        self.windows = tuple(windows)
+
+    def take(self) -> float:
+        """Count one request (0.0), or the seconds until a full window resets (nothing counted)."""
+        with self._conn() as c:
+            waits, starts = [], []
+            for w in self.windows:
+                row = c.execute(LOCK_WINDOW_SQL, {"bucket": self.bucket, "window_s": w.window_s}).fetchone()
+                assert row is not None
+                starts.append(row[0])
+                if int(row[1]) >= w.limit:
+                    waits.append(max(0.0, float(row[2])))
+            if waits:
+                return max(waits)
+            for w, start in zip(self.windows, starts, strict=True):
+                params = {"bucket": self.bucket, "window_s": w.window_s, "start": start}
+                c.execute(TAKE_WINDOW_SQL, params)
+                c.execute(PRUNE_WINDOWS_SQL, params)
+        return 0.0
+
+    def used(self) -> dict[int, int]:
+        """Requests counted in each window now (by window length)."""
+        with self._conn() as c:
+            out = {}
+            for w in self.windows:
+                row = c.execute(LOCK_WINDOW_SQL, {"bucket": self.bucket, "window_s": w.window_s}).fetchone()
+                out[w.window_s] = int(row[1]) if row else 0
+        return out
+
+    async def acquire(self) -> None:
+        """Take a request, waiting up to MAX_WAIT_S for a window to reset; RateLimited beyond."""
+        deadline = time.monotonic() + MAX_WAIT_S
+        while True:
+            wait = await asyncio.to_thread(self.take)
+            if wait <= 0:
+                return
+            if time.monotonic() + wait > deadline:
+                message = f"quota {self.bucket} is spent for {wait:.0f}s"
+                raise RateLimited(self.vendor, message, retry_after=wait)
+            await asyncio.sleep(wait + 0.01)

@@ -18,10 +18,17 @@ import httpx
 
 from leadgen_core.crawler import AddressPolicy, DomainLimiter, RobotsCache, SafeFetcher, SandboxResolver, SystemResolver
 from leadgen_core.errors import ConfigError
+from leadgen_core.ratelimit import QuotaWindow
 from leadgen_core.sandbox import cluster
 from leadgen_core.settings import Settings
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, RetryPolicy, TavilyClient, ZeroBounceClient
-from leadgen_core.vendors.limits import RETRY_AFTER_MAX_S, TAVILY_RPM, ZEROBOUNCE_BULK_BASE_URL
+from leadgen_core.vendors.limits import (
+    LUSHA_PLANS,
+    RETRY_AFTER_MAX_S,
+    TAVILY_RPM,
+    ZEROBOUNCE_BULK_BASE_URL,
+    LushaPlan,
+)
 from leadgen_core.vendors.zerobounce import BATCH_TIMEOUT_S
 
 VENDORS = ("tavily", "lusha", "zerobounce", "openai")
@@ -70,7 +77,16 @@ def vendor_rate(vendor: str, settings: Settings | None, *, override: float | Non
         return RateSpec(per_s=rpm / 60.0, burst=spec.burst)
     if vendor == "tavily" and settings is not None:  # TAVILY_KEY_KIND: development 100/min, production 1,000
         return RateSpec(per_s=TAVILY_RPM[settings.tavily_key_kind] / 60.0, burst=spec.burst)
+    if vendor == "lusha" and settings is not None:  # LUSHA_PLAN: 300/min on Premium and Scale, 50 on Pro
+        return RateSpec(per_s=LUSHA_PLANS[LushaPlan(settings.lusha_plan)].per_minute / 60.0, burst=spec.burst)
     return spec
+
+
+def lusha_quota(settings: Settings) -> list[QuotaWindow]:
+    """LUSHA_PLAN's hourly (if any) and daily request quotas, shared by every run on the account."""
+    plan = LUSHA_PLANS[LushaPlan(settings.lusha_plan)]
+    hourly = [QuotaWindow(limit=plan.per_hour, window_s=3_600)] if plan.per_hour is not None else []
+    return [*hourly, QuotaWindow(limit=plan.per_day, window_s=86_400)]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from leadgen_core.budget import caps_for
 from leadgen_core.enrich import clients
 from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
 from leadgen_core.openai_limiter import OpenAILimiter
-from leadgen_core.ratelimit import SharedRateLimiter
+from leadgen_core.ratelimit import SharedQuota, SharedRateLimiter
 from leadgen_core.settings import Settings
 from leadgen_core.spend import Paid, Spender
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, TavilyClient, ZeroBounceClient
@@ -149,6 +149,19 @@ def build_spender(ctx: EnrichContext) -> Spender:
     )
 
 
+def lusha_pace(ctx: EnrichContext, per_minute: SharedRateLimiter) -> Callable[[], Awaitable[None]]:
+    """Before each Lusha request: the plan's hourly and daily quotas, then the per-minute pace."""
+    quota = SharedQuota(
+        ctx.global_conn, vendor="lusha", bucket="quota:lusha", windows=clients.lusha_quota(ctx.settings)
+    )
+
+    async def pace() -> None:
+        await quota.acquire()  # first: a spent quota should not book a per-minute slot
+        await per_minute.acquire()
+
+    return pace
+
+
 @asynccontextmanager
 async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIterator[Toolkit]:
     """Live tools for the vendors (and "crawler") in NEEDS, closed on exit."""
@@ -169,7 +182,7 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
             kit.tavily = clients.tavily_client(v, s, http=http)
         if "lusha" in needs:
             kit.lusha = clients.lusha_client(v, s, http=http)
-            kit.lusha.pace = limiters["lusha"].acquire  # a lookup is 1 or 2 requests: a slot for each one sent
+            kit.lusha.pace = lusha_pace(ctx, limiters["lusha"])  # a slot (and quota) for each request sent
         if "zerobounce" in needs:
             kit.zerobounce = clients.zerobounce_client(v, s, http=http)
         if "openai" in needs:
