@@ -29,6 +29,7 @@ from leadgen_core.enrich.contacts_store import Candidate
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, finish_report, pending_companies, run_companies
 from leadgen_core.errors import BudgetExhausted
+from leadgen_core.person_fields import clean_person_name, clean_title
 from leadgen_core.scoring.freemail import is_freemail
 from leadgen_core.stage_status import Outcome
 from leadgen_core.suppression import Suppression, load_suppression
@@ -68,8 +69,10 @@ def gather(snap: store.Snapshot | None, facts: dict[str, Any] | None) -> list[Ca
     """Every contact the crawl and the extraction saw, one per address, people last."""
     people: list[tuple[str, str | None]] = []
     for p in (facts or {}).get("key_people") or []:
-        if isinstance(p, dict) and isinstance(p.get("name"), str) and p["name"].strip():
-            people.append((p["name"].strip(), p.get("title") if isinstance(p.get("title"), str) else None))
+        # shaped again here: extractions stored before grounding existed are read too
+        name = clean_person_name(p.get("name")) if isinstance(p, dict) else None
+        if name is not None:
+            people.append((name, clean_title(p.get("title"))))
     found: dict[str, Candidate] = {}
     sources = [("crawl", snap.emails if snap else ()), ("extraction", (facts or {}).get("emails") or [])]
     for source, emails in sources:

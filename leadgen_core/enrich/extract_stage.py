@@ -27,6 +27,7 @@ from typing import Any
 from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.corpus import CRAWL_LABEL, build_corpus
+from leadgen_core.enrich.grounding import ground_facts, own_pages_text
 from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
 from leadgen_core.enrich.websearch import company_search, domain_of, extract_pages
 from leadgen_core.errors import VendorError
@@ -128,6 +129,10 @@ async def extract_company(kit: Toolkit, company: store.Company) -> Outcome:
     if not corpus:
         return problem or Outcome(cid, "degraded", "no_corpus", detail={"crawl_status": snap.status if snap else None})
     facts, tokens = await extract_facts(kit, company, corpus=corpus)
+    # only people (and titles) the company's own pages show are kept (leadgen_core.enrich.grounding)
+    own_domain = company.website_domain or (domain_of(company.website) if company.website else None)
+    facts, ungrounded = ground_facts(facts, own_text=own_pages_text(parts, own_domain=own_domain))
+    kit.count("people_ungrounded", ungrounded)
     sources = sorted({label.split(" ", 1)[0] for label, _ in parts})
     await ctx.in_global(
         lambda c: store.save_extraction(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from leadgen_core.odoo.client import Domain, OdooClient, OdooWriteUncertain
+from leadgen_core.person_fields import clean_person_name, clean_title
 
 LEAD_KEY_FIELD = "x_leadgen_key"
 LEAD_TAG_PREFIX = "leadgen:"
@@ -117,9 +118,10 @@ def contact_vals(
     address = email.strip().lower()
     if "@" not in address or not name.strip():
         raise ValueError("a contact needs a name and an email address")
-    vals: dict[str, Any] = {"name": name.strip(), "email": address, "parent_id": parent_id}
-    if title:
-        vals["function"] = title.strip()
+    # Odoo shows these to salespeople: free text that is not a name or a title never goes in
+    vals: dict[str, Any] = {"name": clean_person_name(name) or address, "email": address, "parent_id": parent_id}
+    if clean_title(title):
+        vals["function"] = clean_title(title)
     if phone:
         vals["phone"] = phone.strip()
     return vals
