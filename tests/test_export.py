@@ -217,12 +217,17 @@ def test_cli_budget_show(cli, owner_conn) -> None:  # type: ignore[no-untyped-de
     owner_conn.execute("INSERT INTO vendor_usage (tenant_id, usage_date, vendor, units, calls) VALUES "
                        "(%(t)s, %(d)s, 'openai', 50000, 12), (%(t)s, %(d)s, 'tavily', 60, 60)",
                        {"t": TENANT, "d": DAY})  # fmt: skip
+    # a ZeroBounce batch that timed out: 200 units the vendor may or may not have charged
+    owner_conn.execute("INSERT INTO vendor_usage (tenant_id, usage_date, vendor, units, calls, uncertain_units) "
+                       "VALUES (%s, %s, 'zerobounce', 40, 41, 200)", (TENANT, DAY))  # fmt: skip
     shown = cli("budget", "show", "--tenant", "acme", "--date", "2026-03-02")
     assert shown.exit_code == 0, shown.output
     lines = {line.split()[0]: line.split() for line in shown.stdout.splitlines()[2:]}
     assert lines["openai"][:5] == ["openai", "50000", "200000", "12", "25.0"]
     assert lines["tavily"][:4] == ["tavily", "60", "50", "60"] and "OVER" in lines["tavily"]
-    assert lines["zerobounce"][1] == "0"
+    assert lines["zerobounce"][:6] == ["zerobounce", "40", "2000", "41", "2.0", "200"]  # used, ..., uncertain
+    assert shown.stdout.splitlines()[1].split()[-1] == "uncertain"
+    assert lines["lusha"][1] == "0" and lines["lusha"][5] == "0"
     assert_one_line_error(cli("budget", "show", "--tenant", "nope"), "no tenant")
     bad_date = cli("budget", "show", "--tenant", "acme", "--date", "03/02/2026")
     assert bad_date.exit_code == 2 and "Traceback" not in bad_date.output
