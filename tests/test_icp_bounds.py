@@ -22,6 +22,7 @@ from leadgen_core.stagestats import StageCounts
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource
 from leadgen_dagster.stage import night_stage
+from leadgen_dagster.vendor_resources import VendorsResource
 from tests.conftest import DbHandle, add_tenant
 from tests.dagster_helpers import add_partitions
 
@@ -86,8 +87,8 @@ def test_rules_at_the_int4_bound_run_the_candidate_query(clean_db: DbHandle, own
 
 def _stage_asset(counts: StageCounts) -> dg.AssetsDefinition:
     @dg.asset(name="toy_stage", partitions_def=tenant_date_partitions)
-    def toy_stage(context, postgres: PostgresResource):  # type: ignore[no-untyped-def]  # dagster reads the hints
-        with night_stage(context, postgres, "toy_stage") as stage:
+    def toy_stage(context, postgres: PostgresResource, vendors: VendorsResource):  # type: ignore[no-untyped-def]  # dagster reads the hints
+        with night_stage(context, postgres, "toy_stage", vendors=vendors) as stage:
             stage.counts = counts
         return stage.result()
 
@@ -110,7 +111,7 @@ def test_a_stage_whose_every_item_failed_fails_the_asset(clean_db: DbHandle, own
         result = dg.materialize(
             [_stage_asset(counts)],
             partition_key=f"{DAY.isoformat()}|alpha",
-            resources={"postgres": PostgresResource(dsn=clean_db.app_dsn, max_size=2)},
+            resources={"postgres": PostgresResource(dsn=clean_db.app_dsn, max_size=2), "vendors": VendorsResource()},
             instance=instance,
             raise_on_error=False,
         )
