@@ -62,6 +62,11 @@ def domain_suffixes(domain: str) -> list[str]:
     return [".".join(parts[i:]) for i in range(len(parts)) if parts[i]]
 
 
+def domain_covers(domain: str, other: str) -> bool:
+    """OTHER is DOMAIN or one of its subdomains (the rule's domain test, for one pair)."""
+    return domain.lower() in domain_suffixes(other)
+
+
 @dataclass(frozen=True)
 class Suppression:
     """A tenant's list in memory, for filtering candidates before they are stored."""

@@ -80,7 +80,9 @@ def gather(snap: store.Snapshot | None, facts: dict[str, Any] | None) -> list[Ca
             email = clean_email(raw)
             if email and email not in found:
                 person = _person_for(email, people)
-                found[email] = Candidate(email, person[0] if person else None, person[1] if person else None, source)
+                name, title = person if person else (None, None)
+                url = snap.url if snap is not None and source == "crawl" else None  # the evidence
+                found[email] = Candidate(email, name, title, source, evidence_url=url)
     named = {c.name for c in found.values() if c.name}
     rest = [Candidate(None, name, title, "extraction") for name, title in people if name not in named]
     return [*found.values(), *rest]
@@ -235,7 +237,7 @@ async def web_contacts(kit: Toolkit, company: store.Company, *, suppress: Suppre
     extraction = await ctx.in_global(lambda c: store.extraction(c, company_id=cid, day=ctx.day))
     found = admit(kit, gather(snap, extraction.facts if extraction else None), suppress=suppress, policy=policy)
     stored: list[str] = await ctx.in_global(
-        lambda c: contacts_store.save_candidates(c, company_id=cid, candidates=found)
+        lambda c: contacts_store.save_candidates(c, company_id=cid, candidates=found, own_domain=company.website_domain)
     )
     known = await ctx.in_global(lambda c: contacts_store.company_emails(c, company_id=cid))
     emails = usable([*known, *stored], suppress=suppress, policy=policy)
@@ -257,7 +259,12 @@ async def contacts_for(
     if isinstance(lusha, BaseException):
         raise lusha
     from_lusha = admit(kit, lusha, suppress=suppress, policy=policy)
-    saved = await ctx.in_global(lambda c: contacts_store.save_candidates(c, company_id=cid, candidates=from_lusha))
+    # bought for this company: kept for it even when another company showed the address first
+    saved = await ctx.in_global(
+        lambda c: contacts_store.save_candidates(
+            c, company_id=cid, candidates=from_lusha, own_domain=company.website_domain
+        )
+    )
     lusha_emails = usable(saved, suppress=suppress, policy=policy)
     kit.count("lusha_hits" if lusha_emails else "lusha_misses")
     if lusha_emails:

@@ -1,8 +1,14 @@
 """The SQL of contacts, lead emails, suppression and email verification.
 
-Contacts and lead emails are global: one row per address (`lower(email)` is unique), first
-finder keeps the company. People known only by name are deduplicated per company under an
-advisory lock, so two tenants working the same company at once do not insert them twice.
+Contacts are global people, one row per address (`lower(email)` is unique). `lead_emails` is the
+address <-> company association (sql/014): every company whose evidence shows an address gets its
+own row, with the source, the page it was seen on, and whether the address is at the company's
+own domain. So an address may belong to several companies, no website can take another
+company's address away from it, and a paid Lusha contact is always kept for the company it was
+bought for. The person's primary company (`contacts.company_id`) is the first finder until a
+company at the address's own domain shows it: that company takes the person over. People known
+only by name are deduplicated per company under an advisory lock, so two tenants working the
+same company at once do not insert them twice.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from leadgen_core.suppression import address_suppressed_sql
+from leadgen_core.suppression import address_suppressed_sql, domain_covers
 
 COMPANY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended('leadgen:contacts:' || %s::text, 0))"
 UPSERT_EMAIL_CONTACT_SQL = """
@@ -35,10 +41,19 @@ WHERE NOT EXISTS (
 )
 """
 LEAD_EMAIL_SQL = """
-INSERT INTO lead_emails (email, company_id, contact_id, source) VALUES (%s, %s, %s, %s)
-ON CONFLICT (email) DO NOTHING
+INSERT INTO lead_emails (email, company_id, contact_id, source, evidence_url, domain_match)
+VALUES (%(email)s, %(company)s, %(contact)s, %(source)s, %(url)s, %(match)s)
+ON CONFLICT (email, company_id) DO NOTHING
 """
-COMPANY_EMAILS_SQL = "SELECT email FROM lead_emails WHERE company_id = %s ORDER BY email"
+# The person moves to a company at the address's own domain, unless its primary company is one too.
+CLAIM_CONTACT_SQL = """
+UPDATE contacts k SET company_id = %(company)s, updated_at = now()
+WHERE k.contact_id = %(contact)s AND k.company_id <> %(company)s
+  AND NOT EXISTS (SELECT 1 FROM lead_emails le
+                  WHERE le.contact_id = k.contact_id AND le.company_id = k.company_id AND le.domain_match)
+"""
+# Addresses at the company's own domain first.
+COMPANY_EMAILS_SQL = "SELECT email FROM lead_emails WHERE company_id = %s ORDER BY domain_match DESC, email"
 EMAILS_TO_VERIFY_SQL = f"""
 SELECT le.company_id, le.email, v.status,
        v.verified_at > now() - make_interval(days => %(ttl_days)s)
@@ -65,14 +80,26 @@ class Candidate:
     name: str | None
     title: str | None
     source: str  # crawl | extraction | lusha
+    evidence_url: str | None = None  # the page (or site) that showed it, when a page did
 
 
 def company_emails(conn: psycopg.Connection, *, company_id: int) -> list[str]:
     return [str(r[0]) for r in conn.execute(COMPANY_EMAILS_SQL, (company_id,)).fetchall()]
 
 
-def save_candidates(conn: psycopg.Connection, *, company_id: int, candidates: Iterable[Candidate]) -> list[str]:
-    """Upsert contacts and lead emails; returns the addresses that belong to this company."""
+def at_domain(email: str, domain: str | None) -> bool:
+    """The address is at DOMAIN or one of its subdomains."""
+    return bool(domain) and domain_covers(domain or "", email.split("@")[-1])
+
+
+def save_candidates(
+    conn: psycopg.Connection, *, company_id: int, candidates: Iterable[Candidate], own_domain: str | None = None
+) -> list[str]:
+    """Upsert contacts and associate every address with this company; returns the addresses.
+
+    OWN_DOMAIN is the company's website domain: an address there is marked a domain match, and
+    the company becomes the person's primary company (see the module docstring).
+    """
     conn.execute(COMPANY_LOCK_SQL, (company_id,))
     ours: list[str] = []
     for c in candidates:
@@ -85,9 +112,16 @@ def save_candidates(conn: psycopg.Connection, *, company_id: int, candidates: It
         row = conn.execute(UPSERT_EMAIL_CONTACT_SQL, params).fetchone()
         if row is None:  # present already and nothing to add
             row = conn.execute(CONTACT_BY_EMAIL_SQL, (c.email,)).fetchone()
-        if row is None or int(row[1]) != company_id:
-            continue  # another company's address first: it stays theirs
-        conn.execute(LEAD_EMAIL_SQL, (c.email, company_id, int(row[0]), c.source))
+        if row is None:
+            continue
+        contact_id, match = int(row[0]), at_domain(c.email, own_domain)
+        if match and int(row[1]) != company_id:
+            conn.execute(CLAIM_CONTACT_SQL, {"contact": contact_id, "company": company_id})
+        conn.execute(
+            LEAD_EMAIL_SQL,
+            {"email": c.email, "company": company_id, "contact": contact_id, "source": c.source,
+             "url": c.evidence_url, "match": match},
+        )  # fmt: skip
         ours.append(c.email)
     return ours
 

@@ -52,7 +52,7 @@ LEFT JOIN LATERAL (
       AND coalesce(v.status, 'unverified') NOT IN ('invalid', 'do_not_mail', 'spamtrap', 'abuse')
       AND NOT {address_suppressed_sql("le.email")}
     ORDER BY CASE coalesce(v.status, 'unverified') WHEN 'valid' THEN 0 WHEN 'catch-all' THEN 1
-             WHEN 'unknown' THEN 2 ELSE 3 END, le.email
+             WHEN 'unknown' THEN 2 ELSE 3 END, le.domain_match DESC, le.email
     LIMIT 1
 ) best ON true
 WHERE s.tenant_id = %(tenant)s AND NOT {COMPANY_SUPPRESSED_SQL}

@@ -57,11 +57,16 @@ LEFT JOIN LATERAL (
 # People first (contacts), then mailboxes known only as lead emails (info@, sales@).
 CONTACTS_SQL = f"""
 SELECT company_id, email, full_name, title, phone, source, status, free_email, suppressed, kind = 0 FROM (
-    SELECT k.company_id, lower(k.email) AS email, k.full_name, k.title, k.phone, k.source, v.status,
+    SELECT o.company_id, lower(k.email) AS email, k.full_name, k.title, k.phone, k.source, v.status,
            v.free_email, {address_suppressed_sql("lower(k.email)")} AS suppressed, 0 AS kind, k.contact_id AS ord
-    FROM contacts k
+    FROM (  -- a person belongs to their primary company and to every company associated with them
+        SELECT k0.contact_id, k0.company_id FROM contacts k0 WHERE k0.company_id = ANY(%(ids)s)
+        UNION
+        SELECT a.contact_id, a.company_id FROM lead_emails a
+        WHERE a.company_id = ANY(%(ids)s) AND a.contact_id IS NOT NULL
+    ) o
+    JOIN contacts k ON k.contact_id = o.contact_id
     LEFT JOIN email_verification_cache v ON v.email = lower(k.email)
-    WHERE k.company_id = ANY(%(ids)s)
     UNION ALL
     SELECT le.company_id, le.email, NULL, NULL, NULL, le.source, v.status, v.free_email,
            {address_suppressed_sql("le.email")}, 1, 0
