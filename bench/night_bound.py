@@ -32,6 +32,7 @@ from leadgen_core.enrich.websearch import domain_of, search_query
 from leadgen_core.sandbox.base import LoggedRequest
 from leadgen_core.sandbox.cluster import SandboxCluster
 from leadgen_core.sandbox.naming import company_slug
+from leadgen_core.sandbox.openai_sim import charged_tokens
 from leadgen_core.sandbox.web import WebSim
 from leadgen_core.settings import Settings
 
@@ -50,6 +51,7 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "lusha_prospecting": ("contacts", "lusha"),
     "lusha_enrich": ("contacts", "lusha"),
     "zerobounce_batch": ("email_verifications", "zerobounce"),
+    "zerobounce_single": ("email_verifications", None),  # 80,000 per 10 s: never the bound
     "openai_rationale": ("lead_scores", "openai_rationale"),
     "odoo": ("odoo_sync", None),
 }
@@ -57,28 +59,40 @@ KINDS: dict[str, tuple[str, str | None]] = {
 
 @dataclass(frozen=True)
 class Latencies:
-    """Mean latency of one request to each simulator, seconds (the FaultConfig latency_ms / 1000)."""
+    """Mean latency of one request to each simulator, seconds. Under the realistic profile an
+    OpenAI answer also takes its output at OUTPUT_TOKENS_PER_S (from the request's own tokens)."""
 
     web: float
     tavily: float
     lusha: float
     zerobounce: float
     openai: float
+    odoo: float = 0.0
+    openai_s_per_output_token: float = 0.0
+    zerobounce_batch_s_per_address: float = 0.0  # realistic: a batch takes time in proportion to its size
 
-    def of(self, kind: str) -> float:
-        return {"web": self.web, "tavily": self.tavily, "openai": self.openai, "lusha": self.lusha,
-                "zerobounce": self.zerobounce}.get(kind.split("_")[0], 0.0)  # fmt: skip
+    def of(self, kind: str, request: LoggedRequest | None = None) -> float:
+        base = {"web": self.web, "tavily": self.tavily, "openai": self.openai, "lusha": self.lusha,
+                "zerobounce": self.zerobounce, "odoo": self.odoo}.get(kind.split("_")[0], 0.0)  # fmt: skip
+        if kind.startswith("openai") and request is not None and self.openai_s_per_output_token:
+            prompt, _ = charged_tokens(_json(request))
+            base += max(0, request.billable_units - prompt) * self.openai_s_per_output_token
+        if kind == "zerobounce_batch" and request is not None and self.zerobounce_batch_s_per_address:
+            base = len(_json(request).get("email_batch") or []) * self.zerobounce_batch_s_per_address
+        return base
 
 
 @dataclass(frozen=True)
 class Limits:
     workers: int  # company workers per tenant (SCHED_COMPANY_CONCURRENCY)
     domain_interval_s: float  # CRAWLER_DOMAIN_INTERVAL_S
+    verify_workers: int = PARALLEL_BATCHES  # batches in flight, or ZEROBOUNCE_IN_FLIGHT single validations
+    odoo_workers: int = 1  # Odoo requests in flight per database (ODOO_MAX_IN_FLIGHT, the server's workers)
 
     def stage_workers(self, stage: str) -> int:
         if stage == "email_verifications":
-            return min(self.workers, PARALLEL_BATCHES)
-        return 1 if stage == "odoo_sync" else self.workers
+            return min(self.workers, self.verify_workers)
+        return self.odoo_workers if stage == "odoo_sync" else self.workers
 
 
 @dataclass(frozen=True)
@@ -189,6 +203,9 @@ class Attribution:
         if sim == "lusha":
             refs = [str(c.get("clientReferenceId", "")).split(":", 1)[0] for c in body.get("contacts") or []]
             return "lusha_enrich", int(refs[0]) if refs and refs[0].isdigit() else None
+        if sim == "zerobounce" and r.path == "/v2/validate":
+            email = (r.query.get("email") or [""])[0].lower()
+            return "zerobounce_single", self.by_email.get(email)
         if sim == "zerobounce":
             emails = [str(e.get("email_address", "")).lower() for e in body.get("email_batch") or []]
             return "zerobounce_batch", next((self.by_email[e] for e in emails if e in self.by_email), None)
@@ -231,6 +248,13 @@ def site_busy_s(web: WebSim, host: str, requests: Sequence[LoggedRequest], *, la
     return busy
 
 
+def sim_log(cluster: SandboxCluster, sim: str) -> list[LoggedRequest]:
+    """Every request SIM served (ZeroBounce's batches are served by its bulk host)."""
+    if sim == "zerobounce":
+        return cluster.zerobounce.log + cluster.zerobounce.bulk.log
+    return cluster.sims[sim].log
+
+
 @dataclass
 class Use:
     """One tenant's requests in one stage: how many of each kind, and the worker time they took."""
@@ -255,13 +279,13 @@ def usage(
         crawl.busy_s += site_busy_s(cluster.web, host, requests, latency=latency.web,
                                     interval=limits.domain_interval_s)  # fmt: skip
     for sim in ("tavily", "openai", "lusha", "zerobounce", "odoo"):
-        for r in cluster.sims[sim].log:
-            if sim == "zerobounce" and r.path != "/v2/validatebatch":
+        for r in sim_log(cluster, sim):
+            if sim == "zerobounce" and r.path not in ("/v2/validatebatch", "/v2/validate"):
                 continue
             kind, tenant = who.request(sim, r)
             u = use[tenant][KINDS[kind][0]]
             u.calls[kind] += 1
-            u.busy_s += latency.of(kind)
+            u.busy_s += latency.of(kind, r)
     return dict(use)
 
 
@@ -282,6 +306,7 @@ class NightBound:
     chains: dict[str, float]
     stages: dict[str, StageFloor]
     unattributed: int
+    tenant_stage_floors: dict[str, dict[str, float]] = field(default_factory=dict)  # tenant -> stage -> floor
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -344,4 +369,5 @@ def night_bound(
     unattributed = sum(
         n for u in use.get(UNKNOWN, {}).values() for k, n in u.calls.items() if k not in ("odoo", "sites")
     )
-    return NightBound(bound, binding, chains, stages, unattributed)
+    per_tenant = {t: {s: f for s, (f, _) in by_stage.items()} for t, by_stage in floors.items()}
+    return NightBound(bound, binding, chains, stages, unattributed, per_tenant)

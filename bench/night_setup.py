@@ -4,8 +4,7 @@ Everything here is set up before the clock starts and through the product's own 
 synthetic ACRA registry goes through the real loader and `upsert_companies` (which also records the
 date's registry refresh, the barrier the night's first stage checks), tenants get ICP rules through
 `save_rules` and an Odoo connection through `connect_odoo`, and the Dagster instance is rendered by
-`write_dagster_home` with its run and event storage on the bench database (schema `dagster`), with
-the vendor pools the product sets (`set_pool_limits`).
+`write_dagster_home` with its run and event storage on the bench database (schema `dagster`).
 
 Tenants get disjoint SSIC divisions, so with several tenants each one enriches its own companies
 (a company that two tenants target is crawled and extracted once and reused by the other, which
@@ -145,14 +144,14 @@ def caps_in_force(owner: psycopg.Connection, tenant_id: str, settings: Settings)
 
 
 def dagster_home(path: Path, settings: Settings) -> Path:
-    """A Dagster home whose instance is the product's (dagster.yaml rendered, pools set)."""
+    """A Dagster home whose instance is the product's (dagster.yaml rendered; the pools it sets are its own)."""
     import dagster as dg
 
-    from leadgen_dagster.instance import set_pool_limits, write_dagster_home
+    from leadgen_dagster.instance import write_dagster_home
 
     write_dagster_home(settings, path)
-    with dg.DagsterInstance.from_config(str(path)) as instance:  # creates the storage tables once
-        set_pool_limits(instance)
+    with dg.DagsterInstance.from_config(str(path)):  # creates the storage tables once
+        pass
     return path
 
 

@@ -1,16 +1,26 @@
-"""Benchmark: a whole tenant night (1,000 targets) against the sandbox, next to its analytic lower bound.
+"""Benchmark: a whole tenant night (1,000 targets) against the sandbox, next to its lower bounds.
 
-    python -m bench.nightly [--targets N | --quick] [--tenants N] [--default-caps] [--profile DIR]
+    python -m bench.nightly [--targets N | --quick] [--tenants N] [--profile realistic|demo]
+        [--openai-tier N] [--time-scale K] [--stagger S] [--night-caps] [--cprofile DIR]
 
 What runs. A fresh bench database (bench.common) gets a synthetic registry through the real
-loader and `upsert_companies`, and tenants with disjoint ICPs, a target cap of N, an Odoo
-connection to the sandbox Odoo and vendor caps sized for the whole night (`--default-caps` keeps
-the settings' defaults instead, e.g. TAVILY_MAX_QUERIES=300, which stop a 1,000-target night
-early). The sandbox (`SandboxCluster`) runs in this process with documented-realistic latencies
-(FaultConfig latency_ms, +-10% uniform jitter): web pages 150 ms, Tavily 800 ms, Lusha 400 ms,
-a ZeroBounce batch 1.5 s, OpenAI 2.5 s (every chat completion, the lead-score rationales too:
-the simulator cannot tell them apart), Odoo none. Nothing else is overridden: concurrency, rate
+loader and `upsert_companies`, and tenants with disjoint ICPs, a target cap of N and an Odoo
+connection to the sandbox Odoo, with the settings' default vendor caps (`--night-caps` sizes
+them per target instead). The sandbox (`SandboxCluster`) runs in this process under the
+`realistic` profile by default (leadgen_core/sandbox/profile.py): OpenAI at `--openai-tier`
+(default 2) with its RPM/TPM buckets and output-paced latency, ZeroBounce's 1-5 s validations
+(30 s tail), Odoo's 100-300 ms calls on 2 server workers, Lusha's and Tavily's documented
+quotas, heavy small-company pages; the web, Tavily and Lusha simulators model no latency, so
+REALISTIC_LATENCY_MS adds typical round trips (FaultConfig, +-10% uniform jitter). `--profile
+demo` keeps the old fixed latencies (LATENCY_MS). Nothing else is overridden: concurrency, rate
 limits, crawler politeness and timeouts are the product's defaults (or the environment's).
+
+`--time-scale K` runs the same night K times faster: the simulators divide every latency and
+multiply every rate limit by K (SandboxProfile), and the product's own limits are raised to
+match (`scaled_limits_env`: OPENAI_RPM/TPM, TAVILY/LUSHA/ZEROBOUNCE_RPM, and the crawl's
+CRAWLER_DOMAIN_INTERVAL_S and the sites' Crawl-delay divided by K). Every figure in RESULT is in
+unscaled seconds (measured x K). CPU work and fixed overheads (process and step start-up) do not
+shrink with K, so a large K flatters nothing but inflates wall/bound.
 
 Each tenant's night is `tenant_night_job` of `leadgen_dagster.definitions` (icp_candidates,
 daily_targets, crawled_sites, web_extractions, contacts, email_verifications, lead_scores,
@@ -63,11 +73,19 @@ there), plus every tenant's calls of that stage through the one bucket, plus the
 any tenant still has after it. With one tenant this is exactly the sum above.
 `bench/night_bound.py` implements all this.
 
+The vendor floor (bench/vendor_floor.py) is the other bound: over every documented vendor bucket
+(requests, tokens; per second, minute, hour, day) the night's work through it, plus the shortest
+fill before it and drain after it. Several tenants on shared accounts can approach it only if
+they do not move through the buckets in step.
+
 Output. Progress lines on stderr; a table of stages (wall from run_stage_stats, CPU of the worker
-processes in that stage, bound, calls); then `RESULT {json}` on stdout with tenants, targets,
-wall_s (launch of the first worker to exit of the last), bound_s, ratio (wall / bound),
-cpu_ms_per_company (workers' CPU / companies), peak_rss_mb (largest worker), stages, and more.
-Targets: wall <= 10 minutes at default settings and ratio <= 1.25.
+processes in that stage, bound, calls); then `RESULT {json}` on stdout with profile, tenants,
+targets, time_scale, wall_s (launch of the first worker to exit of the last), bound_s, ratio
+(wall / bound), vendor_floor_s, floor_ratio (wall / vendor floor), max_tenant_night_s,
+cpu_ms_per_company (workers' CPU / companies), peak_rss_mb (largest worker), openai_tokens (billed
+by the simulator), odoo_calls_per_company, ledger_matches_vendor (the vendor_usage ledger equals the
+simulators' billable counters, vendor by vendor), stages, and more. Targets (issue 9): 1 x 1,000
+wall <= 15 minutes and ratio <= 1.25; several tenants floor_ratio <= 1.3.
 """
 
 from __future__ import annotations
@@ -81,7 +99,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -111,20 +129,41 @@ from bench.night_setup import (
     registry_rows,
     settle_rate_buckets,
 )
+from bench.vendor_floor import BucketFloor, buckets, vendor_floor, work_by_kind
 from leadgen_core.db.dsn import sqlalchemy_url
-from leadgen_core.enrich.clients import RateSpec
+from leadgen_core.enrich.clients import RateSpec, VendorConfig
+from leadgen_core.enrich.verify_stage import PARALLEL_BATCHES
 from leadgen_core.sandbox.base import FaultConfig
 from leadgen_core.sandbox.cluster import SandboxCluster
+from leadgen_core.sandbox.odoo import REALISTIC_CALL_S
+from leadgen_core.sandbox.odoo import REALISTIC_WORKERS as ODOO_SERVER_WORKERS
+from leadgen_core.sandbox.openai_sim import FIRST_TOKEN_S, OUTPUT_TOKENS_PER_S
+from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
+from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S
 from leadgen_core.settings import Settings
+from leadgen_core.vendors.limits import (
+    ZEROBOUNCE_BATCH_MAX,
+    ZEROBOUNCE_BATCH_MAX_S,
+    ZEROBOUNCE_VALIDATE_TAIL_RATE,
+    ZEROBOUNCE_VALIDATE_TAIL_S,
+    ZEROBOUNCE_VALIDATE_TYPICAL_S,
+)
+from leadgen_core.vendors.openai_tiers import tier_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_TARGETS = 1000
 QUICK_TARGETS = 100
 DAY = date(2026, 11, 20)
 LATENCY_MS = {"web": 150.0, "tavily": 800.0, "lusha": 400.0, "zerobounce": 1500.0, "openai": 2500.0}
+# The realistic simulators of OpenAI, ZeroBounce and Odoo pace their own answers from the vendors'
+# documentation; the web, Tavily and Lusha simulators document none, so these typical round trips
+# are added (a small-company site's page, a Tavily basic search, a Lusha bulk call).
+REALISTIC_LATENCY_MS = {"web": 150.0, "tavily": 800.0, "lusha": 400.0}
 JITTER = 0.10  # uniform +-10% around each mean: symmetric, so the means stay the bound's latencies
-WALL_TARGET_S = 600.0
+DEFAULT_OPENAI_TIER = 2
+WALL_TARGET_S = 900.0  # issue 9: a 1,000-target night within 15 minutes (unscaled)
 RATIO_TARGET = 1.25
+FLOOR_RATIO_TARGET = 1.3
 PROGRESS_EVERY_S = 15.0
 POLL_S = 0.5
 LOG_TAIL_CHARS = 4000
@@ -135,8 +174,11 @@ class Options:
     targets: int
     tenants: int
     seed: int
-    default_caps: bool
-    profile: Path | None
+    night_caps: bool
+    cprofile: Path | None
+    profile: SandboxProfile = field(default_factory=lambda: SandboxProfile(ProfileName.REALISTIC))
+    openai_tier: int = DEFAULT_OPENAI_TIER
+    stagger_s: float = 0.0  # unscaled seconds between tenant starts
 
 
 @dataclass
@@ -148,12 +190,50 @@ class Worker:
     log_handle: IO[bytes]
 
 
-def sandbox_faults() -> dict[str, FaultConfig]:
-    return {name: FaultConfig(latency_ms=ms, latency_jitter_ms=ms * JITTER) for name, ms in LATENCY_MS.items()}
+def sandbox_faults(profile: SandboxProfile) -> dict[str, FaultConfig]:
+    """Latencies the simulators do not model themselves, shortened by the time scale."""
+    table = REALISTIC_LATENCY_MS if profile.realistic else LATENCY_MS
+    return {
+        name: FaultConfig(latency_ms=profile.latency(ms), latency_jitter_ms=profile.latency(ms) * JITTER)
+        for name, ms in table.items()
+    }
 
 
-def latencies() -> Latencies:
-    return Latencies(**{name: ms / 1000.0 for name, ms in LATENCY_MS.items()})
+def latencies(profile: SandboxProfile) -> Latencies:
+    """Mean request latencies (scaled seconds) for the bound: the configured ones, and under the
+    realistic profile the simulators' own documented means."""
+    if not profile.realistic:
+        return Latencies(**{name: profile.latency(ms / 1000.0) for name, ms in LATENCY_MS.items()})
+    web, tavily, lusha = (profile.latency(REALISTIC_LATENCY_MS[n] / 1000.0) for n in ("web", "tavily", "lusha"))
+    low, high = ZEROBOUNCE_VALIDATE_TYPICAL_S
+    tail = ZEROBOUNCE_VALIDATE_TAIL_RATE
+    validate = (1 - tail) * (low + high) / 2 + tail * (high + ZEROBOUNCE_VALIDATE_TAIL_S) / 2
+    return Latencies(
+        web=web, tavily=tavily, lusha=lusha,
+        zerobounce=profile.latency(validate),
+        openai=profile.latency(sum(FIRST_TOKEN_S) / 2),
+        odoo=profile.latency(sum(REALISTIC_CALL_S) / 2),
+        openai_s_per_output_token=profile.latency(1 / OUTPUT_TOKENS_PER_S),
+        zerobounce_batch_s_per_address=profile.latency(ZEROBOUNCE_BATCH_MAX_S * 0.75 / ZEROBOUNCE_BATCH_MAX),
+    )  # fmt: skip
+
+
+def scaled_limits_env(settings: Settings, *, profile: SandboxProfile, openai_tier: int) -> dict[str, str]:
+    """The product's own limits, raised by the time scale as the simulators' are (and the crawl's
+    politeness intervals shortened), so a scaled night is the same night K times faster."""
+    env = {"OPENAI_TIER": str(openai_tier)}
+    k = profile.time_scale
+    if k == 1.0:
+        return env
+    tier = tier_limits(openai_tier)
+    rates = {v: VendorConfig().rate(v, settings).per_s * 60 for v in ("tavily", "lusha", "zerobounce")}
+    return {
+        **env,
+        "OPENAI_RPM": repr((settings.openai_rpm or tier.rpm) * k),
+        "OPENAI_TPM": repr((settings.openai_tpm or tier.tpm) * k),
+        **{f"{v.upper()}_RPM": repr(rpm * k) for v, rpm in rates.items()},
+        "CRAWLER_DOMAIN_INTERVAL_S": repr(profile.period(settings.crawler_domain_interval_s)),
+    }
 
 
 def child_env(cluster: SandboxCluster, *, owner_dsn: str, app_dsn: str, home: Path) -> dict[str, str]:
@@ -168,13 +248,13 @@ def child_env(cluster: SandboxCluster, *, owner_dsn: str, app_dsn: str, home: Pa
     }
 
 
-def start_worker(tenant: BenchTenant, *, env: dict[str, str], tmp: Path, profile: Path | None) -> Worker:
+def start_worker(tenant: BenchTenant, *, env: dict[str, str], tmp: Path, cprofile: Path | None) -> Worker:
     out, log = tmp / f"{tenant.tenant_id}.json", tmp / f"{tenant.tenant_id}.log"
     cmd = [sys.executable, "-m", "bench.night_worker", "--tenant", tenant.tenant_id, "--day", DAY.isoformat(),
            "--out", str(out)]  # fmt: skip
-    if profile is not None:
-        profile.mkdir(parents=True, exist_ok=True)
-        cmd += ["--profile", str(profile / f"{tenant.tenant_id}.prof")]
+    if cprofile is not None:
+        cprofile.mkdir(parents=True, exist_ok=True)
+        cmd += ["--profile", str(cprofile / f"{tenant.tenant_id}.prof")]
     handle = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
     return Worker(tenant, proc, out, log, handle)
@@ -182,18 +262,21 @@ def start_worker(tenant: BenchTenant, *, env: dict[str, str], tmp: Path, profile
 
 def run_workers(
     tenants: list[BenchTenant], *, env: dict[str, str], tmp: Path, limit: int, owner: psycopg.Connection,
-    cluster: SandboxCluster, profile: Path | None,
+    cluster: SandboxCluster, cprofile: Path | None, stagger_s: float = 0.0,
 ) -> tuple[list[Worker], float]:  # fmt: skip
-    """Every tenant's night, at most LIMIT at once; (the workers, wall seconds)."""
+    """Every tenant's night, at most LIMIT at once, starts at least STAGGER_S apart; (the workers, wall seconds)."""
     queue = list(tenants)
     running: list[Worker] = []
     done: list[Worker] = []
     started = time.perf_counter()
     next_report = started + PROGRESS_EVERY_S
+    next_start = started
     try:
         while queue or running:
-            while queue and len(running) < limit:
-                running.append(start_worker(queue.pop(0), env=env, tmp=tmp, profile=profile))
+            now = time.perf_counter()
+            while queue and len(running) < limit and now >= next_start:
+                running.append(start_worker(queue.pop(0), env=env, tmp=tmp, cprofile=cprofile))
+                next_start = now + stagger_s
             for w in [w for w in running if w.proc.poll() is not None]:
                 running.remove(w)
                 done.append(w)
@@ -227,22 +310,29 @@ def worker_report(w: Worker) -> dict[str, Any]:
 
 
 def run(opts: Options) -> dict[str, object]:
+    k = opts.profile.time_scale
+    # the product (workers and this process's bound) sees its limits raised as the simulators' are
+    os.environ.update(scaled_limits_env(Settings(), profile=opts.profile, openai_tier=opts.openai_tier))
     settings = Settings()
     limit = min(opts.tenants, settings.sched_tenant_concurrency)
     with (
         tempfile.TemporaryDirectory(prefix="leadgen-nightly-") as tmp_name,
         bench_database() as bdb,
         psycopg.connect(bdb.owner_dsn, autocommit=True) as owner,
-        SandboxCluster(faults=sandbox_faults(), registry_rows=100) as cluster,
-    ):
+        SandboxCluster(faults=sandbox_faults(opts.profile), registry_rows=100, profile=opts.profile,
+                       web_slow_delay_s=opts.profile.latency(SLOW_DELAY_S),
+                       web_crawl_delay_s=opts.profile.period(CRAWL_DELAY_S)) as cluster,
+    ):  # fmt: skip
         tmp = Path(tmp_name)
         facts = server_facts(owner)
-        progress(f"server {facts['server_version']}; sandbox latencies (ms) {LATENCY_MS} +-{JITTER:.0%}")
+        progress(f"server {facts['server_version']}; sandbox {opts.profile.name.value} x{k:g}, OpenAI tier "
+                 f"{opts.openai_tier}; added latencies (ms, scaled) "
+            f"{ {n: f.latency_ms for n, f in sandbox_faults(opts.profile).items()} } +-{JITTER:.0%}")  # fmt: skip
         rows = registry_rows(opts.targets)
         loaded = load_registry(bdb.owner_dsn, rows=rows, day=DAY, seed=opts.seed)
         progress(f"registry: {loaded.staged:,} companies for {DAY}")
         tenants = add_tenants(owner, count=opts.tenants, targets=opts.targets, odoo_url=cluster.odoo.base_url,
-                              night_caps=not opts.default_caps)  # fmt: skip
+                              night_caps=opts.night_caps)  # fmt: skip
         for t in tenants:
             found = live_candidates(owner, t.ssic_prefixes)
             if found < opts.targets:
@@ -257,71 +347,134 @@ def run(opts: Options) -> dict[str, object]:
         cluster.reset_logs()
         progress(f"starting {opts.tenants} night(s), {limit} at a time ...")
         workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,
-                                    profile=opts.profile)  # fmt: skip
+                                    cprofile=opts.cprofile, stagger_s=opts.profile.period(opts.stagger_s))  # fmt: skip
         reports = {w.tenant.tenant_id: worker_report(w) for w in workers}
         nights = [read_night(owner, t.tenant_id, DAY) for t in tenants]
         targets = [x for t in tenants for x in read_targets(owner, t.tenant_id, DAY)]
         who = Attribution(targets, read_emails(owner, [x.company_id for x in targets]))
-        limits = Limits(settings.sched_company_concurrency, settings.crawler_domain_interval_s)
+        limits = Limits(settings.sched_company_concurrency, settings.crawler_domain_interval_s,
+                        verify_workers=settings.zerobounce_in_flight if settings.zerobounce_mode == "single"
+                        else PARALLEL_BATCHES,
+                        odoo_workers=min(settings.odoo_max_in_flight, ODOO_SERVER_WORKERS)
+                        if opts.profile.realistic else 1)  # fmt: skip
         rates = vendor_rates(settings)
-        use = usage(cluster, who, latency=latencies(), limits=limits)
+        use = usage(cluster, who, latency=latencies(opts.profile), limits=limits)
         nb = night_bound(use, tenants=[t.tenant_id for t in tenants], limits=limits, rates=rates)
+        floor_s, floors = vendor_floor(
+            buckets(openai_tier=opts.openai_tier, lusha_plan=settings.lusha_plan,
+                    tavily_key_kind=settings.tavily_key_kind, zerobounce_mode=settings.zerobounce_mode),
+            work_by_kind(cluster, who), stage_floors=nb.tenant_stage_floors, scale=k,
+        )  # fmt: skip
+        ledger = ledger_units(owner)
+        billed = cluster.billable_units()
+        odoo_calls = len(cluster.odoo.log)
         overlap = owner.execute(
             "SELECT count(*) - count(DISTINCT company_id) FROM daily_targets WHERE run_date = %s", (DAY,)
         ).fetchone()
     shared = int(overlap[0]) if overlap else 0
+    vendor = VendorCheck(floor_s, floors, ledger, billed, odoo_calls)
     return _result(opts, settings=settings, wall=wall, bound=nb, reports=reports, nights=nights, rates=rates,
-                   facts=facts, kind=bdb.kind, caps=caps, rows=rows, shared=shared)  # fmt: skip
+                   facts=facts, kind=bdb.kind, caps=caps, rows=rows, shared=shared, vendor=vendor)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VendorCheck:
+    """The vendor floor (scaled seconds), and the ledger next to the simulators' own bills."""
+
+    floor_s: float
+    floors: list[BucketFloor]
+    ledger: dict[str, int]
+    billed: dict[str, int]
+    odoo_calls: int
+
+    @property
+    def ledger_matches(self) -> bool:
+        return all(self.ledger.get(v, 0) == n for v, n in self.billed.items())
+
+
+def ledger_units(owner: psycopg.Connection) -> dict[str, int]:
+    """Units the vendor_usage ledger booked per vendor, every tenant and day."""
+    rows = owner.execute("SELECT vendor, sum(units) FROM vendor_usage GROUP BY vendor").fetchall()
+    return {str(v): int(n) for v, n in rows}
 
 
 def _result(
     opts: Options, *, settings: Settings, wall: float, bound: NightBound, reports: dict[str, dict[str, Any]],
     nights: list[TenantNight], rates: dict[str, RateSpec], facts: dict[str, object], kind: str,
-    caps: dict[str, int], rows: int, shared: int,
+    caps: dict[str, int], rows: int, shared: int, vendor: VendorCheck,
 ) -> dict[str, object]:  # fmt: skip
-    """The stage table on stderr, and the RESULT object."""
+    """The stage table on stderr, and the RESULT object (seconds unscaled: measured x time scale)."""
+    k = opts.profile.time_scale
     samples = {t: r.get("samples", []) for t, r in reports.items()}
     stages = stage_table(nights, samples, bound.stages)
     ratio = wall / bound.bound_s if bound.bound_s > 0 else float("inf")
+    floor_ratio = wall / vendor.floor_s if vendor.floor_s > 0 else float("inf")
     progress(
         "stages (wall and floor: the slowest tenant; cpu: every worker; shared: all tenants' calls through the "
         "stage's busiest bucket):\n" + format_table(stages)
     )
-    progress(f"night: wall {wall:.1f}s, bound {bound.bound_s:.1f}s ({bound.binding}), ratio {ratio:.3f}")
+    progress(f"night (scaled s): wall {wall:.1f}s, bound {bound.bound_s:.1f}s ({bound.binding}), ratio {ratio:.3f}; "
+             f"vendor floor {vendor.floor_s:.1f}s ({vendor.floors[0].bucket if vendor.floors else '-'}), "
+             f"floor ratio {floor_ratio:.3f}; x{k:g} for unscaled")  # fmt: skip
     cpu_s = sum(float(r.get("cpu_s", 0.0)) for r in reports.values())
     degraded: Counter[str] = Counter()
     for n in nights:
         degraded.update(n.degraded)
+    companies = opts.tenants * opts.targets
     return {
+        "profile": opts.profile.name.value,
         "tenants": opts.tenants,
         "targets": opts.targets,
-        "wall_s": round(wall, 1),
-        "bound_s": round(bound.bound_s, 1),
-        "bound_binding": bound.binding,
+        "time_scale": k,
+        "openai_tier": opts.openai_tier,
+        "stagger_s": opts.stagger_s,
+        "wall_s": round(wall * k, 1),
+        "bound_s": round(bound.bound_s * k, 1),
         "ratio": round(ratio, 3),
-        "cpu_ms_per_company": round(1000 * cpu_s / (opts.tenants * opts.targets), 1),
+        "vendor_floor_s": round(vendor.floor_s * k, 1),
+        "floor_ratio": round(floor_ratio, 3),
+        "max_tenant_night_s": round(max((n.night_s for n in nights), default=0.0) * k, 1),
+        "cpu_ms_per_company": round(1000 * cpu_s / companies, 1),
         "peak_rss_mb": round(max(int(r.get("maxrss_kb", 0)) for r in reports.values()) / 1024, 1),
+        "openai_tokens": vendor.billed.get("openai", 0),
+        "odoo_calls_per_company": round(vendor.odoo_calls / companies, 3),
+        "ledger_matches_vendor": vendor.ledger_matches,
+        "ledger_units": vendor.ledger,
+        "vendor_billed_units": vendor.billed,
+        "vendor_floors_s": {
+            f.bucket: {
+                "work": f.work,
+                "fill_s": round(f.fill_s * k, 1),
+                "through_s": round(f.through_s * k, 1),
+                "drain_s": round(f.drain_s * k, 1),
+            }
+            for f in vendor.floors
+        },
+        "bound_binding": bound.binding,
         "stages": stages,
         "success": all(r.get("success") for r in reports.values()),
         "failed_steps": {t: r.get("failed_steps") for t, r in reports.items() if r.get("failed_steps")},
         "failed_checks": {t: r.get("failed_checks") for t, r in reports.items() if r.get("failed_checks")},
-        "wall_target_met": wall <= WALL_TARGET_S,
+        "wall_target_met": wall * k <= WALL_TARGET_S,
         "ratio_target_met": ratio <= RATIO_TARGET,
-        "night_s": {n.tenant_id: round(n.night_s, 1) for n in nights},
-        "between_stages_s": {n.tenant_id: round(n.night_s - sum(s.seconds or 0.0 for s in n.stats), 1) for n in nights},
+        "floor_ratio_target_met": floor_ratio <= FLOOR_RATIO_TARGET,
+        "night_s": {n.tenant_id: round(n.night_s * k, 1) for n in nights},
+        "between_stages_s": {
+            n.tenant_id: round((n.night_s - sum(s.seconds or 0.0 for s in n.stats)) * k, 1) for n in nights
+        },  # fmt: skip
         "cpu_s": round(cpu_s, 1),
         "sandbox_process_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "bound_detail": bound.as_dict(),
         "degraded": dict(degraded.most_common()),
         "shared_targets": shared,
-        "caps": "defaults" if opts.default_caps else caps,
+        "caps": caps if opts.night_caps else {"defaults": caps},
         "settings": {
             "SCHED_COMPANY_CONCURRENCY": settings.sched_company_concurrency,
             "SCHED_TENANT_CONCURRENCY": settings.sched_tenant_concurrency,
             "CRAWLER_DOMAIN_INTERVAL_S": settings.crawler_domain_interval_s,
             "CRAWL_MAX_PAGES": settings.crawl_max_pages,
         },
-        "latency_ms": LATENCY_MS,
+        "latency_ms": REALISTIC_LATENCY_MS if opts.profile.realistic else LATENCY_MS,
         "rates_per_min": {v: round(r.per_s * 60, 1) for v, r in rates.items()},
         "registry_rows": rows,
         "server": kind,
@@ -337,15 +490,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help=f"small run: {QUICK_TARGETS} targets")
     parser.add_argument("--tenants", type=int, default=1, help=f"tenants whose nights run at once, 1..{MAX_TENANTS}")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic registry")
-    parser.add_argument("--default-caps", action="store_true", help="keep the settings' default vendor caps")
-    parser.add_argument("--profile", type=Path, default=None, help="write each worker's cProfile stats to DIR")
+    parser.add_argument("--night-caps", action="store_true",
+                        help="size the vendor caps per target (bench.night_setup) instead of the settings' defaults")
+    parser.add_argument("--cprofile", type=Path, default=None, help="write each worker's cProfile stats to DIR")
+    parser.add_argument(
+        "--profile",
+        choices=[p.value for p in ProfileName],
+        default=ProfileName.REALISTIC.value,
+        help="sandbox profile (default realistic: the vendors' documented limits)",
+    )
+    parser.add_argument(
+        "--openai-tier",
+        type=int,
+        choices=range(1, 6),
+        default=DEFAULT_OPENAI_TIER,
+        help=f"OpenAI usage tier whose limits apply (default {DEFAULT_OPENAI_TIER})",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="K: latencies / K, rate limits x K, crawl intervals / K; figures reported unscaled",
+    )
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        help="unscaled seconds between tenant starts (the nightly schedule's stagger)",
+    )
     args = parser.parse_args(argv)
     targets = QUICK_TARGETS if args.quick else args.targets
     if targets <= 0:
         parser.error("--targets must be positive")
     if not 1 <= args.tenants <= MAX_TENANTS:
         parser.error(f"--tenants must be within 1..{MAX_TENANTS}")
-    result = run(Options(targets, args.tenants, args.seed, args.default_caps, args.profile))
+    try:
+        profile = SandboxProfile.parse(args.profile, args.time_scale)
+    except ValueError as exc:
+        parser.error(str(exc))
+    result = run(Options(targets, args.tenants, args.seed, args.night_caps, args.cprofile, profile,
+                         args.openai_tier, args.stagger))  # fmt: skip
     emit_result(result)
     if not result["success"]:
         raise SystemExit(1)

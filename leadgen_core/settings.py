@@ -106,14 +106,17 @@ class Settings(BaseSettings):
     upsert_max_per_job: int = Field(default=2000, validation_alias="UPSERT_MAX_PER_JOB", ge=1)
 
     # --- budgets (per tenant per day; per-tenant overrides live in tenant_budgets) --------
-    openai_daily_tokens_cap: int = Field(default=200_000, validation_alias="OPENAI_DAILY_TOKENS_CAP", ge=0)
-    tavily_max_queries: int = Field(default=300, validation_alias="TAVILY_MAX_QUERIES", ge=0)
+    # Defaults fit one 1,000-company night at the per-company costs measured in the realistic
+    # sandbox, with headroom for reservations in flight (README, "Caps' arithmetic"):
+    # ~2,500 OpenAI tokens, ~1.15 Tavily credits, ~4 ZeroBounce addresses per company.
+    openai_daily_tokens_cap: int = Field(default=4_000_000, validation_alias="OPENAI_DAILY_TOKENS_CAP", ge=0)
+    tavily_max_queries: int = Field(default=2_000, validation_alias="TAVILY_MAX_QUERIES", ge=0)
     # Lusha credits as billed (billing.creditsCharged): ~250 of a 1,000-company night's targets have
     # no address on the web, at ~5 credits each (see the README's vendor section).
     lusha_max_credits: int = Field(
         default=2_000, validation_alias=AliasChoices("LUSHA_MAX_CREDITS", "LUSHA_MAX_CONTACT_LOOKUPS"), ge=0
     )
-    zerobounce_max_verifications: int = Field(default=2000, validation_alias="ZEROBOUNCE_MAX_VERIFICATIONS", ge=0)
+    zerobounce_max_verifications: int = Field(default=6_000, validation_alias="ZEROBOUNCE_MAX_VERIFICATIONS", ge=0)
 
     # --- crawler --------------------------------------------------------------------------
     crawl_max_pages: int = Field(default=6, validation_alias="CRAWL_MAX_PAGES", ge=1, le=50)

@@ -223,9 +223,9 @@ def test_cli_budget_show(cli, owner_conn) -> None:  # type: ignore[no-untyped-de
     shown = cli("budget", "show", "--tenant", "acme", "--date", "2026-03-02")
     assert shown.exit_code == 0, shown.output
     lines = {line.split()[0]: line.split() for line in shown.stdout.splitlines()[2:]}
-    assert lines["openai"][:5] == ["openai", "50000", "200000", "12", "25.0"]
+    assert lines["openai"][:5] == ["openai", "50000", "4000000", "12", "1.2"]
     assert lines["tavily"][:4] == ["tavily", "60", "50", "60"] and "OVER" in lines["tavily"]
-    assert lines["zerobounce"][:6] == ["zerobounce", "40", "2000", "41", "2.0", "200"]  # used, ..., uncertain
+    assert lines["zerobounce"][:6] == ["zerobounce", "40", "6000", "41", "0.7", "200"]  # used, ..., uncertain
     assert shown.stdout.splitlines()[1].split()[-1] == "uncertain"
     assert lines["lusha"][1] == "0" and lines["lusha"][5] == "0"
     assert_one_line_error(cli("budget", "show", "--tenant", "nope"), "no tenant")

@@ -278,6 +278,16 @@ class OpenAISim(SimServer):
         return SimResponse(200, payload, headers=limit_headers, billable_units=prompt_tokens + completion_tokens)
 
 
+def charged_tokens(body: dict[str, Any]) -> tuple[int, int]:
+    """(prompt tokens, completion limit) one request counts against TPM under the realistic profile."""
+    messages = body.get("messages")
+    fmt = body.get("response_format")
+    return (
+        _realistic_prompt_tokens(messages if isinstance(messages, list) else [], fmt if isinstance(fmt, dict) else {}),
+        _completion_limit(body),
+    )
+
+
 def _completion_limit(body: dict[str, Any]) -> int:
     """What a request's completion counts against TPM: its limit, else the model's max output."""
     raw = body.get("max_completion_tokens") or body.get("max_tokens")
