@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SRC    := leadgen_core leadgen_dagster tests bench
 
-.PHONY: install dev test lint typecheck validate pytest bench clean
+.PHONY: install chromium dev test e2e lint typecheck validate pytest bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,28 @@ install: $(STAMP)
 dev: install
 	$(BIN)/leadgen dev
 
-## make test: lint, type checks, `dagster definitions validate`, then the whole pytest suite
+## make test: lint, type checks, `dagster definitions validate`, then the whole pytest suite (the browser
+## walkthrough in tests/e2e included)
 test: lint typecheck validate pytest
+
+## make e2e: the README walkthrough in a real browser against `leadgen dev` (tests/e2e; screenshots in
+## tests/e2e/screenshots/). It drives Debian's Chromium, never a downloaded browser.
+e2e: install chromium
+	$(BIN)/pytest -q -p no:randomly tests/e2e
+
+## Debian's Chromium for the browser tests: when /usr/bin/chromium is missing and we run as root (CI
+## does), this runs `apt-get update` then `apt-get install -y chromium`; otherwise it says what to run.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's chromium for tests/e2e: apt-get update && apt-get install -y chromium"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium' (make does it itself as root)"; \
+			exit 1; \
+		fi; \
+	fi
 
 lint: install
 	$(BIN)/ruff check $(SRC)
@@ -35,7 +55,7 @@ validate: install
 	DAGSTER_HOME=$(CURDIR)/.leadgen/validate_home LEADGEN_APP_DATABASE_URL=postgresql://validate.invalid/none \
 		$(BIN)/dagster definitions validate -w workspace.yaml
 
-pytest: install
+pytest: install chromium
 	$(BIN)/pytest -q
 
 bench: install
@@ -45,4 +65,4 @@ bench: install
 	$(BIN)/python -m bench.odoo_sync
 
 clean:
-	rm -rf $(VENV) .leadgen .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .leadgen .pytest_cache .mypy_cache .ruff_cache tests/e2e/screenshots

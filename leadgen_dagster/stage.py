@@ -11,8 +11,9 @@ stage timings, so a forecast never overwrites the timings of the real night the 
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,6 +27,47 @@ from leadgen_dagster.resources import PostgresResource
 from leadgen_dagster.retries import permanent_failures
 from leadgen_dagster.tags import is_dry_run, root_run_id
 from leadgen_dagster.vendor_resources import VendorsResource
+
+# Each stage's table: where `dagster/row_count` (the partition's items, one row each) and the column schema
+# shown in the UI come from.
+STAGE_TABLES = {
+    "icp_candidates": "icp_candidates",
+    "daily_targets": "daily_targets",
+    "crawled_sites": "company_web_snapshots",
+    "web_extractions": "company_extractions",
+    "contacts": "contacts",
+    "email_verifications": "email_verification_cache",
+    "lead_scores": "lead_scores",
+    "odoo_sync": "odoo_sync_log",
+}
+CODE_VERSION = "2026-12-04"  # bump when a stage's output for the same input changes
+COLUMNS_SQL = (
+    "SELECT column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position"
+)
+
+
+def metric_key(prefix: str, name: str) -> str:
+    """`units_` + `tavily`, `degraded_` + `budget:tavily` → `degraded_budget_tavily`: one plottable key."""
+    return prefix + re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def numeric_metadata(prefix: str, counts: Mapping[str, int]) -> dict[str, Any]:
+    """One int metadata value per key, so Dagster plots each across partitions (a JSON value it cannot)."""
+    return {metric_key(prefix, k): dg.MetadataValue.int(int(v)) for k, v in sorted(counts.items())}
+
+
+def table_metadata(postgres: PostgresResource, *, table: str, row_count: int) -> dict[str, Any]:
+    """Row count and column schema of TABLE, the table a stage writes, read from the catalog."""
+    with postgres.shared(operation="table schema") as conn:
+        cols = conn.execute(COLUMNS_SQL, (table,)).fetchall()
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=c[0], type=c[1]) for c in cols])
+    # Dagster's standard keys (TableMetadataSet): the UI shows them as the asset's row count and columns.
+    return {
+        "dagster/row_count": dg.MetadataValue.int(row_count),
+        "dagster/column_schema": dg.MetadataValue.table_schema(schema),
+        "dagster/table_name": dg.MetadataValue.text(table),
+    }
 
 
 @dataclass
@@ -77,6 +119,8 @@ def night_stage(
     if record:
         with postgres.tenant(tenant_id, operation=f"{name} finish") as conn:
             stage_finished(conn, tenant_id=tenant_id, run_date=day, stage=name, counts=stage.counts)
+    if name in STAGE_TABLES:
+        stage.metadata.update(table_metadata(postgres, table=STAGE_TABLES[name], row_count=stage.counts.items))
     context.log.info(
         f"{name} finished: {stage.counts.items} items, {stage.counts.done} done, "
         f"{stage.counts.degraded} degraded, {stage.counts.failed} failed"

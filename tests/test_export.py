@@ -231,3 +231,32 @@ def test_cli_budget_show(cli, owner_conn) -> None:  # type: ignore[no-untyped-de
     assert_one_line_error(cli("budget", "show", "--tenant", "nope"), "no tenant")
     bad_date = cli("budget", "show", "--tenant", "acme", "--date", "03/02/2026")
     assert bad_date.exit_code == 2 and "Traceback" not in bad_date.output
+
+
+def test_cli_export_gives_each_company_once_at_its_latest_date_unless_all_dates(cli, scores) -> None:  # type: ignore[no-untyped-def]
+    latest = cli("export", "scores", "--tenant", "acme", "--format", "json", "--limit", "1000")
+    assert latest.exit_code == 0, latest.output
+    rows = json.loads(latest.stdout)
+    ids = [r["company_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == N  # the 40 companies scored on both nights appear once
+    assert {r["run_date"] for r in rows} == {DAY.isoformat()}  # their latest night
+    assert [(r["score"], r["company_id"]) for r in rows] == sorted(
+        ((r["score"], r["company_id"]) for r in rows), reverse=True
+    )
+    everything = cli("export", "scores", "--tenant", "acme", "--all-dates", "--format", "json", "--limit", "1000")
+    assert [(date.fromisoformat(r["run_date"]), r["company_id"]) for r in json.loads(everything.stdout)] == expected(
+        scores, None
+    )
+    assert_one_line_error(cli("export", "scores", "--tenant", "acme", "--all-dates", "--date", "2026-03-02"), "exclude")
+
+
+def test_latest_export_pages_by_cursor(app_db: Database, scores) -> None:  # type: ignore[no-untyped-def]
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        with app_db.tenant_transaction(TENANT) as conn:
+            rows, cursor = export_scores(conn, tenant_id=TENANT, day=None, after=cursor, limit=13, latest=True)
+        seen += [r.company_id for r in rows]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == N

@@ -298,13 +298,20 @@ def test_assets_materialise_with_metadata_and_no_secret(night, sim, openai, owne
     assert result.success
     (scored,) = result.asset_materializations_for_node("lead_scores")
     scores = scored.metadata
-    assert scores["scored"].value == 9 and scores["buckets"].value == {"high": 3, "medium": 3, "low": 3}
+    assert scores["scored"].value == 9
+    assert [scores[f"bucket_{b}"].value for b in ("high", "medium", "low")] == [3, 3, 3]
+    assert scores["dagster/row_count"].value == 9 and scores["units_openai"].value == scores["openai_tokens"].value
+    columns = {c.name for c in scores["dagster/column_schema"].value.columns}
+    assert {"tenant_id", "company_id", "score", "bucket"} <= columns
     assert scores["rationale_sources"].value == {"llm": 9} and scores["openai_tokens"].value > 0
     assert scores["rationale_requests"].value == 1  # nine rationales, one request
     assert "| 1 | Company" in scores["top_leads"].value and 0 < scores["avg_score"].value < 1
     (sync,) = result.asset_materializations_for_node("odoo_sync")
     assert sync.metadata["leads_exported"].value == 3 and sync.metadata["item_errors"].value == 0
     assert 0 < sync.metadata["odoo_calls"].value <= len(sim.log)
+    # the same numeric keys as every other stage, and one plottable count per Odoo model
+    assert isinstance(sync.metadata["items"].value, int) and sync.metadata["synced_crm_lead"].value == 3
+    assert sync.metadata["synced_res_partner"].value > 0
     assert model_counts(sim) == EXPECTED
     events = instance.all_logs(result.run_id)
     assert events and not any(SECRET in str(e) for e in events)

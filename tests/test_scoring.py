@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -488,7 +489,7 @@ def test_rationale_prompt_is_grounded_in_the_features() -> None:
     assert "60 words" in system
     data = json.loads(user.split("\n", 1)[1])
     assert data["company"] == "Acme Pte Ltd"
-    assert data["score"] == result.score
+    assert data["score"] == round(result.score, 2)  # two decimals, as every rationale prints it
     assert set(data["features"]) == set(FEATURE_NAMES)
     assert data["features"]["icp_fit"]["contribution"] == result.contributions["icp_fit"]
     assert data["facts"]["icp_detail"] == "62011"
@@ -529,3 +530,21 @@ def test_clean_llm_rationale_caps_long_output() -> None:
 def test_scoring_imports_without_dagster() -> None:
     code = "import sys, leadgen_core.scoring; sys.exit(1 if 'dagster' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_llm_and_template_rationales_read_alike_with_two_decimals() -> None:
+    """The sandbox LLM answers from the payload the way the prompt asks: the template's shape and
+    numbers with two decimals, so a night's table reads the same whichever source wrote a line."""
+    from leadgen_core.sandbox.openai_sim import _lead_line
+    from leadgen_core.scoring.rationale import rationale_payload
+
+    features = features_of(strong_inputs())
+    result = score_lead(features)
+    template = template_rationale(company_name="Acme Pte Ltd", score=result, features=features)
+    payload = rationale_payload(company_name="Acme Pte Ltd", score=result, features=features)
+    llm = _lead_line({"ref": "L1", **payload}).removeprefix("L1: ")
+    head = f"Acme Pte Ltd: high ({result.score:.2f}). "
+    assert template.startswith(head) and llm.startswith(head)
+    assert "; weakest: " in template and "; weakest: " in llm
+    for text in (template, llm, json.dumps(payload)):
+        assert not re.search(r"\d\.\d{3,}", text), text  # no score or value with more than 2 decimals

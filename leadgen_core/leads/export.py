@@ -60,16 +60,23 @@ WHERE s.tenant_id = %(tenant)s AND NOT {COMPANY_SUPPRESSED_SQL}
 # Each variant's keyset condition follows an index's column order: idx_lead_scores_keyset (002) for one
 # date, idx_lead_scores_export (006) across dates, where a page is one index range scan however deep.
 DAY_SQL = " AND s.run_date = %(day)s"
+# Each company once, at its latest scored date (idx_lead_scores_company finds that date per company).
+LATEST_SQL = (
+    " AND s.run_date = (SELECT max(l.run_date) FROM lead_scores l"
+    " WHERE l.tenant_id = s.tenant_id AND l.company_id = s.company_id)"
+)
 DAY_AFTER_SQL = " AND (s.score, s.company_id) < (%(after_score)s, %(after_company)s)"
 ALL_AFTER_SQL = " AND (s.score, s.company_id, s.run_date) < (%(after_score)s, %(after_company)s, %(after_day)s)"
 DAY_ORDER_SQL = " ORDER BY s.score DESC, s.company_id DESC LIMIT %(limit)s"  # run_date is fixed
 ALL_ORDER_SQL = " ORDER BY s.score DESC, s.company_id DESC, s.run_date DESC LIMIT %(limit)s"
 
 
-def export_sql(*, by_day: bool, after: bool) -> str:
-    """The page query for one date or all dates, first page or after a cursor."""
-    keyset = (DAY_AFTER_SQL if by_day else ALL_AFTER_SQL) if after else ""
-    return SELECT_SQL + (DAY_SQL + keyset + DAY_ORDER_SQL if by_day else keyset + ALL_ORDER_SQL)
+def export_sql(*, by_day: bool, after: bool, latest: bool = False) -> str:
+    """The page query for one date, each company's latest date, or all dates; first page or after a cursor.
+    One row per company (a date, or the latest) pages by (score, company_id); all dates add run_date."""
+    if by_day or latest:
+        return SELECT_SQL + (DAY_SQL if by_day else LATEST_SQL) + (DAY_AFTER_SQL if after else "") + DAY_ORDER_SQL
+    return SELECT_SQL + (ALL_AFTER_SQL if after else "") + ALL_ORDER_SQL
 
 
 @dataclass(frozen=True)
@@ -132,8 +139,10 @@ def export_scores(
     day: date | None,
     after: str | None,
     limit: int,
+    latest: bool = False,
 ) -> tuple[list[ExportRow], str | None]:
-    """One page of the tenant's scores (DAY, or every date) after the cursor AFTER.
+    """One page of the tenant's scores (DAY; with no DAY, every date, or each company once at its
+    latest date when LATEST) after the cursor AFTER.
 
     Returns the rows and the cursor of the next page, None when this page is the last.
     """
@@ -149,7 +158,8 @@ def export_scores(
         # one row more than asked says whether another page exists without a count(*)
         "limit": limit + 1,
     }
-    fetched = conn.execute(export_sql(by_day=day is not None, after=cursor is not None), params).fetchall()
+    sql = export_sql(by_day=day is not None, after=cursor is not None, latest=latest and day is None)
+    fetched = conn.execute(sql, params).fetchall()
     rows = [
         ExportRow(run_date=r[0], score=float(r[1]), company_id=int(r[2]), uen=r[3], name=r[4], website=r[5],
                   bucket=r[6], rationale=r[7], rationale_source=r[8], contributions=dict(r[9] or {}), email=r[10])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -66,10 +67,20 @@ def top_leads(conn: psycopg.Connection, *, tenant_id: str, day: date, limit: int
     return [LeadRow(str(n), str(u), float(s), str(b), str(src), str(r)) for n, u, s, b, src, r in rows]
 
 
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&])")
+
+
 def _cell(value: str) -> str:
-    # A pipe or a line break would end the cell (company names and rationales are free text).
-    text = " ".join(value.split()).replace("|", "\\|")
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+    """VALUE as the text of one markdown cell, whatever it holds.
+
+    Company names come from the registry and rationales from an LLM: a line break or a pipe would end
+    the cell, and `[x](url)`, `![x](img)`, `<b>` or `&lt;` would render as a link, an image, HTML or an
+    entity in Dagster's UI. CommonMark renders any backslash-escaped ASCII punctuation as itself.
+    """
+    text = " ".join(value.split())
+    if len(text) > MAX_CELL_CHARS:
+        text = text[: MAX_CELL_CHARS - 1] + "…"  # cut before escaping, so no escape is cut in half
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def markdown_table(rows: Sequence[LeadRow]) -> str:

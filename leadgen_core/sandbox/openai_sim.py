@@ -321,23 +321,24 @@ def _batch_leads(user: str) -> list[dict[str, Any]]:
 
 
 def _lead_line(lead: dict[str, Any]) -> str:
-    """One lead's answer, from its own features only: the two largest contributions and the weakest."""
+    """One lead's answer, from its own features only, in the form the system prompt asks for (the
+    template's): `<company>: <bucket> (<score>). <two largest contributions>; weakest: <feature>.`"""
     raw = lead.get("features")
     features: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    ranked = sorted(
+    described = sorted(
         (
-            (float(f.get("contribution") or 0.0), str(f.get("label") or name))
+            (float(f.get("contribution") or 0.0), float(f.get("value") or 0.0), str(f.get("in_words") or name))
             for name, f in features.items()
             if isinstance(f, dict)
         ),
         reverse=True,
     )
-    strongest = " and ".join(label for contribution, label in ranked[:2] if contribution > 0) or "no feature"
-    weakest = ranked[-1][1] if ranked else "no feature"
-    return (
-        f"{lead['ref']}: Scored {lead.get('score')} ({lead.get('bucket')}), mostly from {strongest}; "
-        f"the weakest feature is {weakest}."
-    )
+    strong = ", ".join(f"{words} ({value:.2f})" for contribution, value, words in described[:2] if contribution > 0)
+    body = (strong[:1].upper() + strong[1:]) if strong else "No positive signals"
+    weakest = min(described, key=lambda d: d[1], default=None)
+    tail = f"; weakest: {weakest[2]} ({weakest[1]:.2f})." if weakest else "."
+    score = float(lead.get("score") or 0.0)
+    return f"{lead['ref']}: {lead.get('company')}: {lead.get('bucket')} ({score:.2f}). {body}{tail}"
 
 
 def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Tenant×date scoring and CRM assets: lead scores with rationales, then the Odoo sync."""
 
 import os
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -11,7 +13,7 @@ from leadgen_core.leads.sync_stage import SyncContext, SyncReport, run_sync_stag
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.retries import TRANSIENT_RETRY
-from leadgen_dagster.stage import night_stage
+from leadgen_dagster.stage import CODE_VERSION, night_stage, numeric_metadata
 from leadgen_dagster.vendor_resources import VendorsResource
 
 OWNERS = ["team:growth"]
@@ -23,7 +25,9 @@ def score_metadata(report: ScoreReport) -> dict[str, Any]:
         "scored": dg.MetadataValue.int(s.count),
         "pending_at_start": dg.MetadataValue.int(report.pending),
         "avg_score": dg.MetadataValue.float(s.average),
-        "buckets": dg.MetadataValue.json(s.buckets),
+        **numeric_metadata("bucket_", {b: s.buckets.get(b, 0) for b in ("high", "medium", "low")}),
+        **numeric_metadata("degraded_", report.degraded_by_reason()),
+        "units_openai": dg.MetadataValue.int(report.spent.get("openai", 0)),
         "rationale_sources": dg.MetadataValue.json(s.sources),
         "degraded_by_reason": dg.MetadataValue.json(report.degraded_by_reason()),
         "openai_tokens": dg.MetadataValue.int(report.spent.get("openai", 0)),
@@ -39,6 +43,18 @@ def score_metadata(report: ScoreReport) -> dict[str, Any]:
     return meta
 
 
+SYNCED_ACTIONS = frozenset({"created", "updated", "unchanged"})  # in Odoo after the run; not skips or errors
+
+
+def synced_by_model(items: Mapping[str, int]) -> dict[str, int]:
+    """`res.partner:created` and `res.partner:updated` → `res.partner`: the records in step per Odoo model."""
+    by_model: Counter[str] = Counter()
+    for key, n in items.items():
+        model, _, action = key.partition(":")
+        by_model[model] += n if action in SYNCED_ACTIONS else 0
+    return dict(by_model)
+
+
 def sync_metadata(report: SyncReport) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "companies": dg.MetadataValue.int(len(report.outcomes)),
@@ -46,7 +62,7 @@ def sync_metadata(report: SyncReport) -> dict[str, Any]:
         "leads_exported": dg.MetadataValue.int(report.leads_exported),
         "item_errors": dg.MetadataValue.int(report.errors),
         "odoo_calls": dg.MetadataValue.int(report.odoo_calls),
-        "items": dg.MetadataValue.json(dict(sorted(report.items.items()))),
+        **numeric_metadata("synced_", synced_by_model(report.items)),
         "dry_run": dg.MetadataValue.bool(report.dry_run),
     }
     if report.dry_run:
@@ -55,6 +71,7 @@ def sync_metadata(report: SyncReport) -> dict[str, Any]:
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[dg.AssetKey("email_verifications")],
     group_name="scoring",
@@ -89,6 +106,7 @@ def lead_scores(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[lead_scores],
     group_name="crm",

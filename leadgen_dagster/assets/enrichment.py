@@ -22,7 +22,7 @@ from leadgen_dagster.assets.targeting import daily_targets
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.retries import TRANSIENT_RETRY
-from leadgen_dagster.stage import night_stage
+from leadgen_dagster.stage import CODE_VERSION, night_stage, numeric_metadata
 from leadgen_dagster.vendor_resources import VendorsResource, enrichment_resources
 
 GROUP = "enrichment"
@@ -36,13 +36,13 @@ def report_metadata(report: StageReport) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "processed": dg.MetadataValue.int(s["processed"]),
         "degraded_by_reason": dg.MetadataValue.json(s["degraded_by_reason"]),
-        "vendor_units": dg.MetadataValue.json(s["vendor_units"]),
         "cache_hits": dg.MetadataValue.json(s["cache_hits"]),
         "counters": dg.MetadataValue.json(s["counters"]),
         "timing": dg.MetadataValue.json(s["timing"]),
         "dry_run": dg.MetadataValue.bool(report.dry_run),
     }
-    meta.update({f"units_{v}": dg.MetadataValue.int(n) for v, n in s["vendor_units"].items()})
+    meta.update(numeric_metadata("units_", s["vendor_units"]))
+    meta.update(numeric_metadata("degraded_", s["degraded_by_reason"]))
     if report.dry_run:
         meta["forecast_units"] = dg.MetadataValue.json(s["forecast_units"])
         meta["forecast_calls"] = dg.MetadataValue.json(s["forecast_calls"])
@@ -78,6 +78,7 @@ def run_stage(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[daily_targets],
     group_name=GROUP,
@@ -97,6 +98,7 @@ def crawled_sites(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[crawled_sites],
     group_name=GROUP,
@@ -116,6 +118,7 @@ def web_extractions(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[web_extractions],
     group_name=GROUP,
@@ -135,6 +138,7 @@ def contacts(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[contacts],
     group_name=GROUP,

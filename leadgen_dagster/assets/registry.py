@@ -10,12 +10,14 @@ from leadgen_core.registry import upsert_companies
 from leadgen_dagster.partitions import daily_partitions, parse_date
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.retries import TRANSIENT_RETRY, permanent_failures
+from leadgen_dagster.stage import CODE_VERSION
 
 GROUP = "registry"
 OWNERS = ["team:data-platform"]
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=daily_partitions,
     group_name=GROUP,
     kinds={"python", "postgres"},
@@ -57,6 +59,7 @@ def acra_staging(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=daily_partitions,
     deps=[acra_staging],
     group_name=GROUP,

@@ -15,7 +15,7 @@ from leadgen_core.targets import TargetResult, dry_run_targets, effective_cap, s
 from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
-from leadgen_dagster.stage import night_stage
+from leadgen_dagster.stage import CODE_VERSION, night_stage
 from leadgen_dagster.vendor_resources import VendorsResource
 
 GROUP = "targeting"
@@ -44,6 +44,7 @@ def wait_for_registry(context: dg.AssetExecutionContext, postgres: PostgresResou
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[companies],
     group_name=GROUP,
@@ -81,6 +82,7 @@ def icp_candidates(
 
 
 @dg.asset(
+    code_version=CODE_VERSION,
     partitions_def=tenant_date_partitions,
     deps=[icp_candidates],
     group_name=GROUP,

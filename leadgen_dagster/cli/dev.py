@@ -21,10 +21,12 @@ import click
 import httpx
 
 from leadgen_dagster.cli.common import friendly, settings
+from leadgen_dagster.cli.sandbox import write_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_WAIT_S = 180
 STOP_GRACE_S = 15.0
+SANDBOX_ENV_FILE = "sandbox.env"  # under LEADGEN_HOME; `leadgen sandbox up --env-file` writes the same format
 
 
 def _log(msg: str) -> None:
@@ -55,6 +57,10 @@ def prepare(env: dict[str, str], stack: ExitStack, *, sandbox: bool) -> dict[str
         env.update(cluster.env())
         urls = [f"{k}={v}" for k, v in cluster.env().items() if k.endswith("_URL")]  # URLs only, never keys
         _log("sandbox simulators listening: " + ", ".join(urls))
+        env_file = (ROOT / s.home / SANDBOX_ENV_FILE).resolve()
+        write_env_file(env_file, cluster.env())
+        stack.callback(env_file.unlink, missing_ok=True)  # stale URLs would point a shell at dead ports
+        _log(f"sandbox variables written to {env_file} (load them: set -a; . {env_file}; set +a)")
     env.update(
         {
             "LEADGEN_DATABASE_URL": owner,

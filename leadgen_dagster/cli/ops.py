@@ -44,17 +44,28 @@ def export() -> None:
 @click.option("--after", default=None, help="Cursor printed by the previous page.")
 @click.option("--limit", type=int, default=DEFAULT_PAGE, show_default=True, help="Rows per page (1-10000).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default stdout).")
+@click.option("--all-dates", is_flag=True, help="Every date's score of each company (default: its latest only).")
 @friendly
 def export_scores_cmd(
-    tenant: str, day_opt: datetime | None, fmt: str, after: str | None, limit: int, output: Path | None
+    tenant: str,
+    day_opt: datetime | None,
+    fmt: str,
+    after: str | None,
+    limit: int,
+    output: Path | None,
+    all_dates: bool,
 ) -> None:
-    """One page of lead scores, best first; the next page's cursor goes to stderr."""
+    """One page of lead scores, best first (each company once, its latest score, unless --date or
+    --all-dates); the next page's cursor goes to stderr."""
     from leadgen_core.leads.export import export_scores, write_csv, write_json
 
+    if all_dates and day_opt:
+        raise ConfigError("--date and --all-dates exclude each other: one date, or every date")
     with tenant_conn(tenant) as (conn, tid):
         rows, cursor = export_scores(
-            conn, tenant_id=tid, day=day_opt.date() if day_opt else None, after=after, limit=limit
-        )
+            conn, tenant_id=tid, day=day_opt.date() if day_opt else None, after=after, limit=limit,
+            latest=not all_dates,
+        )  # fmt: skip
     buffer = io.StringIO()
     (write_csv if fmt == "csv" else write_json)(rows, buffer)
     if output is None:
