@@ -136,12 +136,42 @@ def test_odoo_connect_stores_a_reference_not_a_secret(cli, clean_db: DbHandle, m
         "bot@acme.example.com",
         "--secret-env",
         "TENANT_SECRET_ACME_ODOO",
+        "--no-check",  # acme.example.com is no Odoo; the check is tested below against the Odoo simulator
     )
     assert r.exit_code == 0, r.output
+    assert r.output.startswith("saved (not tested: --no-check) acme")
     (row,) = rows(clean_db.owner_dsn, "SELECT protocol, secret_ref, active FROM odoo_connections")
     assert row == ("json2", "env:TENANT_SECRET_ACME_ODOO", True)
     dump = rows(clean_db.owner_dsn, "SELECT row_to_json(o)::text FROM odoo_connections o")[0][0]
     assert "super-secret-value" not in dump and "super-secret-value" not in r.output
+
+
+@pytest.mark.parametrize("protocol", ["jsonrpc", "json2"])
+def test_odoo_connect_tests_version_and_login_before_saying_connected(
+    cli, clean_db: DbHandle, monkeypatch, protocol
+) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.sandbox.odoo import OdooSim
+
+    cli("tenants", "add", "Acme")
+    saved = "SELECT base_url FROM odoo_connections"
+    with OdooSim(users={"bot": "right-key"}) as sim:
+        base = ["odoo", "connect", "--tenant", "acme", "--db", "sandbox", "--protocol", protocol, "--login", "bot",
+                "--secret-env", "TENANT_SECRET_ACME_ODOO"]  # fmt: skip
+        monkeypatch.setenv("TENANT_SECRET_ACME_ODOO", "wrong-key")
+        refused = cli(*base, "--url", sim.base_url)
+        assert refused.exit_code == 2 and "refused the login 'bot'" in refused.output, refused.output
+        assert "wrong-key" not in refused.output and "connected" not in refused.output
+        dead = cli(*base, "--url", "http://127.0.0.1:9")
+        assert dead.exit_code == 2 and "Odoo at http://127.0.0.1:9 is unreachable" in dead.output, dead.output
+        assert rows(clean_db.owner_dsn, saved) == []  # a failed check saves nothing
+        monkeypatch.setenv("TENANT_SECRET_ACME_ODOO", "right-key")
+        ok = cli(*base, "--url", sim.base_url)
+        assert ok.exit_code == 0, ok.output
+        assert ok.output.startswith(f"connected acme to {sim.base_url}") and "Odoo 19.0, login ok" in ok.output
+        assert rows(clean_db.owner_dsn, saved) == [(sim.base_url,)]
+    unchecked = cli(*base, "--url", "http://127.0.0.1:9", "--no-check")
+    assert unchecked.exit_code == 0 and "not tested" in unchecked.output
+    assert rows(clean_db.owner_dsn, saved) == [("http://127.0.0.1:9",)]
 
 
 @pytest.mark.parametrize(

@@ -169,14 +169,33 @@ def odoo() -> None:
 @click.option("--protocol", required=True, type=click.Choice(["jsonrpc", "json2"]))
 @click.option("--login", required=True, help="Odoo login (user).")
 @click.option("--secret-env", required=True, help="Name of the environment variable holding the password/API key.")
+@click.option("--no-check", is_flag=True, help="Save without testing the connection (version and login) first.")
 @friendly
-def odoo_connect(tenant: str, url: str, db_name: str, protocol: str, login: str, secret_env: str) -> None:
-    """Record the tenant's Odoo; the secret itself stays in the environment."""
+def odoo_connect(
+    tenant: str, url: str, db_name: str, protocol: str, login: str, secret_env: str, no_check: bool
+) -> None:
+    """Test the tenant's Odoo (version, login), then record it; the secret itself stays in the environment."""
+    import asyncio
+    import os
+
+    from leadgen_core.errors import ConfigError
+    from leadgen_core.odoo.probe import probe_odoo
     from leadgen_core.tenants import connect_odoo
 
+    checked = ""
     with owner_conn() as conn:
         tid = resolve_tenant(conn, tenant)
         connect_odoo(
             conn, tenant_id=tid, base_url=url, db_name=db_name, protocol=protocol, login=login, secret_env=secret_env
         )
-    click.echo(f"connected {tid} to {url} ({protocol}); secret read from ${secret_env} at run time")
+        # tested inside the transaction that saves it: a failed check saves nothing
+        if not no_check:
+            secret = os.environ.get(secret_env)
+            if not secret:
+                raise ConfigError(f"${secret_env} is not set: export it, or pass --no-check to save without testing")
+            found = asyncio.run(
+                probe_odoo(protocol=protocol, base_url=url, db=db_name, login=login, secret=secret)  # type: ignore[arg-type]
+            )
+            checked = f"; Odoo {found.server_version}, login ok"
+    state = "connected" if not no_check else "saved (not tested: --no-check)"
+    click.echo(f"{state} {tid} to {url} ({protocol}){checked}; secret read from ${secret_env} at run time")

@@ -9,8 +9,9 @@ One test, because each step builds on the state the previous one left (as the RE
 
 from __future__ import annotations
 
+import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -85,12 +86,14 @@ def odoo_records(product: Product, model: str, fields: list[str]) -> list[dict[s
     return call("object", "execute_kw", "sandbox", uid, key, model, "search_read", [[]], {"fields": fields})
 
 
-def wait_for_runs(walk: Walk, *, job: str, count: int, status: str = "Success") -> None:
-    """On the Runs page, reload until COUNT runs of JOB show STATUS (and none is still going)."""
+def wait_for_runs(walk: Walk, *, job: str, count: int, status: str = "Success", partition: str = "") -> None:
+    """On the Runs page, reload until COUNT runs of JOB (of PARTITION) show STATUS."""
     page = walk.page
     deadline = time.monotonic() + RUN_WAIT_S
     while True:
         rows = page.locator("div[data-index]", has_text=job)  # the runs feed is a virtualised list
+        if partition:
+            rows = rows.filter(has_text=f"partition: {partition}")
         texts = [rows.nth(i).inner_text() for i in range(rows.count())]
         done = [t for t in texts if status in t]
         if len(done) >= count:
@@ -115,6 +118,7 @@ def test_readme_walkthrough(product: Product, browser: Any, shots: Path) -> None
         step_3_tenant_partitions(walk)
         step_4_todays_runs(walk)
         step_5_lead_scores_and_checks(walk)
+        # STEP7
     except Exception:
         walk.shot("failure")
         raise
@@ -188,3 +192,62 @@ def step_5_lead_scores_and_checks(walk: Walk) -> None:
         page.get_by_text(check, exact=True).first.wait_for()
     assert page.get_by_text("Succeeded").count() >= 2
     walk.shot("odoo-sync-checks")
+
+
+def launch_partition(walk: Walk, *, job: str, day: str, tenant: str | None = None) -> None:
+    """Jobs → JOB → Materialize all… → the partition → Launch run."""
+    page = walk.page
+    walk.nav("Jobs")
+    page.get_by_text(job, exact=True).first.click()
+    page.get_by_text("Materialize all…", exact=True).first.click()
+    dialog = page.get_by_role("dialog")
+    date_input = dialog.get_by_placeholder(re.compile("^ex: "))
+    date_input.fill(day)
+    date_input.press("Enter")
+    if tenant:
+        dialog.get_by_text("Select a partition or create one").click()
+        page.get_by_role("menuitem", name=tenant).or_(page.get_by_text(tenant, exact=True)).first.click()
+    walk.shot(f"launch-{job}-{day}")
+    dialog.get_by_role("button", name=re.compile("^Launch")).click()
+    page.get_by_role("dialog").wait_for(state="detached")
+
+
+def step_7_failed_partition_reexecuted_from_failure(walk: Walk) -> None:
+    """Yesterday's demo-alpha partition: its targets were never synced (make dev runs today's nights
+    only), so with Odoo broken its odoo_sync really fails; repaired, From failure finishes it."""
+    page, product = walk.page, walk.product
+    yesterday = (sgt_today().date() - timedelta(days=1)).isoformat()
+    key = f"{yesterday}|demo-alpha"
+    launch_partition(walk, job="registry_refresh_job", day=yesterday)  # the date's registry first
+    walk.nav("Runs")
+    wait_for_runs(walk, job="registry_refresh_job", count=1, partition=yesterday)
+    broken = product.cli("odoo", "connect", "--tenant", "demo-alpha", "--url", "http://127.0.0.1:9", "--db", "sandbox",
+                         "--protocol", "jsonrpc", "--login", "admin", "--secret-env", "ODOO_SANDBOX_KEY",
+                         "--no-check")  # fmt: skip
+    assert broken.returncode == 0, broken.stderr
+    partners_before = odoo_records(product, "res.partner", ["company_registry"])
+    launch_partition(walk, job="tenant_night_job", day=yesterday, tenant="demo-alpha")
+    walk.nav("Runs")
+    # the run fails, and so does the automatic retry from failure (dagster.yaml run_retries: 1)
+    wait_for_runs(walk, job="tenant_night_job", count=2, status="Failure", partition=key)
+    walk.shot("partition-failed")
+    page.locator("div[data-index]", has_text=f"partition: {key}").first.get_by_role("link", name="View").click()
+    page.get_by_text("is unreachable for tenant demo-alpha").first.wait_for()
+    walk.shot("failure-names-the-cause")
+    repaired = product.cli("odoo", "connect", "--tenant", "demo-alpha", "--url", product.sandbox("ODOO_SANDBOX_URL"),
+                           "--db", "sandbox", "--protocol", "jsonrpc", "--login", "admin",
+                           "--secret-env", "ODOO_SANDBOX_KEY")  # fmt: skip
+    assert repaired.returncode == 0 and repaired.stdout.startswith("connected demo-alpha"), repaired.stdout
+    page.get_by_role("button", name=re.compile("Re-execute")).first.click()
+    page.get_by_text("From failure", exact=True).first.click()
+    page.get_by_text("Success", exact=True).first.wait_for(timeout=RUN_WAIT_S * 1000)
+    walk.shot("reexecuted-from-failure")
+    walk.nav("Runs")
+    wait_for_runs(walk, job="tenant_night_job", count=1, status="Success", partition=key)
+    walk.shot("partition-succeeded")
+    partners = odoo_records(product, "res.partner", ["company_registry"])
+    keys = [p["company_registry"] for p in partners if p.get("company_registry")]
+    assert len(keys) == len(set(keys)), "duplicate companies in Odoo"
+    assert len(partners) > len(partners_before)  # yesterday's targets reached Odoo
+    leads = [r["x_leadgen_key"] for r in odoo_records(product, "crm.lead", ["x_leadgen_key"])]
+    assert len(leads) == len(set(leads)), "duplicate leads in Odoo"
