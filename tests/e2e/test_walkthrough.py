@@ -118,7 +118,6 @@ def test_readme_walkthrough(product: Product, browser: Any, shots: Path) -> None
         step_3_tenant_partitions(walk)
         step_4_todays_runs(walk)
         step_5_lead_scores_and_checks(walk)
-        # STEP7
     except Exception:
         walk.shot("failure")
         raise
