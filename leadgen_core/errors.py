@@ -124,8 +124,9 @@ class OdooError(LeadgenError):
         self.retryable = retryable
 
 
-# Worth another attempt: the vendor or our shared queue to it was the problem, not the item.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (VendorUnavailable, RateLimited, TimeoutError)
+# Worth another attempt: the vendor or our shared queue to it was the problem, not the item. A
+# ChargeUncertain item is retried alone on a later run, never by re-sending the request that timed out.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (VendorUnavailable, RateLimited, TimeoutError, ChargeUncertain)
 
 
 def is_transient(exc: BaseException) -> bool:

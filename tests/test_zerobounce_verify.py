@@ -22,7 +22,9 @@ from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
 from leadgen_core.enrich.clients import VendorConfig
 from leadgen_core.enrich.context import EnrichContext, open_toolkit
+from leadgen_core.enrich.runner import error_outcome
 from leadgen_core.enrich.verify_stage import _Batches
+from leadgen_core.errors import ChargeUncertain
 from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
 from leadgen_core.settings import Settings
@@ -125,3 +127,8 @@ def test_batch_mode_goes_to_the_bulk_host_and_settles_to_the_bill(
     assert not sender.retry_singly and len(sender.status) == 50
     row = ledger(app_db)
     assert row.units == sim.billable_units and row.uncertain == 0
+
+
+def test_an_uncertain_charge_leaves_the_item_failed_for_a_later_single_retry() -> None:
+    outcome = error_outcome(7, ChargeUncertain("zerobounce", "GET /v2/validate: timed out after sending"))
+    assert (outcome.status, outcome.reason) == ("failed", "charge_uncertain:zerobounce")

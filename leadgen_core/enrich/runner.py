@@ -25,6 +25,7 @@ from leadgen_core import stage_status
 from leadgen_core.enrich.context import EnrichContext, Toolkit
 from leadgen_core.errors import (
     BudgetExhausted,
+    ChargeUncertain,
     RateLimited,
     VendorAuthError,
     VendorError,
@@ -45,6 +46,7 @@ VENDOR_REASONS: tuple[tuple[type[VendorError], str], ...] = (
     (RateLimited, "rate_limited"),
     (VendorUnavailable, "vendor_down"),
     (VendorResponseError, "vendor_response"),
+    (ChargeUncertain, "charge_uncertain"),  # timed out after sending: recorded uncertain, not re-sent
 )
 
 Work = Callable[[int], Awaitable[Outcome]]
