@@ -42,7 +42,7 @@ TARGET_CAP = 16
 REGISTRY_ROWS = 600
 TARGETING = [icp_candidates, daily_targets]
 DOWN_STAGE_REASONS = ("site:", "budget:", "vendor_response:", "no_")
-TRANSIENT_REASONS = ("vendor_down:", "rate_limited:")
+TRANSIENT_REASONS = ("vendor_down:", "rate_limited:", "charge_uncertain:")
 
 
 @pytest.fixture(scope="module")
