@@ -7,9 +7,17 @@ Every billable call in the product goes through `Spender.call`:
 2. Otherwise the estimated units are reserved in the tenant's ledger (`budget.reserve`, one
    conditional upsert). A refused reservation raises `BudgetExhausted`: the caller degrades the
    item and the night goes on.
-3. The call runs. Afterwards the reservation is settled to the units the vendor actually charged:
-   the difference is released (a ZeroBounce `unknown`, a Lusha miss) or, if the vendor charged
-   more than estimated, the extra is reserved (and may itself be refused next time).
+3. The call runs. The moment it answers, ONE transaction records everything the answer means
+   before anything else is done with it: the cache row (and the rows of every item of a batched
+   answer, `items=`), the settlement of the reservation to the units the vendor actually charged
+   (the difference released — a ZeroBounce `unknown`, a Lusha miss — or, if the vendor charged
+   more than estimated, the extra reserved), and the end of the reservation's journal row. A
+   process killed after the answer but before that commit is the only window left: one request
+   per worker.
+   Each reservation is journaled with its run id (`spend_reservations`). A run killed while a call
+   was in flight leaves its rows behind; the tenant's next run (one run per tenant at a time)
+   reconciles them: their units move to the ledger's uncertain units, shown by `leadgen budget
+   show`, since the vendor may or may not have charged the call.
 4. A failed call releases its whole reservation, except one that raised `ChargeUncertain` (a
    billable request that timed out after it was sent): its reservation moves to the ledger's
    uncertain units, since the vendor may have charged it, and the caller retries its items
@@ -47,6 +55,16 @@ T = TypeVar("T")
 CACHE_GET_SQL = """
 SELECT response, units FROM vendor_response_cache
 WHERE vendor = %s AND fingerprint = %s AND expires_at > now()
+"""
+JOURNAL_SQL = """
+INSERT INTO spend_reservations (tenant_id, usage_date, vendor, units, run_id, fingerprint)
+VALUES (%s, %s, %s, %s, %s, %s) RETURNING reservation_id
+"""
+END_JOURNAL_SQL = "DELETE FROM spend_reservations WHERE reservation_id = %s"
+DEAD_RESERVATIONS_SQL = """
+DELETE FROM spend_reservations
+WHERE tenant_id = %(tenant)s AND run_id IS DISTINCT FROM %(run)s
+RETURNING usage_date, vendor, units
 """
 CACHE_PUT_SQL = """
 INSERT INTO vendor_response_cache (vendor, fingerprint, response, units, expires_at)
@@ -89,6 +107,17 @@ class DryRunSkipped(BudgetExhausted):
     """Raised instead of calling a vendor in dry-run mode (callers degrade as for a cap)."""
 
 
+# Writes what an answer means (its items' cache rows, verification rows) inside the settlement's
+# transaction: RECORD(conn, value).
+Recorder = Callable[[psycopg.Connection, Any], None]
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    reservation_id: int
+    day: date
+
+
 @dataclass
 class Spender:
     """Spends one tenant's daily budget, day by the clock. Safe to share between asyncio workers."""
@@ -104,6 +133,7 @@ class Spender:
     spent: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
     uncertain: dict[str, int] = field(default_factory=dict)
+    run_id: str | None = None  # journaled with each reservation; None outside Dagster (tests, CLI)
 
     async def call(
         self,
@@ -113,8 +143,14 @@ class Spender:
         estimate: int,
         run: Callable[[], Awaitable[tuple[Any, int]]],
         cacheable: bool = True,
+        record: Recorder | None = None,
     ) -> Paid[Any]:
-        """Run a billable call. RUN returns (json-serialisable value, units actually charged)."""
+        """Run a billable call. RUN returns (json-serialisable value, units actually charged).
+
+        RECORD writes what the answer means (a batched answer's per-item cache rows with
+        `cache_in`, the verification rows of a ZeroBounce answer) in the same transaction as the
+        settlement, so a crash never leaves a paid answer unrecorded.
+        """
         key = fingerprint(vendor, request)
         if cacheable:
             hit = await asyncio.to_thread(self._cache_get, vendor, key)
@@ -124,20 +160,38 @@ class Spender:
         if self.dry_run:
             self.forecast.add(vendor, estimate)
             raise DryRunSkipped(vendor, "dry run: no billable call made")
-        day = await asyncio.to_thread(self._reserve, vendor, estimate)
+        held = await asyncio.to_thread(self._reserve, vendor, estimate, key)
         try:
             value, charged = await run()
         except ChargeUncertain:
-            await asyncio.to_thread(self._mark_uncertain, vendor, estimate, day)
+            await asyncio.to_thread(self._mark_uncertain, vendor, estimate, held)
             raise
         except BaseException:
-            await asyncio.to_thread(self._release, vendor, estimate, day)
+            await asyncio.to_thread(self._release, vendor, estimate, held)
             raise
-        await asyncio.to_thread(self._settle, vendor, estimate, charged, day)
+        await asyncio.to_thread(
+            self._record, vendor, estimate, charged, held, key if cacheable else None, value, record
+        )
         self.spent[vendor] = self.spent.get(vendor, 0) + charged
-        if cacheable:
-            await asyncio.to_thread(self._cache_put, vendor, key, value, charged)
         return Paid(value, charged, False)
+
+    def reconcile(self) -> dict[str, int]:
+        """Close the reservations of dead runs of this tenant: their units become uncertain.
+
+        Runs of one tenant never overlap (the run queue's tag limit, `leadgen night`'s lock), so a
+        reservation of another run is one a killed process left open: its call may have been
+        charged or not. Returns the uncertain units per vendor.
+        """
+        moved: dict[str, int] = {}
+        with self.tenant_conn() as conn:
+            for day, vendor, units in conn.execute(
+                DEAD_RESERVATIONS_SQL, {"tenant": self.tenant_id, "run": self.run_id}
+            ).fetchall():
+                budget.mark_uncertain(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=int(units))
+                moved[vendor] = moved.get(vendor, 0) + int(units)
+        for vendor, units in moved.items():
+            self.uncertain[vendor] = self.uncertain.get(vendor, 0) + units
+        return moved
 
     async def cached(self, vendor: str, request: Any) -> Any | None:
         """The cached answer to REQUEST (a hit is counted), or None: for callers that batch requests."""
@@ -145,10 +199,6 @@ class Spender:
         if hit is not None:
             self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
         return hit
-
-    async def remember(self, vendor: str, request: Any, value: Any, *, units: int = 0) -> None:
-        """Cache VALUE as the answer to REQUEST (one item of a batched call paid through `call`)."""
-        await asyncio.to_thread(self._cache_put, vendor, fingerprint(vendor, request), value, units)
 
     # --- database steps (run in threads; the pool is thread-safe) ----------------------------
     def _cache_get(self, vendor: str, key: str) -> Any | None:
@@ -160,36 +210,63 @@ class Spender:
         with self.global_conn() as conn:
             conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), units, self.cache_ttl_days))
 
+    def cache_in(self, conn: psycopg.Connection, vendor: str, request: Any, value: Any, *, units: int = 0) -> None:
+        """Cache VALUE as the answer to REQUEST on CONN (inside a RECORD hook, say)."""
+        conn.execute(CACHE_PUT_SQL, (vendor, fingerprint(vendor, request), Jsonb(value), units, self.cache_ttl_days))
+
+    def _record(
+        self,
+        vendor: str,
+        reserved: int,
+        charged: int,
+        held: _Reservation,
+        key: str | None,
+        value: Any,
+        record: Recorder | None,
+    ) -> None:
+        """The answer's cache row, what it means, the settlement and the journal's end: one transaction."""
+        with self.tenant_conn() as conn:
+            if key is not None:
+                conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), charged, self.cache_ttl_days))
+            if record is not None:
+                record(conn, value)
+            self._settle_in(conn, vendor, reserved, charged, held.day)
+            conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
+
     def _cap(self, vendor: str) -> int:
         return int(self.caps.get(vendor, 0))
 
-    def _reserve(self, vendor: str, units: int) -> date:
-        """Reserve UNITS on today's ledger (or raise BudgetExhausted); returns the day charged."""
+    def _reserve(self, vendor: str, units: int, key: str) -> _Reservation:
+        """Reserve UNITS on today's ledger (or raise BudgetExhausted) and journal the reservation."""
         day = self.clock()
         with self.tenant_conn() as conn:
             budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units,
                            cap=self._cap(vendor))  # fmt: skip
-        return day
+            row = conn.execute(JOURNAL_SQL, (self.tenant_id, day, vendor, units, self.run_id, key)).fetchone()
+        assert row is not None
+        return _Reservation(int(row[0]), day)
 
-    def _release(self, vendor: str, units: int, day: date) -> None:
+    def _release(self, vendor: str, units: int, held: _Reservation) -> None:
         with self.tenant_conn() as conn:
-            budget.release(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units)
+            budget.release(conn, tenant_id=self.tenant_id, day=held.day, vendor=vendor, units=units)
+            conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
 
-    def _mark_uncertain(self, vendor: str, units: int, day: date) -> None:
+    def _mark_uncertain(self, vendor: str, units: int, held: _Reservation) -> None:
         with self.tenant_conn() as conn:
-            budget.mark_uncertain(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units)
+            budget.mark_uncertain(conn, tenant_id=self.tenant_id, day=held.day, vendor=vendor, units=units)
+            conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
         self.uncertain[vendor] = self.uncertain.get(vendor, 0) + units
 
-    def _settle(self, vendor: str, reserved: int, charged: int, day: date) -> None:
+    def _settle_in(self, conn: psycopg.Connection, vendor: str, reserved: int, charged: int, day: date) -> None:
         if charged < reserved:
-            self._release(vendor, reserved - charged, day)
+            budget.release(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=reserved - charged)
         elif charged > reserved:
             # The vendor charged more than estimated: record it even past the cap (the money is
             # spent); the next reservation will then be refused, so the overshoot is one call.
-            with self.tenant_conn() as conn:
-                try:
+            try:
+                with conn.transaction():  # a savepoint: a refused reservation leaves the rest intact
                     budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor,
                                    units=charged - reserved, cap=self._cap(vendor))  # fmt: skip
-                except BudgetExhausted:
-                    budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor,
-                                   units=charged - reserved, cap=2**62)  # fmt: skip
+            except BudgetExhausted:
+                budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor,
+                               units=charged - reserved, cap=2**62)  # fmt: skip

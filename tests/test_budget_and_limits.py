@@ -244,3 +244,46 @@ def test_vendor_rates_come_from_the_environment_with_documented_defaults(monkeyp
     monkeypatch.setenv("LUSHA_RPM", "0")
     with pytest.raises(ValueError, match="LUSHA_RPM"):
         Settings()
+
+
+def test_a_reservation_is_journaled_with_its_run_and_closed_with_the_answer(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    """While a call is in flight its reservation is on record with the run that made it; the
+    answer's cache row, what it means (RECORD) and the settlement land in one transaction."""
+    add_tenant(owner_conn, "alpha")
+    seen_in_flight: list[tuple] = []
+
+    async def vendor() -> tuple[dict[str, str], int]:
+        seen_in_flight.extend(owner_conn.execute("SELECT run_id, vendor, units FROM spend_reservations").fetchall())
+        return {"answer": "42"}, 3
+
+    def record(conn, value) -> None:  # type: ignore[no-untyped-def]
+        conn.execute(
+            "INSERT INTO email_verification_cache (email, status) VALUES ('a@acme.sg', %s)", (value["answer"],)
+        )
+
+    async def scenario() -> None:
+        s = spender(app_db, run_id="run-1")
+        await s.call(vendor="openai", request={"q": "acme"}, estimate=10, run=vendor, record=record)
+
+    asyncio.run(scenario())
+    assert seen_in_flight == [("run-1", "openai", 10)]
+    assert owner_conn.execute("SELECT count(*) FROM spend_reservations").fetchone() == (0,)
+    assert owner_conn.execute("SELECT units FROM vendor_usage WHERE vendor = 'openai'").fetchone() == (3,)
+    assert owner_conn.execute("SELECT status FROM email_verification_cache").fetchone() == ("42",)
+    assert owner_conn.execute("SELECT count(*) FROM vendor_response_cache").fetchone() == (1,)
+
+
+def test_reservations_a_killed_run_left_open_become_uncertain(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    """A run killed mid-call leaves its reservation open: the tenant's next run closes it as an
+    uncertain charge (the vendor may or may not have billed it), so the ledger's certain units
+    match what was answered and the cap is not eaten by estimates of calls that never finished."""
+    add_tenant(owner_conn, "alpha")
+    killed = spender(app_db, run_id="run-1")
+    killed._reserve("openai", 400, "fingerprint-of-the-cut-call")  # reserved, then SIGKILL
+    assert owner_conn.execute("SELECT units, uncertain_units FROM vendor_usage").fetchone() == (400, 0)
+    assert spender(app_db, run_id="run-1").reconcile() == {}  # its own run: still alive, left alone
+    later = spender(app_db, run_id="run-2")
+    assert later.reconcile() == {"openai": 400}
+    assert owner_conn.execute("SELECT units, uncertain_units FROM vendor_usage").fetchone() == (0, 400)
+    assert owner_conn.execute("SELECT count(*) FROM spend_reservations").fetchone() == (0,)
+    assert later.reconcile() == {}  # once

@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
+
 from leadgen_core.enrich import contacts_store, store
 from leadgen_core.enrich.contacts_store import Candidate
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
@@ -187,17 +189,26 @@ class LushaLookups:
             return {"contacts": people, "credits": found.credits_charged}, found.credits_charged
 
         request = {"op": "find_contacts_bulk", "domains": [r.domain for r in refs], "titles": self.titles}
+
         # requests=0: the client takes a rate-limit slot for each request it really sends
+        def per_company(conn: psycopg.Connection, value: Any) -> None:
+            for c in part:
+                self.kit.spender.cache_in(conn, "lusha", lusha_request(c, self.titles), self._company_answer(value, c))
+
         paid = await self.kit.paid(
             vendor="lusha", request=request, estimate=LUSHA_CREDITS_ESTIMATE * len(part), run=run, requests=0,
-            cacheable=False,  # each company's answer is cached on its own below
+            cacheable=False,  # each company's answer is cached on its own, with the settlement
+            record=per_company,
         )  # fmt: skip
         self.kit.count("lusha_credits", int(paid.value.get("credits") or 0))
         self.kit.count("lusha_bulk_requests")
         for company in part:
-            value = {"contacts": paid.value["contacts"].get(str(company.company_id), []), "credits": 0}
-            await self.kit.spender.remember("lusha", lusha_request(company, self.titles), value)
-            self.answers[company.company_id] = _candidates(value)
+            self.answers[company.company_id] = _candidates(self._company_answer(paid.value, company))
+
+    @staticmethod
+    def _company_answer(value: Any, company: store.Company) -> dict[str, Any]:
+        """One company's share of a bulk answer, as its own cache row holds it (credits paid in bulk)."""
+        return {"contacts": value["contacts"].get(str(company.company_id), []), "credits": 0}
 
     async def _one(self, company: store.Company) -> None:
         lusha = self.kit.lusha

@@ -30,7 +30,7 @@ from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
 from leadgen_core.openai_limiter import OpenAILimiter
 from leadgen_core.ratelimit import SharedQuota, SharedRateLimiter
 from leadgen_core.settings import Settings
-from leadgen_core.spend import Paid, Spender
+from leadgen_core.spend import Paid, Recorder, Spender
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, TavilyClient, ZeroBounceClient
 
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -108,8 +108,11 @@ class Toolkit:
         run: Callable[[], Awaitable[tuple[Any, int]]],
         requests: int = 1,
         cacheable: bool = True,
+        record: Recorder | None = None,
     ) -> Paid[Any]:
-        """A billable call: cache, reservation, REQUESTS rate-limit slots, the call, settlement."""
+        """A billable call: cache, reservation, REQUESTS rate-limit slots, the call, settlement.
+
+        RECORD writes what the answer means in the settlement's transaction (see `Spender.call`)."""
         limiter = self.limiters[vendor]
 
         async def limited() -> tuple[Any, int]:
@@ -118,7 +121,7 @@ class Toolkit:
             return await run()
 
         return await self.spender.call(
-            vendor=vendor, request=request, estimate=estimate, run=limited, cacheable=cacheable
+            vendor=vendor, request=request, estimate=estimate, run=limited, cacheable=cacheable, record=record
         )
 
 
@@ -137,16 +140,23 @@ def openai_limiter(conn: ConnFactory, config: VendorConfig, settings: Settings) 
 
 
 def build_spender(ctx: EnrichContext) -> Spender:
+    """The tenant's Spender for this stage; a real run first closes what killed runs left open."""
     with ctx.tenant_conn() as conn:
         caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())
-    return Spender(
+    spender = Spender(
         tenant_id=ctx.tenant_id,
         caps=caps,
         tenant_conn=ctx.tenant_conn,
         global_conn=ctx.global_conn,
         cache_ttl_days=ctx.settings.vendor_cache_ttl_days,
         dry_run=ctx.dry_run,
+        run_id=ctx.run_id,
     )
+    if not ctx.dry_run:
+        moved = spender.reconcile()
+        if moved:
+            ctx.progress(f"reservations of a killed run closed as uncertain charges: {moved}")
+    return spender
 
 
 def lusha_pace(ctx: EnrichContext, per_minute: SharedRateLimiter) -> Callable[[], Awaitable[None]]:

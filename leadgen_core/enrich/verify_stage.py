@@ -43,6 +43,11 @@ UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on t
 PARALLEL_BATCHES = 2
 
 
+def _rows(answer: Any) -> list[tuple[str, str, str, bool, Any]]:
+    """Verification rows from a ZeroBounce answer as the stage caches it (one list per address)."""
+    return [(str(r[0]).lower(), str(r[1]), str(r[2]), bool(r[3]), r[4]) for r in answer]
+
+
 class _Batches:
     """Sends addresses in budget-fitting batches; remembers each address's result or problem."""
 
@@ -68,9 +73,9 @@ class _Batches:
         paid = await self.kit.paid(
             vendor="zerobounce", request={"op": "validatebatch", "emails": emails}, estimate=len(emails), run=run,
             cacheable=False,  # email_verification_cache is the cache, keyed per address
+            record=lambda conn, value: contacts_store.save_verifications(conn, _rows(value)),
         )  # fmt: skip
-        rows = [(str(r[0]).lower(), str(r[1]), str(r[2]), bool(r[3]), r[4]) for r in paid.value]
-        await self.kit.ctx.in_global(lambda c: contacts_store.save_verifications(c, rows))
+        rows = _rows(paid.value)
         self.status.update({r[0]: r[1] for r in rows})
         self.kit.count("verified_now", len(rows))
         for email in emails:
@@ -89,11 +94,10 @@ class _Batches:
         # requests=0: /v2/validate is not behind the batch endpoint's 5-a-minute bucket
         paid = await self.kit.paid(
             vendor="zerobounce", request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,
-            cacheable=False,
+            cacheable=False,  # email_verification_cache is the cache, written with the settlement
+            record=lambda conn, value: contacts_store.save_verifications(conn, _rows([value])),
         )  # fmt: skip
-        r = paid.value
-        row = (str(r[0]).lower(), str(r[1]), str(r[2]), bool(r[3]), r[4])
-        await self.kit.ctx.in_global(lambda c: contacts_store.save_verifications(c, [row]))
+        (row,) = _rows([paid.value])
         self.status[row[0]] = row[1]
         self.kit.count("verified_now")
 

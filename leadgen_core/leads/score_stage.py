@@ -278,7 +278,9 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     s = ctx.settings
     spender = Spender(tenant_id=ctx.tenant_id, caps=caps, tenant_conn=ctx.tenant_conn,
                       global_conn=ctx.global_conn, cache_ttl_days=s.vendor_cache_ttl_days,
-                      dry_run=ctx.dry_run)  # fmt: skip
+                      dry_run=ctx.dry_run, run_id=ctx.run_id)  # fmt: skip
+    if not ctx.dry_run:
+        await asyncio.to_thread(spender.reconcile)  # what a killed run left open: uncertain charges
     # the extraction stage's bucket and rate: one OpenAI account, one limit
     rate = vendor_rate(VENDOR, s)
     limiter = SharedRateLimiter(ctx.global_conn, bucket=RATE_BUCKET_PREFIX + VENDOR, burst=rate.burst,
