@@ -141,6 +141,7 @@ from leadgen_core.sandbox.openai_sim import FIRST_TOKEN_S, OUTPUT_TOKENS_PER_S
 from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
 from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S
 from leadgen_core.settings import Settings
+from leadgen_core.stagger import start_offsets
 from leadgen_core.vendors.limits import (
     ZEROBOUNCE_BATCH_MAX,
     ZEROBOUNCE_BATCH_MAX_S,
@@ -178,7 +179,7 @@ class Options:
     cprofile: Path | None
     profile: SandboxProfile = field(default_factory=lambda: SandboxProfile(ProfileName.REALISTIC))
     openai_tier: int = DEFAULT_OPENAI_TIER
-    stagger_s: float = 0.0  # unscaled seconds between tenant starts
+    stagger_s: float | None = None  # unscaled seconds between tenant starts; None: SCHED_TENANT_STAGGER_S
 
 
 @dataclass
@@ -262,21 +263,20 @@ def start_worker(tenant: BenchTenant, *, env: dict[str, str], tmp: Path, cprofil
 
 def run_workers(
     tenants: list[BenchTenant], *, env: dict[str, str], tmp: Path, limit: int, owner: psycopg.Connection,
-    cluster: SandboxCluster, cprofile: Path | None, stagger_s: float = 0.0,
+    cluster: SandboxCluster, cprofile: Path | None, offsets: dict[str, float] | None = None,
 ) -> tuple[list[Worker], float]:  # fmt: skip
-    """Every tenant's night, at most LIMIT at once, starts at least STAGGER_S apart; (the workers, wall seconds)."""
+    """Every tenant's night, at most LIMIT at once, each not before its OFFSETS seconds (the schedule's
+    stagger, leadgen_core.stagger); (the workers, wall seconds)."""
+    wait = offsets or {}
     queue = list(tenants)
     running: list[Worker] = []
     done: list[Worker] = []
     started = time.perf_counter()
     next_report = started + PROGRESS_EVERY_S
-    next_start = started
     try:
         while queue or running:
-            now = time.perf_counter()
-            while queue and len(running) < limit and now >= next_start:
+            while queue and len(running) < limit and time.perf_counter() - started >= wait.get(queue[0].tenant_id, 0):
                 running.append(start_worker(queue.pop(0), env=env, tmp=tmp, cprofile=cprofile))
-                next_start = now + stagger_s
             for w in [w for w in running if w.proc.poll() is not None]:
                 running.remove(w)
                 done.append(w)
@@ -345,9 +345,12 @@ def run(opts: Options) -> dict[str, object]:
         add_partitions(home, tenants)
         settle_rate_buckets(owner)
         cluster.reset_logs()
-        progress(f"starting {opts.tenants} night(s), {limit} at a time ...")
+        stagger = settings.sched_tenant_stagger_s if opts.stagger_s is None else opts.stagger_s
+        offsets = start_offsets([t.tenant_id for t in tenants], stagger_s=opts.profile.period(stagger),
+                                concurrency=limit, sla_s=opts.profile.period(settings.sla_minutes * 60))  # fmt: skip
+        progress(f"starting {opts.tenants} night(s), {limit} at a time, offsets (scaled s) {offsets} ...")
         workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,
-                                    cprofile=opts.cprofile, stagger_s=opts.profile.period(opts.stagger_s))  # fmt: skip
+                                    cprofile=opts.cprofile, offsets=offsets)  # fmt: skip
         reports = {w.tenant.tenant_id: worker_report(w) for w in workers}
         nights = [read_night(owner, t.tenant_id, DAY) for t in tenants]
         targets = [x for t in tenants for x in read_targets(owner, t.tenant_id, DAY)]
@@ -427,7 +430,7 @@ def _result(
         "targets": opts.targets,
         "time_scale": k,
         "openai_tier": opts.openai_tier,
-        "stagger_s": opts.stagger_s,
+        "stagger_s": settings.sched_tenant_stagger_s if opts.stagger_s is None else opts.stagger_s,
         "wall_s": round(wall * k, 1),
         "bound_s": round(bound.bound_s * k, 1),
         "ratio": round(ratio, 3),
@@ -490,8 +493,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help=f"small run: {QUICK_TARGETS} targets")
     parser.add_argument("--tenants", type=int, default=1, help=f"tenants whose nights run at once, 1..{MAX_TENANTS}")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic registry")
-    parser.add_argument("--night-caps", action="store_true",
-                        help="size the vendor caps per target (bench.night_setup) instead of the settings' defaults")
+    parser.add_argument(
+        "--night-caps",
+        action="store_true",
+        help="size the vendor caps per target (bench.night_setup) instead of the settings' defaults",
+    )
     parser.add_argument("--cprofile", type=Path, default=None, help="write each worker's cProfile stats to DIR")
     parser.add_argument(
         "--profile",
@@ -515,8 +521,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--stagger",
         type=float,
-        default=0.0,
-        help="unscaled seconds between tenant starts (the nightly schedule's stagger)",
+        default=None,
+        help="unscaled seconds between tenant starts (default SCHED_TENANT_STAGGER_S, the schedule's)",
     )
     args = parser.parse_args(argv)
     targets = QUICK_TARGETS if args.quick else args.targets

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     tenant_include: CsvList = Field(default_factory=list, validation_alias="SCHED_TENANT_INCLUDE")
     tenant_exclude: CsvList = Field(default_factory=list, validation_alias="SCHED_TENANT_EXCLUDE")
     sla_minutes: int = Field(default=90, validation_alias="SLA_MINUTES", ge=1)
+    # seconds between the starts of the tenant nights the schedule launches together (leadgen_core.stagger)
+    sched_tenant_stagger_s: float = Field(default=60.0, validation_alias="SCHED_TENANT_STAGGER_S", ge=0)
     catchup_nights: int = Field(default=3, validation_alias="SCHED_CATCHUP_NIGHTS", ge=0)
     registry_wait_minutes: int = Field(default=30, validation_alias="REGISTRY_WAIT_MINUTES", ge=0)
     alert_consecutive_failures: int = Field(default=3, validation_alias="ALERT_CONSECUTIVE_FAILURES", ge=1)

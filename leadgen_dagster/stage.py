@@ -25,7 +25,7 @@ from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
 from leadgen_dagster.retries import permanent_failures
-from leadgen_dagster.tags import is_dry_run, root_run_id
+from leadgen_dagster.tags import is_dry_run, root_run_id, start_after_s
 from leadgen_dagster.vendor_resources import VendorsResource
 
 # Each stage's table: where `dagster/row_count` (the partition's items, one row each) and the column schema
@@ -99,6 +99,19 @@ class Stage:
 def night_dry_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, vendors: VendorsResource) -> bool:
     """The one dry-run switch: the run's `leadgen/dry_run` tag or the deployment's resource flag."""
     return vendors.dry_run or is_dry_run(context.run.tags)
+
+
+def staggered_start(context: dg.AssetExecutionContext) -> float:
+    """Wait the run's staggered start (the schedule's `leadgen/start_after_s`); the seconds waited.
+
+    A re-execution (it has a parent run) starts at once: the stagger is for the night's first start.
+    """
+    wait = start_after_s(context.run.tags)
+    if wait <= 0 or context.run.parent_run_id is not None:
+        return 0.0
+    context.log.info(f"staggered start: waiting {wait:g} s so tenants do not share the vendors in step")
+    time.sleep(wait)
+    return wait
 
 
 @contextmanager

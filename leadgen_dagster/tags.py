@@ -6,6 +6,7 @@
 both name the tenant in alerts.
 """
 
+import math
 from collections.abc import Mapping
 
 import dagster as dg
@@ -13,6 +14,7 @@ import dagster as dg
 TENANT_TAG = "leadgen/tenant"
 PARTITION_TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a run's partition
 DRY_RUN_TAG = "leadgen/dry_run"
+START_AFTER_TAG = "leadgen/start_after_s"  # the schedule's stagger: seconds the night waits before its first stage
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run its run-retry daemon will retry
 
 
@@ -40,3 +42,12 @@ def root_run_id(run: dg.DagsterRun) -> str:
 def will_retry(tags: Mapping[str, str]) -> bool:
     """True for a failed run that Dagster's run retries will launch again (not yet a final failure)."""
     return tags.get(WILL_RETRY_TAG, "").strip().lower() == "true"
+
+
+def start_after_s(tags: Mapping[str, str]) -> float:
+    """The run's staggered start in seconds (0 when untagged or unreadable)."""
+    try:
+        value = float(tags.get(START_AFTER_TAG, "0") or 0)
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0

@@ -124,6 +124,8 @@ def test_schedule_tick_at_0100_sgt(clean_db: DbHandle, instance: dg.DagsterInsta
     assert [r.tags["leadgen/tenant"] for r in requests] == ["alpha", "beta"]
     assert all(r.tags["leadgen/scheduled"] == "true" for r in requests)
     assert len({r.run_key for r in requests}) == 2
+    # the two nights launched together start SCHED_TENANT_STAGGER_S (60) apart, in tenant order
+    assert [r.tags["leadgen/start_after_s"] for r in requests] == ["0", "60"]
 
 
 def test_registry_schedule_targets_the_same_date(instance: dg.DagsterInstance) -> None:

@@ -31,7 +31,10 @@ def test_the_floor_is_the_busiest_bucket_plus_the_shortest_fill_and_drain() -> N
         "a": {s: 10.0 for s in STAGES},  # 10 s a stage
         "b": {s: (1.0 if s == "crawled_sites" else 20.0) for s in STAGES},  # reaches extraction first
     }
-    work = {"openai_extract": {"requests": 1_000, "tokens": 4_000_000}, "openai_rationale": {"requests": 100, "tokens": 100_000}}
+    work = {
+        "openai_extract": {"requests": 1_000, "tokens": 4_000_000},
+        "openai_rationale": {"requests": 100, "tokens": 100_000},
+    }
     floor, detail = vendor_floor(
         buckets(openai_tier=2, lusha_plan="premium", tavily_key_kind="production", zerobounce_mode="single"),
         work,

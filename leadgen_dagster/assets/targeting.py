@@ -15,7 +15,7 @@ from leadgen_core.targets import TargetResult, dry_run_targets, effective_cap, s
 from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
-from leadgen_dagster.stage import CODE_VERSION, night_stage
+from leadgen_dagster.stage import CODE_VERSION, night_stage, staggered_start
 from leadgen_dagster.vendor_resources import VendorsResource
 
 GROUP = "targeting"
@@ -58,6 +58,7 @@ def wait_for_registry(context: dg.AssetExecutionContext, postgres: PostgresResou
 def icp_candidates(
     context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
+    staggered_start(context)
     wait_for_registry(context, postgres, settings.get().registry_wait_minutes)
     with night_stage(context, postgres, "icp_candidates", vendors=vendors) as stage:
         # A dry run counts the candidates and keeps nothing (the savepoint is rolled back).
