@@ -48,6 +48,14 @@ SELECT count(*), count(*) FILTER (WHERE {address_suppressed_sql("a.email")})
 FROM ({NIGHT_ADDRESSES_SQL}) a
 """  # noqa: S608 - constant fragments, values bound
 
+# A contact of a target whose address no evidence ties to that company (lead_emails, sql/014).
+UNEVIDENCED_SQL = """
+SELECT count(*)
+FROM daily_targets t JOIN contacts k ON k.company_id = t.company_id
+WHERE t.tenant_id = %(tenant)s AND t.run_date = %(run_date)s AND k.email IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM lead_emails le WHERE le.email = lower(k.email) AND le.company_id = k.company_id)
+"""
+
 # leadgen_verifications_within (sql/040) reads the verification log as its owner: the app role
 # has no grant on the log itself.
 REPEAT_VERIFICATION_SQL = f"""
@@ -87,6 +95,7 @@ class ContactHygiene:
     addresses: int
     suppressed: int
     verified_twice: int
+    without_evidence: int
 
 
 def target_anomalies(conn: psycopg.Connection, *, tenant_id: str, run_date: date) -> TargetAnomalies:
@@ -108,6 +117,8 @@ def contact_hygiene(conn: psycopg.Connection, *, tenant_id: str, run_date: date,
     params = {"tenant": tenant_id, "run_date": run_date, "ttl_days": ttl_days}
     row = conn.execute(CONTACT_HYGIENE_SQL, params).fetchone()
     twice = conn.execute(REPEAT_VERIFICATION_SQL, params).fetchone()
+    bare = conn.execute(UNEVIDENCED_SQL, params).fetchone()
     assert row is not None
     assert twice is not None
-    return ContactHygiene(int(row[0]), int(row[1]), int(twice[0]))
+    assert bare is not None
+    return ContactHygiene(int(row[0]), int(row[1]), int(twice[0]), int(bare[0]))

@@ -179,18 +179,26 @@ def scores_consistent(
 @dg.asset_check(
     asset=dg.AssetKey("contacts"),
     partitions_def=tenant_date_partitions,
-    description="No address of the night's targets is suppressed by the tenant (address, domain or subdomain).",
+    description="No address of the night's targets is suppressed by the tenant (address, domain or subdomain), "
+    "and every contact's address has evidence tying it to its company (lead_emails: source and page).",
 )
-def contacts_not_suppressed(
+def contacts_clean(
     context: dg.AssetCheckExecutionContext, postgres: PostgresResource, settings: SettingsResource
 ) -> dg.AssetCheckResult:
     tenant_id, day, conn_cm = _scoped(context, postgres, "contact checks")
     with conn_cm as conn:
         h = contact_hygiene(conn, tenant_id=tenant_id, run_date=day, ttl_days=settings.get().email_verify_ttl_days)
+    problems = [f"{h.suppressed} suppressed addresses among the night's contacts"] * bool(h.suppressed) + [
+        f"{h.without_evidence} contacts whose address no evidence ties to their company"
+    ] * bool(h.without_evidence)
     return dg.AssetCheckResult(
-        passed=h.suppressed == 0,
-        description=f"{h.suppressed} suppressed addresses among the night's contacts" if h.suppressed else None,
-        metadata={"addresses": dg.MetadataValue.int(h.addresses), "suppressed": dg.MetadataValue.int(h.suppressed)},
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata={
+            "addresses": dg.MetadataValue.int(h.addresses),
+            "suppressed": dg.MetadataValue.int(h.suppressed),
+            "without_evidence": dg.MetadataValue.int(h.without_evidence),
+        },
     )
 
 
@@ -220,6 +228,6 @@ DATA_CHECKS = [
     targets_not_empty,
     targets_stable,
     scores_consistent,
-    contacts_not_suppressed,
+    contacts_clean,
     verifications_not_repeated,
 ]

@@ -82,7 +82,7 @@ def test_definitions_are_exactly_the_expected_set() -> None:
         "daily_targets:targets_not_empty",
         "daily_targets:targets_stable",
         "lead_scores:scores_consistent",
-        "contacts:contacts_not_suppressed",
+        "contacts:contacts_clean",
         "email_verifications:verifications_not_repeated",
         "odoo_sync:night_within_sla",
         "odoo_sync:vendor_budgets_within_caps",
@@ -365,7 +365,7 @@ def test_data_checks_pass_on_a_sound_night_and_catch_real_anomalies(registry, in
     monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "12")
     add_partitions(instance, "alpha")
     assert materialize_night(registry, instance, "alpha").success
-    names = ("targets_not_empty", "targets_stable", "scores_consistent", "contacts_not_suppressed",
+    names = ("targets_not_empty", "targets_stable", "scores_consistent", "contacts_clean",
              "verifications_not_repeated")  # fmt: skip
     assert all(run_check(registry, instance, name).passed for name in names)
     owner = psycopg.connect(registry.owner_dsn, autocommit=True)
@@ -388,12 +388,17 @@ def test_data_checks_pass_on_a_sound_night_and_catch_real_anomalies(registry, in
     )
     scores = run_check(registry, instance, "scores_consistent")
     assert not scores.passed and scores.metadata["wrong_bucket"].value == 1
-    # a contact at a subdomain of a domain the tenant suppressed
+    # a contact no evidence ties to its company, then its evidence (the page that lists it)
     owner.execute("INSERT INTO contacts (company_id, email, source) VALUES (%s, 'ann@mail.blocked.sg', 'crawl')",
                   (targets[1],))  # fmt: skip
-    assert run_check(registry, instance, "contacts_not_suppressed").passed
+    bare = run_check(registry, instance, "contacts_clean")
+    assert not bare.passed and bare.metadata["without_evidence"].value == 1
+    owner.execute("INSERT INTO lead_emails (email, company_id, source, evidence_url) "
+                  "VALUES ('ann@mail.blocked.sg', %s, 'crawl', 'https://blocked.sg/team')", (targets[1],))  # fmt: skip
+    assert run_check(registry, instance, "contacts_clean").passed
+    # the same address, at a subdomain of a domain the tenant then suppresses
     owner.execute("INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('alpha', 'blocked.sg', 'domain')")
-    suppressed = run_check(registry, instance, "contacts_not_suppressed")
+    suppressed = run_check(registry, instance, "contacts_clean")
     assert not suppressed.passed and suppressed.metadata["suppressed"].value == 1
     # the address verified, then verified (paid) again the next day although the answer was fresh
     owner.execute("INSERT INTO email_verification_cache (email, status, verified_at) "
