@@ -212,6 +212,24 @@ def test_rerun_is_idempotent_and_pays_nothing(app_db: Database, owner_conn, open
     assert len(after) == len(first)  # upserted, not duplicated
 
 
+def test_rationales_go_through_the_keys_token_buckets(app_db: Database, owner_conn, openai, llm) -> None:  # type: ignore[no-untyped-def]
+    from leadgen_core.openai_limiter import OpenAILimiter
+
+    seed_night(owner_conn)
+    run_score_stage(score_ctx(app_db, llm))
+    assert llm.openai_api_key is not None
+    expected = OpenAILimiter(
+        app_db.global_transaction, api_key=llm.openai_api_key.get_secret_value(), model=llm.openai_model,
+        rpm=1, tpm=1,
+    )  # fmt: skip
+    # the same buckets the extraction stage books (one key, one model): rows exist only once booked
+    buckets = {r[0] for r in rows(owner_conn, "SELECT bucket FROM rate_limit_token_buckets")}
+    assert buckets == {expected.requests.bucket, expected.tokens.bucket}
+    assert openai.requests_to(COMPLETIONS)
+    # ...and not the request-only slot limiter any more
+    assert rows(owner_conn, "SELECT bucket FROM rate_limit_buckets WHERE bucket = 'vendor:openai'") == []
+
+
 def test_tenant_weights_from_icp_rules(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
     seed_night(owner_conn, n=3)
     weights = dict.fromkeys(("size_fit", "age", "data_completeness", "email_tier", "contact_seniority",
