@@ -97,13 +97,13 @@ async def _burst(sim: OpenAISim, limiter: OpenAILimiter | None, n: int) -> list[
     extractor = OpenAIExtractor(base_url=f"{sim.base_url}/v1", api_key=KEY, max_retries=0, timeout_s=30)
     extractor.limiter = limiter
     async with extractor:
-        calls = [extractor.complete_text(system="Be brief.", user=f"Lead {i}.", max_tokens=2_000) for i in range(n)]
+        calls = [extractor.complete_text(system="Be brief.", user=f"Lead {i}.", max_tokens=5_000) for i in range(n)]
         return await asyncio.gather(*calls, return_exceptions=True)
 
 
 def test_without_the_limiter_a_burst_meets_429s() -> None:
     with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
-        results = asyncio.run(_burst(sim, None, 34))
+        results = asyncio.run(_burst(sim, None, 13))
     assert any(isinstance(r, Exception) for r in results)
     assert sim.rate_limited > 0
 
@@ -112,11 +112,11 @@ def test_the_limiter_paces_a_burst_under_the_tokens_per_minute(app_db: Database)
     with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
         limiter = OpenAILimiter(conn_of(app_db), api_key=KEY, model="gpt-4o-mini", rpm=600, tpm=60_000)
         started = time.monotonic()
-        results = asyncio.run(_burst(sim, limiter, 34))
+        results = asyncio.run(_burst(sim, limiter, 13))
         took = time.monotonic() - started
     assert not [r for r in results if isinstance(r, Exception)]
     assert sim.rate_limited == 0
-    assert took >= 2.0  # ~34 × 2,030 tokens against 60,000 a minute: the overflow waited for the refill
+    assert took >= 3.0  # 13 × ~5,020 tokens against 60,000 a minute: the 13th waited ~5 s for the refill
 
 
 def test_a_key_spent_elsewhere_is_honoured_through_the_429_reset(app_db: Database) -> None:
