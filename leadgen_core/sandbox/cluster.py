@@ -162,6 +162,7 @@ class SandboxCluster:
             "ZEROBOUNCE_API_KEY": ZEROBOUNCE_KEY,
             "OPENAI_BASE_URL": f"{self.openai.base_url}/v1",
             "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_TIER": str(self.openai.tier),  # the product's limiter sizes its buckets like the simulator
             "LEADGEN_SANDBOX_WEB_PORT": str(self.web.port),
             "ACRA_API_URL": self.acra.api_url,
             "ACRA_RESOURCE_IDS": self.acra.resource_id,
