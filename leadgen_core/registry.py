@@ -159,6 +159,22 @@ def upsert_uens(conn: psycopg.Connection, *, uens: list[str], seen_on: date) -> 
     return UpsertCounts(int(row[0]), int(row[1]), int(row[2]))
 
 
+LATEST_REFRESH_SQL = "SELECT max(snapshot_date) FROM registry_refreshes"
+LATEST_STAGED_SQL = "SELECT max(snapshot_date) FROM staging_acra_companies"
+
+
+def latest_refresh(conn: psycopg.Connection) -> date | None:
+    """The date of the newest registry snapshot upserted into companies, None before the first."""
+    row = conn.execute(LATEST_REFRESH_SQL).fetchone()
+    return row[0] if row else None
+
+
+def latest_staged(conn: psycopg.Connection) -> date | None:
+    """The date of the newest snapshot in staging (the one `companies` upserts), None when empty."""
+    row = conn.execute(LATEST_STAGED_SQL).fetchone()
+    return row[0] if row else None
+
+
 def refresh_finished(conn: psycopg.Connection, snapshot_date: date) -> bool:
     """Whether the registry refresh for SNAPSHOT_DATE completed (the barrier for tenant stages)."""
     row = conn.execute("SELECT 1 FROM registry_refreshes WHERE snapshot_date = %s", (snapshot_date,)).fetchone()

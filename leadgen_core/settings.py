@@ -85,7 +85,11 @@ class Settings(BaseSettings):
     # seconds between the starts of the tenant nights the schedule launches together (leadgen_core.stagger)
     sched_tenant_stagger_s: float = Field(default=60.0, validation_alias="SCHED_TENANT_STAGGER_S", ge=0)
     catchup_nights: int = Field(default=3, validation_alias="SCHED_CATCHUP_NIGHTS", ge=0)
-    registry_wait_minutes: int = Field(default=30, validation_alias="REGISTRY_WAIT_MINUTES", ge=0)
+    # How long after the night's 01:00 (or after a caught-up registry run was created) the tenant
+    # nights wait for the registry before starting on the last good snapshot, flagged stale.
+    registry_deadline_minutes: int = Field(
+        default=30, validation_alias=AliasChoices("REGISTRY_DEADLINE_MINUTES", "REGISTRY_WAIT_MINUTES"), ge=0
+    )
     alert_consecutive_failures: int = Field(default=3, validation_alias="ALERT_CONSECUTIVE_FAILURES", ge=1)
     ui_base_url: str = Field(default="http://127.0.0.1:3000", validation_alias="LEADGEN_UI_URL")
 

@@ -92,10 +92,11 @@ def night_stats(
     return [StageStat(r[0], r[1], r[2], StageCounts(r[3], r[4], r[5], r[6])) for r in rows]
 
 
-def night_wall_seconds(stats: list[StageStat]) -> float | None:
-    """First start to last end; None while any stage is unfinished or none ran."""
+def night_wall_seconds(stats: list[StageStat], *, clock_start: datetime | None = None) -> float | None:
+    """CLOCK_START (a scheduled night's 01:00), else the first stage's start, to the last end;
+    None while any stage is unfinished or none ran."""
     if not stats or any(s.finished_at is None for s in stats):
         return None
-    start = min(s.started_at for s in stats)
+    start = clock_start or min(s.started_at for s in stats)
     end = max(s.finished_at for s in stats if s.finished_at is not None)
     return (end - start).total_seconds()

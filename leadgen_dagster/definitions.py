@@ -11,9 +11,10 @@ from leadgen_dagster.assets.registry import acra_staging, companies
 from leadgen_dagster.assets.targeting import daily_targets, icp_candidates
 from leadgen_dagster.checks import DATA_CHECKS, build_night_checks
 from leadgen_dagster.jobs import AssetJob, build_tenant_night_job, registry_refresh_job, staging_upsert_job
+from leadgen_dagster.night_launcher import night_launcher_sensor
 from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
 from leadgen_dagster.retention import retention_job, retention_schedule
-from leadgen_dagster.schedules import build_nightly_schedule, registry_schedule
+from leadgen_dagster.schedules import build_nightly_schedule
 from leadgen_dagster.sensors import (
     background_jobs_sensor,
     build_deadline_sensor,
@@ -51,12 +52,12 @@ defs = dg.Definitions(
     asset_checks=CHECKS,
     jobs=JOBS,
     schedules=[
-        registry_schedule,
-        build_nightly_schedule(tenant_night_job, get_settings().sched_start_cron),
+        build_nightly_schedule(get_settings().sched_start_cron),
         retention_schedule,
     ],
     sensors=[
         tenant_partitions_sensor,
+        night_launcher_sensor,
         background_jobs_sensor,
         build_failure_sensor(),  # every job here, the UI's asset job too
         build_deadline_sensor(TERMINAL_STAGE),

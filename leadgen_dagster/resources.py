@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 
 import dagster as dg
 import psycopg
@@ -85,9 +84,3 @@ class PostgresResource(dg.ConfigurableResource):
             known = {t.tenant_id for t in directory(conn)}
         if tenant_id not in known:
             raise PartitionKeyError(f"tenant {tenant_id!r} is not a known tenant id (see `leadgen tenants list`)")
-
-    def registry_ready(self, day: date) -> bool:
-        from leadgen_core.registry import refresh_finished
-
-        with self.shared(operation="registry barrier") as conn:
-            return refresh_finished(conn, day)

@@ -16,7 +16,7 @@ from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job
 from leadgen_dagster.partitions import tenant_partitions
 from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource
-from leadgen_dagster.tags import TENANT_TAG, root_run_id, run_tenant, will_retry
+from leadgen_dagster.tags import NIGHT_DATE_TAG, TENANT_TAG, root_run_id, run_tenant, will_retry
 
 DEAD_RUN_STATUSES = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 # Attempts one night may have (the run, its retry, a few re-executions), to find N nights in the run records.
@@ -133,6 +133,9 @@ def build_failure_sensor(monitored: list[Any] | None = None) -> dg.SensorDefinit
         run = context.dagster_run
         if will_retry(run.tags):  # not final yet: the retry's own outcome is what gets reported
             context.log.info(f"run {run.run_id} will be retried; no alert for this attempt")
+            return
+        if run.tags.get(NIGHT_DATE_TAG):  # the night's registry run: night_launcher_sensor sends its one alert
+            context.log.info(f"registry run {run.run_id} opens a night; night_launcher_sensor reports it")
             return
         url = alerts.url()
         if url is None:

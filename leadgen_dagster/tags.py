@@ -8,6 +8,7 @@ both name the tenant in alerts.
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 
 import dagster as dg
 
@@ -15,6 +16,11 @@ TENANT_TAG = "leadgen/tenant"
 PARTITION_TENANT_TAG = "dagster/partition/tenant"  # Dagster's tag for the tenant dimension of a run's partition
 DRY_RUN_TAG = "leadgen/dry_run"
 START_AFTER_TAG = "leadgen/start_after_s"  # the schedule's stagger: seconds the night waits before its first stage
+SCHEDULED_TAG = "leadgen/scheduled"  # a night launched by the schedule → registry → night chain
+NIGHT_DATE_TAG = "leadgen/night_date"  # on the registry run the 01:00 schedule launches: the night it opens
+NIGHT_START_TAG = "leadgen/night_start"  # ISO time of the night's 01:00 tick: where its SLA clock starts
+REGISTRY_STALE_TAG = "leadgen/registry_stale"  # "true": the night runs on the last good snapshot
+RESELECT_TAG = "leadgen/reselect"  # "true": select the partition's targets afresh instead of keeping them
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run its run-retry daemon will retry
 
 
@@ -51,3 +57,11 @@ def start_after_s(tags: Mapping[str, str]) -> float:
     except ValueError:
         return 0.0
     return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def night_clock_start(tags: Mapping[str, str]) -> datetime | None:
+    """Where a scheduled night's SLA clock starts (its 01:00 tick), None for other runs."""
+    try:
+        return datetime.fromisoformat(tags[NIGHT_START_TAG])
+    except (KeyError, ValueError):
+        return None

@@ -74,9 +74,7 @@ def test_a_full_refresh_takes_at_most_ten_requests_per_dataset(clean_db, monkeyp
             monkeypatch.setenv("ACRA_API_KEY", api_key)
         else:
             monkeypatch.delenv("ACRA_API_KEY", raising=False)
-        result = dg.materialize(
-            [acra_staging], partition_key="2026-03-02", resources=resources(clean_db.app_dsn), instance=instance
-        )
+        result = dg.materialize([acra_staging], resources=resources(clean_db.app_dsn), instance=instance)
         assert result.success
         log = sim.dataset_requests()
     paths = [r.path.rsplit("/", 1)[-1] for r in log]

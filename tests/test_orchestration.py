@@ -19,7 +19,7 @@ import pytest
 from leadgen_core.clock import today_sg
 from leadgen_core.sandbox.base import SimResponse, SimServer
 from leadgen_dagster.assets.registry import companies
-from leadgen_dagster.assets.targeting import RegistryNotReady, daily_targets, icp_candidates
+from leadgen_dagster.assets.targeting import daily_targets, icp_candidates
 from leadgen_dagster.definitions import defs
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.sensors import last_due_night
@@ -87,9 +87,10 @@ def test_definitions_are_exactly_the_expected_set() -> None:
         "odoo_sync:night_within_sla",
         "odoo_sync:vendor_budgets_within_caps",
     }
-    assert {s.name for s in repo.schedule_defs} == {"nightly_schedule", "registry_schedule", "retention_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"nightly_schedule", "retention_schedule"}
     assert {s.name for s in repo.sensor_defs} == {
         "tenant_partitions_sensor",
+        "night_launcher_sensor",
         "background_jobs_sensor",
         "run_failure_alert_sensor",
         "sla_deadline_sensor",
@@ -102,15 +103,13 @@ def test_definitions_are_exactly_the_expected_set() -> None:
     }
     nightly = repo.get_schedule_def("nightly_schedule")
     assert nightly.cron_schedule == "0 1 * * *" and nightly.execution_timezone == "Asia/Singapore"
+    assert nightly.job_name == "registry_refresh_job"  # the night opens with the registry; the sensor follows
+    # one current registry snapshot: unpartitioned, so any tenant×date partition can run on it
+    for key in ("acra_staging", "companies"):
+        assert repo.asset_graph.get(dg.AssetKey(key)).partitions_def is None
 
 
-def test_schedule_tick_at_0100_sgt(clean_db: DbHandle, instance: dg.DagsterInstance, owner_conn) -> None:  # type: ignore[no-untyped-def]
-    add_tenant(owner_conn, "alpha", rules=TECH)
-    add_tenant(owner_conn, "beta", rules=LOGISTICS)
-    add_tenant(owner_conn, "gamma", rules=TECH)
-    add_tenant(owner_conn, "nolink", rules=TECH, odoo=False)
-    owner_conn.execute("UPDATE tenants SET status = 'inactive' WHERE tenant_id = 'gamma'")
-    add_partitions(instance, "alpha", "beta", "gamma")
+def test_schedule_tick_at_0100_sgt_opens_the_night_with_the_registry(clean_db, instance) -> None:  # type: ignore[no-untyped-def]
     when = datetime(2026, 3, 2, 1, 0, tzinfo=SGT)
     with dg.build_schedule_context(
         instance=instance,
@@ -119,24 +118,10 @@ def test_schedule_tick_at_0100_sgt(clean_db: DbHandle, instance: dg.DagsterInsta
         resources=resources(clean_db.app_dsn),
     ) as ctx:
         result = defs.get_repository_def().get_schedule_def("nightly_schedule").evaluate_tick(ctx)
-    requests = sorted(result.run_requests or [], key=lambda r: r.partition_key)
-    assert [r.partition_key for r in requests] == ["2026-03-02|alpha", "2026-03-02|beta"]
-    assert [r.tags["leadgen/tenant"] for r in requests] == ["alpha", "beta"]
-    assert all(r.tags["leadgen/scheduled"] == "true" for r in requests)
-    assert len({r.run_key for r in requests}) == 2
-    # the two nights launched together start SCHED_TENANT_STAGGER_S (60) apart, in tenant order
-    assert [r.tags["leadgen/start_after_s"] for r in requests] == ["0", "60"]
-
-
-def test_registry_schedule_targets_the_same_date(instance: dg.DagsterInstance) -> None:
-    ctx = dg.build_schedule_context(
-        instance=instance,
-        scheduled_execution_time=datetime(2026, 3, 2, 0, 30, tzinfo=SGT),
-        repository_def=defs.get_repository_def(),
-    )
-    result = defs.get_repository_def().get_schedule_def("registry_schedule").evaluate_tick(ctx)
     (req,) = result.run_requests or []
-    assert req.partition_key == "2026-03-02" and int(req.tags["dagster/priority"]) > 5
+    assert req.partition_key is None and req.run_key == "registry-2026-03-02"
+    assert req.tags["leadgen/night_date"] == "2026-03-02" and int(req.tags["dagster/priority"]) > 5
+    assert datetime.fromisoformat(req.tags["leadgen/night_start"]) == when  # the SLA clock starts here
 
 
 @pytest.mark.parametrize(
@@ -310,7 +295,7 @@ def test_configuration_errors_fail_at_once_and_are_not_retried(registry, instanc
     assert description.startswith("crawled_sites: tenant 'ghost' is not a known tenant id"), description
 
 
-def test_tenant_stage_fails_fast_without_the_registry(clean_db, instance, owner_conn) -> None:  # type: ignore[no-untyped-def]
+def test_tenant_stage_fails_fast_without_any_registry_snapshot(clean_db, instance, owner_conn) -> None:  # type: ignore[no-untyped-def]
     add_tenant(owner_conn, "alpha", rules=TECH)
     add_partitions(instance, "alpha")
     result = dg.materialize(
@@ -321,8 +306,10 @@ def test_tenant_stage_fails_fast_without_the_registry(clean_db, instance, owner_
         raise_on_error=False,
     )
     assert not result.success
-    text = failure_text(result)
-    assert RegistryNotReady.__name__ in text and "is not materialised" in text
+    kinds = [e.event_type_value for e in result.all_events]
+    assert "STEP_UP_FOR_RETRY" not in kinds  # no waiting, no retry: it says what to do
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "no registry snapshot yet" in failure.step_failure_data.user_failure_data.description
 
 
 def failure_text(result: dg.ExecuteInJobResult) -> str:
@@ -539,9 +526,7 @@ def test_companies_asset_is_idempotent(clean_db, instance) -> None:  # type: ign
     assert counts.rejected > 0 and counts.staged + counts.rejected == 500
     reasons = {r[0].split(":")[0] for r in q(clean_db.owner_dsn, "SELECT reason FROM staging_acra_rejects")}
     assert {"bad_uen", "impossible_date", "unknown_ssic"} <= reasons
-    res = dg.materialize(
-        [companies], partition_key=DAY.isoformat(), resources=resources(clean_db.app_dsn), instance=instance
-    )
+    res = dg.materialize([companies], resources=resources(clean_db.app_dsn), instance=instance)
     meta = res.asset_materializations_for_node("companies")[0].metadata
     assert meta["inserted"].value == 0 and meta["unchanged"].value == counts.staged  # load_registry already upserted
 

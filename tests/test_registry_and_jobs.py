@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from leadgen_core.jobs import enqueue_upsert
 from leadgen_core.sandbox.acra import AcraSim
 from leadgen_core.sandbox.base import FaultConfig, SimResponse, SimServer
-from leadgen_dagster.assets.registry import acra_staging, companies
+from leadgen_dagster.assets.registry import acra_staging, companies, fetch_date
 from leadgen_dagster.cli import main
 from leadgen_dagster.definitions import defs
 from leadgen_dagster.jobs import staging_upsert_job
@@ -51,7 +51,6 @@ def test_acra_staging_pulls_pages_quarantines_and_feeds_companies(clean_db, inst
         monkeypatch.setenv("ACRA_FETCH", "datastore")  # paging, with its 429s, is what this test is about
         result = dg.materialize(
             [acra_staging, companies],
-            partition_key=DAY.isoformat(),
             resources=resources(clean_db.app_dsn),
             instance=instance,
         )
@@ -66,14 +65,15 @@ def test_acra_staging_pulls_pages_quarantines_and_feeds_companies(clean_db, inst
     assert raw[0] and len(raw[1]) > 20  # the raw row is kept with its reason
     comp = result.asset_materializations_for_node("companies")[0].metadata
     assert comp["inserted"].value == q(clean_db.owner_dsn, "SELECT count(*) FROM companies")[0][0] > 0
-    assert q(clean_db.owner_dsn, "SELECT 1 FROM registry_refreshes WHERE snapshot_date = %s", DAY) == [(1,)]
+    # one current snapshot, labelled with the day it was fetched (Singapore)
+    assert q(clean_db.owner_dsn, "SELECT snapshot_date FROM registry_refreshes") == [(fetch_date(),)]
+    assert comp["snapshot_date"].value == meta["snapshot_date"].value == fetch_date().isoformat()
 
 
 def test_missing_resource_ids_is_a_clear_error(clean_db, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ACRA_RESOURCE_IDS", "")
     result = dg.materialize(
         [acra_staging],
-        partition_key=DAY.isoformat(),
         resources=resources(clean_db.app_dsn),
         instance=instance,
         raise_on_error=False,

@@ -4,43 +4,38 @@ A dry run changes neither table: the candidates are counted inside a savepoint t
 back, and the targets are the manifest the dry run forecasts (`targets.dry_run_targets`).
 """
 
-import time
+from datetime import date
 
 import dagster as dg
 
-from leadgen_core.errors import LeadgenError
 from leadgen_core.icp.candidates import refresh_candidates
+from leadgen_core.registry import latest_refresh
 from leadgen_core.stagestats import StageCounts
 from leadgen_core.targets import TargetResult, dry_run_targets, effective_cap, select_targets
 from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.stage import CODE_VERSION, night_stage, staggered_start
+from leadgen_dagster.tags import REGISTRY_STALE_TAG
 from leadgen_dagster.vendor_resources import VendorsResource
 
 GROUP = "targeting"
 OWNERS = ["team:growth"]
-SCHEDULED_TAG = "leadgen/scheduled"
-BARRIER_POLL_S = 15
 
 
-class RegistryNotReady(LeadgenError):
-    """The date's companies partition has not been materialised."""
-
-
-def wait_for_registry(context: dg.AssetExecutionContext, postgres: PostgresResource, wait_minutes: int) -> None:
-    """Scheduled nights wait for the date's registry refresh; anything else fails fast and says why."""
+def registry_snapshot(context: dg.AssetExecutionContext, postgres: PostgresResource) -> tuple[date, bool]:
+    """(date of the registry snapshot this night reads, whether it is stale). Never waits: the night
+    launcher starts nights once the registry run is over, or past its deadline on the last good
+    snapshot (tag leadgen/registry_stale). Before the very first refresh it fails, not retried."""
     _, day = parse_tenant_date(context.partition_key)
-    scheduled = context.run.tags.get(SCHEDULED_TAG) == "true"
-    deadline = time.monotonic() + (wait_minutes * 60 if scheduled else 0)
-    while not postgres.registry_ready(day):
-        if time.monotonic() >= deadline:
-            raise RegistryNotReady(
-                f"companies partition {day} is not materialised: materialise it first "
-                "(or launch an asset backfill that includes `companies`)"
-            )
-        context.log.info(f"waiting for the {day} registry refresh")
-        time.sleep(BARRIER_POLL_S)
+    with postgres.shared(operation="registry snapshot") as conn:
+        snapshot = latest_refresh(conn)
+    if snapshot is None:
+        raise dg.Failure(
+            description="icp_candidates: no registry snapshot yet: run registry_refresh_job (`companies`) first",
+            allow_retries=False,
+        )
+    return snapshot, context.run.tags.get(REGISTRY_STALE_TAG) == "true" or snapshot < day
 
 
 @dg.asset(
@@ -59,7 +54,9 @@ def icp_candidates(
     context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
     staggered_start(context)
-    wait_for_registry(context, postgres, settings.get().registry_wait_minutes)
+    snapshot, stale = registry_snapshot(context, postgres)
+    if stale:
+        context.log.warning(f"registry snapshot {snapshot} is stale for this night: running on it")
     with night_stage(context, postgres, "icp_candidates", vendors=vendors) as stage:
         # A dry run counts the candidates and keeps nothing (the savepoint is rolled back).
         with (
@@ -71,6 +68,8 @@ def icp_candidates(
         stage.metadata.update(
             {
                 "candidates": dg.MetadataValue.int(result.candidates),
+                "registry_snapshot": dg.MetadataValue.text(snapshot.isoformat()),
+                "registry_stale": dg.MetadataValue.bool(stale),
                 "resolved_ssic_codes": dg.MetadataValue.int(len(result.resolved.codes)),
                 "codes_by_term": dg.MetadataValue.json(result.resolved.by_term),
                 "ssic_codes": dg.MetadataValue.text(", ".join(result.resolved.codes[:200])),

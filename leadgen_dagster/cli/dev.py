@@ -110,28 +110,26 @@ def wait_for_ui(port: int, proc: subprocess.Popen[Any]) -> bool:
 
 def kickoff(port: int, env: dict[str, str]) -> None:
     """Launch today's registry refresh and one night per demo tenant through the GraphQL API."""
+    from datetime import datetime
+
     import psycopg
     from dagster_graphql import DagsterGraphQLClient
 
-    from leadgen_core.clock import today_sg
+    from leadgen_core.clock import SGT
     from leadgen_core.tenants import active_tenant_ids, directory
+    from leadgen_dagster.tags import NIGHT_DATE_TAG, NIGHT_START_TAG
 
-    day = today_sg().isoformat()
+    now = datetime.now(SGT)
+    day = now.date().isoformat()
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    # The registry run opens tonight's night as the 01:00 schedule would: night_launcher_sensor starts
+    # every tenant's night once it succeeds.
     client.submit_job_execution("registry_refresh_job", repository_location_name="leadgen",
-                                tags={"dagster/partition": day, "dagster/priority": "10"})  # fmt: skip
+                                tags={NIGHT_DATE_TAG: day, NIGHT_START_TAG: now.isoformat(),
+                                      "dagster/priority": "10"})  # fmt: skip
     with psycopg.connect(env["LEADGEN_APP_DATABASE_URL"]) as conn:
         tenants = active_tenant_ids(directory(conn), include=[], exclude=[])
-    for tenant in tenants:
-        client.submit_job_execution(
-            "tenant_night_job",
-            repository_location_name="leadgen",
-            tags={
-                "dagster/partition": f"{day}|{tenant}", "dagster/partition/date": day,
-                "dagster/partition/tenant": tenant, "leadgen/tenant": tenant, "leadgen/scheduled": "true",
-            },
-        )  # fmt: skip
-    _log(f"launched registry_refresh_job {day} and {len(tenants)} tenant night(s)")
+    _log(f"launched registry_refresh_job {day}; night_launcher_sensor starts {len(tenants)} tenant night(s) after it")
 
 
 def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:

@@ -40,10 +40,8 @@ def _instance(owner: str) -> Any:
 def _run_registry(instance: Any, day: date) -> None:
     from leadgen_dagster.definitions import defs
 
-    click.echo(f"registry for {day} not refreshed yet: running registry_refresh_job first", err=True)
-    result = defs.resolve_job_def("registry_refresh_job").execute_in_process(
-        partition_key=day.isoformat(), instance=instance, raise_on_error=False
-    )
+    click.echo(f"no registry snapshot for {day} yet: running registry_refresh_job first", err=True)
+    result = defs.resolve_job_def("registry_refresh_job").execute_in_process(instance=instance, raise_on_error=False)
     if not result.success:
         raise click.ClickException("registry refresh failed; see the messages above")
 
@@ -114,7 +112,7 @@ def _needs_sandbox(s: Any) -> bool:
 @friendly
 def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
     """Run one tenant's night for one date, in this process, and print a summary."""
-    from leadgen_core.registry import refresh_finished
+    from leadgen_core.registry import latest_refresh
     from leadgen_core.runtime import app_dsn, owner_dsn
     from leadgen_dagster.definitions import defs
     from leadgen_dagster.partitions import check_night_date
@@ -126,7 +124,8 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
     os.environ.setdefault("LEADGEN_APP_DATABASE_URL", app_dsn(s, owner=owner))
     with owner_conn() as conn:
         tid = resolve_tenant(conn, tenant)
-        ready = refresh_finished(conn, day)
+        snapshot = latest_refresh(conn)
+        ready = snapshot is not None and snapshot >= day  # one current snapshot: any as new as the night
     with ExitStack() as stack, _instance(owner) as instance:
         stack.enter_context(exclusive_night(owner, instance, tid))
         if _needs_sandbox(s):
