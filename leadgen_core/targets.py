@@ -4,7 +4,9 @@ Priority follows the predecessor: companies never scored for this tenant first, 
 without contacts, then the most recently seen. Companies the tenant has suppressed
 (`leadgen_core.suppression`) are left out. The priority keys are stored on each
 candidate when the candidate set is built (sql/007), so selection walks one index and stops at
-the cap. The selection replaces the date's manifest.
+the cap. A night keeps the manifest its date already has (fixed by the first real night); an
+explicit reselection replaces it, and drops the date's scores and features of companies no longer
+in it, so a date's lead_scores are only ever its current targets'.
 
 A dry run stores nothing (`dry_run_targets`): it forecasts the date's stored manifest when a real
 run has selected one, else the manifest the night would select, computed inside a savepoint that
@@ -46,10 +48,39 @@ FROM (
 """  # noqa: S608 - a constant SQL fragment, values are bound
 
 
+# A kept manifest still never holds a company the tenant has suppressed since: suppression wins.
+DROP_SUPPRESSED_TARGETS_SQL = f"""
+DELETE FROM daily_targets t USING companies c
+WHERE t.tenant_id = %(tenant)s AND t.run_date = %(run_date)s AND c.company_id = t.company_id
+  AND {COMPANY_SUPPRESSED_SQL}
+"""  # noqa: S608 - a constant SQL fragment, values are bound
+
+# After a fresh selection replaces a date's manifest, what was derived from the old manifest
+# goes: the date's scores and features are only ever those of its current targets (never appended).
+PRUNE_SCORES_SQL = """
+DELETE FROM lead_scores s WHERE s.tenant_id = %(tenant)s AND s.run_date = %(run_date)s
+  AND NOT EXISTS (SELECT 1 FROM daily_targets t
+                  WHERE t.tenant_id = s.tenant_id AND t.run_date = s.run_date AND t.company_id = s.company_id)
+"""
+# ... and the per-company stage outcomes of companies no longer targeted, so a company that comes
+# back in a later reselection is worked (and scored) again rather than taken as done.
+PRUNE_STATUS_SQL = """
+DELETE FROM company_stage_status c WHERE c.tenant_id = %(tenant)s AND c.run_date = %(run_date)s
+  AND NOT EXISTS (SELECT 1 FROM daily_targets t
+                  WHERE t.tenant_id = c.tenant_id AND t.run_date = c.run_date AND t.company_id = c.company_id)
+"""
+PRUNE_FEATURES_SQL = """
+DELETE FROM lead_features f WHERE f.tenant_id = %(tenant)s AND f.run_date = %(run_date)s
+  AND NOT EXISTS (SELECT 1 FROM daily_targets t
+                  WHERE t.tenant_id = f.tenant_id AND t.run_date = f.run_date AND t.company_id = f.company_id)
+"""
+
+
 @dataclass(frozen=True)
 class TargetResult:
     selected: int
     cap: int
+    kept: bool = False  # the partition's existing manifest was kept (no fresh selection)
 
 
 def effective_cap(conn: psycopg.Connection, *, tenant_id: str, default_cap: int) -> int:
@@ -58,14 +89,31 @@ def effective_cap(conn: psycopg.Connection, *, tenant_id: str, default_cap: int)
 
 
 def select_targets(
-    conn: psycopg.Connection, *, tenant_id: str, run_date: date, default_cap: int, run_id: str | None
+    conn: psycopg.Connection,
+    *,
+    tenant_id: str,
+    run_date: date,
+    default_cap: int,
+    run_id: str | None,
+    reselect: bool = True,
 ) -> TargetResult:
+    """The date's manifest. With RESELECT false, a manifest the date already has is kept: a
+    partition's targets are fixed by its first real night, whatever other dates did since (their
+    scores and contacts would otherwise reorder the priority and pick a second set). Only
+    companies suppressed since then leave it; an empty manifest is not fixed (nothing was worked)."""
     cap = effective_cap(conn, tenant_id=tenant_id, default_cap=default_cap)
+    if not reselect and target_ids(conn, tenant_id=tenant_id, run_date=run_date):
+        conn.execute(DROP_SUPPRESSED_TARGETS_SQL, {"tenant": tenant_id, "run_date": run_date})
+        return TargetResult(len(target_ids(conn, tenant_id=tenant_id, run_date=run_date)), cap, kept=True)
     conn.execute(DELETE_TARGETS_SQL, (tenant_id, run_date))
     # A capped index walk: JIT compilation would cost more than the query (measured in bench).
     conn.execute("SET LOCAL jit = off")
     cur = conn.execute(SELECT_TARGETS_SQL, {"tenant": tenant_id, "run_date": run_date, "run_id": run_id, "cap": cap})
-    return TargetResult(cur.rowcount, cap)
+    selected = cur.rowcount
+    conn.execute(PRUNE_SCORES_SQL, {"tenant": tenant_id, "run_date": run_date})
+    conn.execute(PRUNE_FEATURES_SQL, {"tenant": tenant_id, "run_date": run_date})
+    conn.execute(PRUNE_STATUS_SQL, {"tenant": tenant_id, "run_date": run_date})
+    return TargetResult(selected, cap)
 
 
 def target_ids(conn: psycopg.Connection, *, tenant_id: str, run_date: date) -> list[int]:

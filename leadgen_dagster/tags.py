@@ -65,3 +65,8 @@ def night_clock_start(tags: Mapping[str, str]) -> datetime | None:
         return datetime.fromisoformat(tags[NIGHT_START_TAG])
     except (KeyError, ValueError):
         return None
+
+
+def is_reselect(tags: Mapping[str, str]) -> bool:
+    """True when the run asks for the partition's targets to be selected afresh (`leadgen/reselect=true`)."""
+    return tags.get(RESELECT_TAG, "").strip().lower() == "true"

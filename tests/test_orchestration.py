@@ -48,7 +48,7 @@ def registry(clean_db: DbHandle) -> DbHandle:
 
 
 def materialize_night(
-    db: DbHandle, instance: dg.DagsterInstance, tenant: str, day: date = DAY
+    db: DbHandle, instance: dg.DagsterInstance, tenant: str, day: date = DAY, *, reselect: bool = False
 ) -> dg.ExecuteInJobResult:
     return dg.materialize(
         [icp_candidates, daily_targets],
@@ -56,6 +56,7 @@ def materialize_night(
         resources=resources(db.app_dsn),
         instance=instance,
         selection=[icp_candidates, daily_targets],
+        tags={"leadgen/reselect": "true"} if reselect else None,
     )
 
 
@@ -204,7 +205,7 @@ def test_targeting_two_tenants_cap_priority_isolation_idempotence(registry, inst
             "rationale_source) VALUES ('alpha', %s, %s, 0.5, 'medium', '{}', 'x', 'template')",
             (DAY - timedelta(days=1), first),
         )
-    assert materialize_night(registry, instance, "alpha").success
+    assert materialize_night(registry, instance, "alpha", reselect=True).success  # a fixed manifest otherwise
     a2 = [
         r[0]
         for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha' ORDER BY priority")

@@ -16,7 +16,7 @@ from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.stage import CODE_VERSION, night_stage, staggered_start
-from leadgen_dagster.tags import REGISTRY_STALE_TAG
+from leadgen_dagster.tags import REGISTRY_STALE_TAG, is_reselect
 from leadgen_dagster.vendor_resources import VendorsResource
 
 GROUP = "targeting"
@@ -91,7 +91,8 @@ def icp_candidates(
     description=(
         "The night's capped target set (SCHED_DAILY_CAP_PER_TENANT, per-tenant override in tenant_budgets): "
         "never-scored first, then without contacts, then most recently seen; suppressed companies excluded. "
-        "Stored in daily_targets as the run manifest."
+        "Stored in daily_targets as the run manifest, fixed by the date's first real night: a re-run keeps it "
+        "unless tagged leadgen/reselect=true."
     ),
 )
 def daily_targets(
@@ -106,10 +107,19 @@ def daily_targets(
                 result = TargetResult(len(ids), cap)
             else:
                 result = select_targets(
-                    conn, tenant_id=stage.tenant_id, run_date=stage.day, default_cap=default_cap, run_id=context.run_id
+                    conn,
+                    tenant_id=stage.tenant_id,
+                    run_date=stage.day,
+                    default_cap=default_cap,
+                    run_id=context.run_id,
+                    reselect=is_reselect(context.run.tags),
                 )
         stage.counts = StageCounts(items=result.selected, done=result.selected)
         stage.metadata.update(
-            {"targets": dg.MetadataValue.int(result.selected), "cap": dg.MetadataValue.int(result.cap)}
+            {
+                "targets": dg.MetadataValue.int(result.selected),
+                "cap": dg.MetadataValue.int(result.cap),
+                "targets_kept": dg.MetadataValue.bool(result.kept),
+            }
         )
     return stage.result()
