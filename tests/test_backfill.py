@@ -29,7 +29,7 @@ TECH = {"industries": ["software", "information technology"], "incorporation_yea
 DATES = [date(2026, 3, 1) + timedelta(days=i) for i in range(3)]
 
 
-def _drive_backfill(context, backfill_id: str, *, timeout_s: float = 60) -> dg.DagsterInstance:  # type: ignore[no-untyped-def]
+def _drive_backfill(context, backfill_id: str, *, timeout_s: float = 300) -> dg.DagsterInstance:  # type: ignore[no-untyped-def]
     from dagster._core.execution.backfill import BulkActionStatus
     from dagster._daemon.backfill import execute_backfill_iteration
 

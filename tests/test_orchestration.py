@@ -253,7 +253,12 @@ def test_suppressed_domains_are_excluded(registry, instance, monkeypatch) -> Non
         conn.execute(
             "INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('alpha', 'blocked.example', 'domain')"
         )
+    # the date's manifest is kept (fixed by its first night), but a company suppressed since leaves it
     assert materialize_night(registry, instance, "alpha").success
+    ids = [r[0] for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha'")]
+    assert first not in ids and len(ids) == 4
+    # a reselection fills the cap again, still without it
+    assert materialize_night(registry, instance, "alpha", reselect=True).success
     ids = [r[0] for r in q(registry.owner_dsn, "SELECT company_id FROM daily_targets WHERE tenant_id='alpha'")]
     assert first not in ids and len(ids) == 5
 
