@@ -145,7 +145,7 @@ def test_a_successful_registry_starts_fresh_nights_once(two_tenants, instance) -
     night = dg.materialize(
         [icp_candidates],
         partition_key=f"{day}|alpha",
-        tags=(result.run_requests or [])[0].tags,
+        tags=ordered[0].tags,  # alpha's: it starts at once
         resources=resources(two_tenants.app_dsn),
         instance=instance,
     )
