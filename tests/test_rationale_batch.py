@@ -27,7 +27,7 @@ def payload(i: int) -> dict[str, Any]:
         "score": round(0.1 + i / 100, 4),
         "bucket": "medium",
         "features": {
-            "icp_fit": {"label": "ICP fit", "value": 1.0, "weight": 0.3, "contribution": 0.3, "in_words": "x"},
+            "icp_fit": {"label": "ICP fit", "value": 1.0, "weight": 0.3, "contribution": 0.3, "in_words": "strong ICP fit"},
             "web_presence": {"label": "web presence", "value": 0.0, "weight": 0.1, "contribution": 0.0},
         },
         "facts": {"employees_est": i},
@@ -74,7 +74,8 @@ def test_leads_share_requests_and_each_gets_its_own_answer() -> None:
         assert len(paced) == 3  # one rate-limit slot per request
         assert sum(tokens for _, tokens in answers) == sim.billable_units
     for i, (text, _) in enumerate(answers):
-        assert text is not None and text.startswith(f"Scored {payload(i)['score']} (medium)"), (i, text)
+        expected = f"{payload(i)['company']}: medium ({payload(i)['score']:.2f})"  # its own lead's facts
+        assert text is not None and text.startswith(expected), (i, text)
         assert clean_llm_rationale(text) is not None  # usable as it stands
 
 

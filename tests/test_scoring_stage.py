@@ -188,7 +188,7 @@ def test_scores_contributions_rationales_and_spend(app_db: Database, owner_conn,
     for (cid, score, bucket, *_rest), (rationale,) in zip(
         stored, rows(owner_conn, "SELECT rationale FROM lead_scores ORDER BY company_id"), strict=True
     ):
-        assert rationale.startswith(f"Scored {score} ({bucket})"), (cid, rationale)
+        assert f": {bucket} ({score:.2f})." in rationale.split("\n")[0], (cid, rationale)
     assert report.counts().done == len(seeded) and report.summary.count == len(seeded)
     assert report.summary.sources == {"llm": len(seeded)}
 
