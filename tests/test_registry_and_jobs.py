@@ -336,6 +336,26 @@ def test_forecast_takes_the_larger_of_concurrency_and_rate_bounds() -> None:
     assert fc.lines()[-1] == f"  estimated duration: {fc.seconds / 60:.1f} min"
 
 
+def test_forecast_duration_follows_the_vendor_limits_tokens_included() -> None:
+    """A night's OpenAI tokens through a tier's TPM: 4M reserved tokens take 20 minutes on tier 1
+    (200,000 a minute) whatever the request rate, 2 minutes on tier 2."""
+    from leadgen_core.forecast import night_forecast
+    from leadgen_core.vendors.openai_tiers import tier_limits
+
+    stages = [({"openai": 1_000, "zerobounce": 3_800}, {"openai": 4_000_000, "zerobounce": 3_800})]
+    by_tier = {}
+    for tier in (1, 2):
+        limits = tier_limits(tier)
+        by_tier[tier] = night_forecast(stages, pages=0, workers=32, rates={"openai": limits.rpm / 60,
+                                       "zerobounce": 8_000.0}, unit_rates={"openai": limits.tpm / 60},
+                                       vendor_workers={"zerobounce": 32}, targets=1_000)  # fmt: skip
+    assert by_tier[1].seconds_by_vendor["openai"] == pytest.approx(1_200.0)
+    assert by_tier[1].bound_by["openai"] == "units/limit"
+    assert by_tier[2].seconds_by_vendor["openai"] == pytest.approx(120.0)
+    assert by_tier[2].seconds_by_vendor["zerobounce"] == pytest.approx(3_800 * 3.4 / 32)  # in flight, not the batch limit
+    assert by_tier[2].lines()[0] == "  targets: 1000"
+
+
 def test_leadgen_night_never_overlaps_a_night_of_the_same_tenant(
     clean_db, owner_conn, monkeypatch, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

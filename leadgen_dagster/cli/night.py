@@ -66,6 +66,8 @@ def forecast_lines(result: Any, s: Any) -> list[str]:
     """The dry run's totals per vendor and its estimated duration."""
     from leadgen_core.enrich.clients import DEFAULT_RATES, vendor_rate
     from leadgen_core.forecast import night_forecast
+    from leadgen_core.vendors.limits import ZEROBOUNCE_VALIDATE_PER_10S
+    from leadgen_core.vendors.openai_tiers import tier_limits
 
     stages: list[tuple[dict[str, int], dict[str, int]]] = []
     targets = 0
@@ -80,11 +82,19 @@ def forecast_lines(result: Any, s: Any) -> list[str]:
             stages.append((meta["forecast_calls"], meta.get("forecast_units", {})))
         elif isinstance(meta.get("forecast"), dict) and "calls" in meta["forecast"]:
             stages.append((meta["forecast"]["calls"], meta["forecast"].get("units", {})))
+    tier = tier_limits(s.openai_tier)
+    rates = {v: vendor_rate(v, s).per_s for v in DEFAULT_RATES}
+    rates["openai"] = (s.openai_rpm or tier.rpm) / 60  # the token-aware limiter's RPM, not the request limiter's
+    if s.zerobounce_mode == "single":  # /v2/validate: 80,000 per 10 s, not validatebatch's 5 a minute
+        rates["zerobounce"] = ZEROBOUNCE_VALIDATE_PER_10S / 10
     fc = night_forecast(
         stages,
         pages=targets * s.crawl_max_pages,
         workers=s.sched_company_concurrency,
-        rates={v: vendor_rate(v, s).per_s for v in DEFAULT_RATES},
+        rates=rates,
+        unit_rates={"openai": (s.openai_tpm or tier.tpm) / 60},  # TPM counts prompt + max_completion_tokens
+        vendor_workers={"zerobounce": s.zerobounce_in_flight} if s.zerobounce_mode == "single" else None,
+        targets=targets,
     )
     return ["dry-run forecast for the night:", *fc.lines()]
 
