@@ -352,7 +352,9 @@ def test_forecast_duration_follows_the_vendor_limits_tokens_included() -> None:
     assert by_tier[1].seconds_by_vendor["openai"] == pytest.approx(1_200.0)
     assert by_tier[1].bound_by["openai"] == "units/limit"
     assert by_tier[2].seconds_by_vendor["openai"] == pytest.approx(120.0)
-    assert by_tier[2].seconds_by_vendor["zerobounce"] == pytest.approx(3_800 * 3.4 / 32)  # in flight, not the batch limit
+    assert by_tier[2].seconds_by_vendor["zerobounce"] == pytest.approx(
+        3_800 * 3.4 / 32
+    )  # in flight, not the batch limit
     assert by_tier[2].lines()[0] == "  targets: 1000"
 
 
