@@ -104,7 +104,8 @@ COMMANDS = [
     ["tenants", "activate"], ["icp", "set"], ["icp", "show"], ["odoo", "connect"], ["acra", "synth"],
     ["acra", "load"], ["jobs", "enqueue-upsert"], ["jobs", "status"], ["jobs", "retry"], ["sandbox", "up"],
     ["demo", "seed"], ["dev"], ["instance", "render"], ["night"], ["export", "scores"], ["suppress", "add"],
-    ["suppress", "list"], ["suppress", "remove"], ["budget", "show"],
+    ["suppress", "list"], ["suppress", "remove"], ["budget", "show"], ["vendors", "connect"], ["vendors", "list"],
+    ["vendors", "disconnect"],
 ]  # fmt: skip
 
 
@@ -219,6 +220,15 @@ def invalid_invocations(tmp: Path) -> st.SearchStrategy[list[str]]:
         st.tuples(value, value).map(lambda t: ["suppress", "remove", "--tenant", t[0], "--", t[1]]),
         value.map(lambda t: ["suppress", "list", "--tenant", t]),
         st.tuples(value, date_value).map(lambda t: ["budget", "show", "--tenant", t[0], "--date", t[1]]),
+        st.tuples(
+            value,
+            st.sampled_from(["lusha", "tavily", "zerobounce", "openai", "odoo", ""]),
+            value,
+            st.sampled_from(["--plan", "--tier", "--key-kind"]),
+            value,
+        ).map(lambda t: ["vendors", "connect", "--tenant", t[0], "--vendor", t[1], "--secret-env", t[2], t[3], t[4]]),
+        value.map(lambda t: ["vendors", "list", "--tenant", t]),
+        st.tuples(value, value).map(lambda t: ["vendors", "disconnect", "--tenant", t[0], "--vendor", t[1]]),
     )
 
 

@@ -15,7 +15,8 @@ crawls) is still done and kept in the shared tables, and no stage status or ledg
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,7 +26,9 @@ import httpx
 import psycopg
 
 from leadgen_core.budget import caps_for
+from leadgen_core.enrich import accounts as accounts_mod
 from leadgen_core.enrich import clients
+from leadgen_core.enrich.accounts import NightAccounts, night_accounts
 from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
 from leadgen_core.openai_limiter import OpenAILimiter
 from leadgen_core.ratelimit import SharedQuota, SharedRateLimiter
@@ -36,7 +39,7 @@ from leadgen_core.vendors import LushaClient, OpenAIExtractor, TavilyClient, Zer
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
 Progress = Callable[[str], None]
 HTTP_POOL_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-RATE_BUCKET_PREFIX = "vendor:"
+RATE_BUCKET_PREFIX = accounts_mod.RATE_BUCKET_PREFIX  # the platform's buckets: vendor:<vendor>
 
 
 def _quiet(message: str) -> None:
@@ -57,6 +60,7 @@ class EnrichContext:
     dry_run: bool = False
     concurrency: int | None = None
     progress: Progress = _quiet
+    environ: Mapping[str, str] | None = None  # where tenants' own vendor keys are read; None: os.environ
 
     @property
     def workers(self) -> int:
@@ -125,17 +129,20 @@ class Toolkit:
         )
 
 
-def openai_limiter(conn: ConnFactory, config: VendorConfig, settings: Settings) -> OpenAILimiter:
-    """The key's RPM and TPM buckets: OPENAI_TIER's documented limits unless OPENAI_RPM/TPM say otherwise."""
+def openai_limiter(
+    conn: ConnFactory, config: VendorConfig, settings: Settings, accounts: NightAccounts | None = None
+) -> OpenAILimiter:
+    """The key's RPM and TPM buckets: the account's tier's documented limits unless OPENAI_RPM/TPM
+    (the platform's account only) or the resource's rate say otherwise."""
+    limits = (accounts or NightAccounts("")).openai_limits(settings)
     override = config.rates.get("openai")
-    rpm = override * 60 if override else settings.openai_rpm
     return OpenAILimiter.for_tier(
         conn,
         api_key=config.endpoint("openai", settings).api_key,
         model=config.openai_model or settings.openai_model,
-        tier=settings.openai_tier,
-        rpm=rpm,
-        tpm=settings.openai_tpm,
+        tier=limits.tier,
+        rpm=override * 60 if override else limits.rpm,
+        tpm=limits.tpm,
     )
 
 
@@ -159,10 +166,13 @@ def build_spender(ctx: EnrichContext) -> Spender:
     return spender
 
 
-def lusha_pace(ctx: EnrichContext, per_minute: SharedRateLimiter) -> Callable[[], Awaitable[None]]:
-    """Before each Lusha request: the plan's hourly and daily quotas, then the per-minute pace."""
+def lusha_pace(
+    ctx: EnrichContext, per_minute: SharedRateLimiter, accounts: NightAccounts | None = None
+) -> Callable[[], Awaitable[None]]:
+    """Before each Lusha request: the account's hourly and daily quotas, then the per-minute pace."""
+    acc = accounts or NightAccounts(ctx.tenant_id)
     quota = SharedQuota(
-        ctx.global_conn, vendor="lusha", bucket="quota:lusha", windows=clients.lusha_quota(ctx.settings)
+        ctx.global_conn, vendor="lusha", bucket=acc.lusha_quota_bucket(), windows=acc.lusha_windows(ctx.settings)
     )
 
     async def pace() -> None:
@@ -175,13 +185,19 @@ def lusha_pace(ctx: EnrichContext, per_minute: SharedRateLimiter) -> Callable[[]
 @asynccontextmanager
 async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIterator[Toolkit]:
     """Live tools for the vendors (and "crawler") in NEEDS, closed on exit."""
-    s, v = ctx.settings, ctx.vendors
+    s = ctx.settings
+    # the tenant's own vendor keys (bring your own key) for the vendors this stage pays, if any
+    accounts = await asyncio.to_thread(
+        night_accounts, ctx.tenant_conn, tenant_id=ctx.tenant_id,
+        environ=os.environ if ctx.environ is None else ctx.environ, vendors=needs,
+    )  # fmt: skip
+    v = accounts.config(ctx.vendors)
     spender = await asyncio.to_thread(build_spender, ctx)
-    rates = {vendor: v.rate(vendor, s) for vendor in clients.VENDORS}
+    rates = {vendor: accounts.rate(vendor, v, s) for vendor in clients.VENDORS}
     limiters = {
         vendor: SharedRateLimiter(
-            ctx.global_conn, bucket=RATE_BUCKET_PREFIX + vendor, rate_per_s=rate.per_s, burst=rate.burst
-        )
+            ctx.global_conn, bucket=accounts.bucket(vendor), rate_per_s=rate.per_s, burst=rate.burst
+        )  # fmt: skip
         for vendor, rate in rates.items()
     }
     async with AsyncExitStack() as stack:
@@ -192,13 +208,13 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
             kit.tavily = clients.tavily_client(v, s, http=http)
         if "lusha" in needs:
             kit.lusha = clients.lusha_client(v, s, http=http)
-            kit.lusha.pace = lusha_pace(ctx, limiters["lusha"])  # a slot (and quota) for each request sent
+            kit.lusha.pace = lusha_pace(ctx, limiters["lusha"], accounts)  # a slot (and quota) for each request sent
         if "zerobounce" in needs:
             kit.zerobounce = clients.zerobounce_client(v, s, http=http)
         if "openai" in needs:
             kit.openai = clients.openai_extractor(v, s)
             stack.push_async_callback(kit.openai.aclose)
-            kit.openai.limiter = openai_limiter(ctx.global_conn, v, s)  # RPM and TPM, shared by every run
+            kit.openai.limiter = openai_limiter(ctx.global_conn, v, s, accounts)  # RPM and TPM, shared by every run
         kit.secrets = tuple(v.endpoint(x, s).api_key for x in clients.VENDORS if x in needs)
         if "crawler" in needs:
             kit.crawler = clients.crawler_parts(v, s)

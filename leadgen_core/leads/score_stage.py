@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,8 +30,8 @@ from psycopg.types.json import Jsonb
 
 from leadgen_core import stage_status
 from leadgen_core.budget import caps_for
-from leadgen_core.enrich.clients import vendor_rate
-from leadgen_core.enrich.context import RATE_BUCKET_PREFIX
+from leadgen_core.enrich.accounts import night_accounts
+from leadgen_core.enrich.clients import VendorConfig
 from leadgen_core.errors import BudgetExhausted, VendorError, is_transient
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
@@ -106,6 +107,7 @@ class ScoreContext:
     dry_run: bool = False
     concurrency: int | None = None
     progress: Callable[[str], None] = _quiet
+    environ: Mapping[str, str] | None = None  # where a tenant's own OpenAI key is read; None: os.environ
 
 
 @dataclass(frozen=True)
@@ -154,15 +156,13 @@ def thresholds_for(settings: Settings) -> BucketThresholds:
     return BucketThresholds(high=high, medium=min(DEFAULT_MEDIUM_THRESHOLD, high / 2))
 
 
-def openai_writer(settings: Settings) -> OpenAIExtractor | None:
-    """The LLM client, or None when no key is configured (template rationales only)."""
-    if settings.openai_api_key is None:
+def openai_writer(settings: Settings, api_key: str | None = None) -> OpenAIExtractor | None:
+    """The LLM client with API_KEY (default: the platform's), or None without a key (template rationales only)."""
+    key = api_key or (settings.openai_api_key.get_secret_value() if settings.openai_api_key else None)
+    if key is None:
         return None
-    return OpenAIExtractor(
-        base_url=settings.openai_base_url or DEFAULT_OPENAI_URL,
-        api_key=settings.openai_api_key.get_secret_value(),
-        model=settings.openai_model,
-    )
+    return OpenAIExtractor(base_url=settings.openai_base_url or DEFAULT_OPENAI_URL, api_key=key,
+                           model=settings.openai_model)  # fmt: skip
 
 
 async def _unpaced() -> None:
@@ -281,18 +281,25 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
                       dry_run=ctx.dry_run, run_id=ctx.run_id)  # fmt: skip
     if not ctx.dry_run:
         await asyncio.to_thread(spender.reconcile)  # what a killed run left open: uncertain charges
+    # the tenant's own OpenAI account if it connected one (its key, buckets and tier), else the platform's
+    accounts = await asyncio.to_thread(
+        night_accounts, ctx.tenant_conn, tenant_id=ctx.tenant_id,
+        environ=os.environ if ctx.environ is None else ctx.environ, vendors=(VENDOR,) if pending else (),
+    )  # fmt: skip
+    own = accounts.own.get(VENDOR)
+    api_key = own.key if own is not None else (s.openai_api_key.get_secret_value() if s.openai_api_key else None)
     # the extraction stage's bucket and rate: one OpenAI account, one limit
-    rate = vendor_rate(VENDOR, s)
-    limiter = SharedRateLimiter(ctx.global_conn, bucket=RATE_BUCKET_PREFIX + VENDOR, burst=rate.burst,
+    rate = accounts.rate(VENDOR, VendorConfig(), s)
+    limiter = SharedRateLimiter(ctx.global_conn, bucket=accounts.bucket(VENDOR), burst=rate.burst,
                                 rate_per_s=rate.per_s)  # fmt: skip
-    owned = openai_writer(s) if writer is None and pending else None
-    secrets = (s.openai_api_key.get_secret_value(),) if s.openai_api_key else ()
+    owned = openai_writer(s, api_key) if writer is None and pending else None
+    secrets = (api_key,) if api_key else ()
     pace = limiter.acquire
-    if owned is not None and s.openai_api_key is not None:
+    if owned is not None and api_key is not None:
         # the extraction stage's RPM/TPM buckets (same key, same model): they pace every request
-        owned.limiter = OpenAILimiter.for_tier(ctx.global_conn, api_key=s.openai_api_key.get_secret_value(),
-                                               model=s.openai_model, tier=s.openai_tier, rpm=s.openai_rpm,
-                                               tpm=s.openai_tpm)  # fmt: skip
+        limits = accounts.openai_limits(s)
+        owned.limiter = OpenAILimiter.for_tier(ctx.global_conn, api_key=api_key, model=s.openai_model,
+                                               tier=limits.tier, rpm=limits.rpm, tpm=limits.tpm)  # fmt: skip
         pace = _unpaced
     text_writer = writer or owned
     batcher = (

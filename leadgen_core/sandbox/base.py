@@ -130,9 +130,15 @@ class SimServer:
         self._window: deque[float] = deque()
         self.log: list[LoggedRequest] = []
         self.billable_units = 0
+        # the keys of tenants' own accounts (bring your own key), accepted besides the simulator's own
+        self.extra_keys: set[str] = set()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def known_key(self, key: str | None, own: str) -> bool:
+        """Whether KEY is the simulator's own key OWN or one of the tenants' accounts."""
+        return key is not None and (key == own or key in self.extra_keys)
 
     # --- routes ---------------------------------------------------------------------------
     def route(self, method: str, path: str, handler: Route, *, prefix: bool = False) -> None:

@@ -221,7 +221,7 @@ class LushaSim(SimServer):
         return {"statusCode": 429, "message": "Too many requests. Please wait before making another request."}
 
     def _preflight(self, req: SimRequest) -> dict[str, Any] | SimResponse:
-        if req.header("api_key") != self.api_key:
+        if not self.known_key(req.header("api_key"), self.api_key):
             return _error(401, "Invalid API key")
         try:
             body = req.json()

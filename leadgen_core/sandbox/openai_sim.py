@@ -193,7 +193,7 @@ class OpenAISim(SimServer):
                 "You didn't provide an API key. You need to provide your API key in an Authorization "
                 "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
-        if token != self.api_key:
+        if not self.known_key(token, self.api_key):
             masked = f"{token[:3]}{'*' * max(0, len(token) - 7)}{token[-4:]}" if len(token) > 8 else "****"
             return _err(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
         try:

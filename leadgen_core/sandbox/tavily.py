@@ -119,7 +119,7 @@ class TavilySim(SimServer):
 
     # --- helpers ---------------------------------------------------------------------------
     def _authorised(self, req: SimRequest) -> bool:
-        return bearer_token(req) == self.api_key
+        return self.known_key(bearer_token(req), self.api_key)
 
     @staticmethod
     def _body(req: SimRequest) -> dict[str, Any] | None:

@@ -292,7 +292,7 @@ class ZeroBounceSim(SimServer):
 
     def _usable(self, key: str | None) -> bool:
         with self._lock:
-            return key == self.api_key and self.credits > 0
+            return self.known_key(key, self.api_key) and self.credits > 0
 
     def _bill(self, results: list[dict[str, Any]]) -> int:
         """Charge one credit per non-unknown result (never below zero); returns the charge."""
@@ -361,7 +361,7 @@ class ZeroBounceSim(SimServer):
         return SimResponse(200, {"email_batch": results, "errors": errors}, billable_units=charge)
 
     def _get_credits(self, req: SimRequest) -> SimResponse:
-        if req.param("api_key") != self.api_key:
+        if not self.known_key(req.param("api_key"), self.api_key):
             return SimResponse(200, {"Credits": "-1"})
         with self._lock:
             return SimResponse(200, {"Credits": str(self.credits)})

@@ -1,4 +1,4 @@
-"""Admin commands: database, tenants, ICP rules, Odoo connections, budgets and suppressions."""
+"""Admin commands: database, tenants, ICP rules, Odoo connections, tenant vendor accounts."""
 
 from __future__ import annotations
 
@@ -199,3 +199,61 @@ def odoo_connect(
             checked = f"; Odoo {found.server_version}, login ok"
     state = "connected" if not no_check else "saved (not tested: --no-check)"
     click.echo(f"{state} {tid} to {url} ({protocol}){checked}; secret read from ${secret_env} at run time")
+
+
+@click.group()
+def vendors() -> None:
+    """Connect a tenant's own vendor accounts (bring your own key)."""
+
+
+@vendors.command("connect")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--vendor", required=True, type=click.Choice(["lusha", "tavily", "zerobounce", "openai"]))
+@click.option("--secret-env", required=True, help="Name of the environment variable holding the tenant's key.")
+@click.option("--plan", default=None, help="Lusha plan (free|starter|pro|premium|scale; default premium).")
+@click.option("--tier", default=None, type=int, help="OpenAI usage tier, 1-5 (default 1).")
+@click.option("--key-kind", default=None, help="Tavily key kind (development|production; default production).")
+@friendly
+def vendors_connect(
+    tenant: str, vendor: str, secret_env: str, plan: str | None, tier: int | None, key_kind: str | None
+) -> None:
+    """Record that TENANT pays VENDOR with its own key, read from $SECRET_ENV at run time (never stored)."""
+    from leadgen_core.vendor_accounts import account_plan, connect_account
+
+    chosen = account_plan(vendor, plan=plan, tier=tier, key_kind=key_kind)
+    with tenant_conn(tenant) as (conn, tid):
+        connect_account(conn, tenant_id=tid, vendor=vendor, secret_env=secret_env, plan=chosen)
+    shown = f" ({'tier ' if vendor == 'openai' else ''}{chosen})" if chosen else ""
+    click.echo(f"connected {tid} to its own {vendor} account{shown}; key read from ${secret_env} at run time")
+
+
+@vendors.command("list")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@friendly
+def vendors_list(tenant: str) -> None:
+    """The tenant's own vendor accounts; every other vendor uses the platform's account."""
+    from leadgen_core.vendor_accounts import VENDORS, list_accounts
+
+    with tenant_conn(tenant) as (conn, tid):
+        accounts = {a.vendor: a for a in list_accounts(conn, tenant_id=tid)}
+    for vendor in VENDORS:
+        a = accounts.get(vendor)
+        if a is None:
+            click.echo(f"{vendor:<11} platform account")
+        else:
+            click.echo(f"{vendor:<11} own account   key from ${a.secret_env}  plan {a.plan or '-'}")
+
+
+@vendors.command("disconnect")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--vendor", required=True, type=click.Choice(["lusha", "tavily", "zerobounce", "openai"]))
+@friendly
+def vendors_disconnect(tenant: str, vendor: str) -> None:
+    """Forget the tenant's own VENDOR account: its next run uses the platform's."""
+    from leadgen_core.errors import ConfigError
+    from leadgen_core.vendor_accounts import disconnect_account
+
+    with tenant_conn(tenant) as (conn, tid):
+        if not disconnect_account(conn, tenant_id=tid, vendor=vendor):
+            raise ConfigError(f"tenant {tid} has no own {vendor} account")
+    click.echo(f"disconnected {tid}'s own {vendor} account; it uses the platform's from its next run")
