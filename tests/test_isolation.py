@@ -41,6 +41,7 @@ SAMPLES: dict[str, dict[str, object]] = {
     "background_jobs": {"job_type": "staging_upsert", "status": "queued"},
     "run_stage_stats": {"run_date": D, "stage": "crawl", "started_at": "2026-01-05T01:00:00+08"},
     "odoo_sync_log": {"run_date": D, "model": "res.partner", "item_key": "k", "action": "created", "status": "ok"},
+    "tenant_vendor_accounts": {"vendor": "tavily", "secret_ref": "env:TENANT_SECRET_X", "plan": "production"},
 }  # fmt: skip
 
 TENANTS = ("tenant-a", "tenant-b")
