@@ -299,3 +299,29 @@ def test_the_scoring_stage_writes_rationales_with_the_tenants_own_openai_key(
     buckets = {r[0] for r in owner_conn.execute("SELECT bucket FROM rate_limit_token_buckets")}
     assert any(b.startswith(f"openai:{own_id}:") for b in buckets) and not any(platform_id in b for b in buckets)
     assert OWN["openai"] not in every_row_as_text(clean_db.owner_dsn) and OWN["openai"] not in repr(report)
+
+
+def test_the_toolkit_paces_an_own_lusha_and_openai_account_by_its_own_plan(app_db: Database, owner_conn: Any) -> None:
+    add_tenant(owner_conn, "alpha")
+    owner_conn.execute("INSERT INTO tenant_vendor_accounts VALUES ('alpha', 'lusha', 'env:TENANT_SECRET_ALPHA_LUSHA', "
+                       "'pro'), ('alpha', 'openai', %s, '2')", (f"env:{ENV['openai']}",))  # fmt: skip
+    vendors = VendorConfig(lusha_base_url="http://127.0.0.1:9", lusha_api_key="platform-lusha",
+                           openai_base_url="http://127.0.0.1:9/v1", openai_api_key=PLATFORM["openai"])  # fmt: skip
+    environ = {**ENVIRON, "TENANT_SECRET_ALPHA_LUSHA": "lusha-alpha-own-9b8a"}
+    ctx = EnrichContext(tenant_id="alpha", day=DAY, run_id="r", settings=Settings(LUSHA_PLAN="premium", OPENAI_TIER=1),  # type: ignore[call-arg]
+                        vendors=vendors, tenant_conn=lambda: app_db.tenant_transaction("alpha"),
+                        global_conn=lambda: app_db.global_transaction(), environ=environ)  # fmt: skip
+
+    async def open_and_pace() -> tuple[Any, ...]:
+        async with open_toolkit(ctx, needs={"lusha", "openai"}) as kit:
+            assert kit.lusha is not None and kit.lusha.pace is not None and kit.openai is not None
+            await kit.lusha.pace()  # one Lusha request's quota and slot
+            return kit.limiters["lusha"], kit.openai.limiter, kit.secrets
+
+    lusha_limiter, openai_limiter, secrets = asyncio.run(open_and_pace())
+    assert lusha_limiter.bucket == "vendor:lusha:tenant:alpha" and lusha_limiter.interval == pytest.approx(60 / 50)
+    windows = owner_conn.execute("SELECT bucket, window_s, used FROM rate_limit_windows ORDER BY window_s").fetchall()
+    assert windows == [("quota:lusha:tenant:alpha", 3_600, 1), ("quota:lusha:tenant:alpha", 86_400, 1)]
+    own_id = hashlib.sha256(OWN["openai"].encode()).hexdigest()[:16]
+    assert openai_limiter.tokens.bucket.startswith(f"openai:{own_id}:") and openai_limiter.tpm == 2_000_000  # tier 2
+    assert set(secrets) == {"lusha-alpha-own-9b8a", OWN["openai"]}  # redacted from any recorded error
