@@ -65,3 +65,18 @@ def test_top_leads_table_escapes_registry_names() -> None:
         for i, c in enumerate(cells[1]):
             if c == ch:
                 assert cells[1][i - 1] == "\\", (ch, cells[1])
+
+
+def test_night_summary_rows_are_words_and_numbers() -> None:
+    from leadgen_dagster.cli.night import SUMMARY_HEADER, log_config, stage_line
+
+    meta = {"items": 60, "done": 43, "degraded": 17, "failed": 0, "duration_s": 16.627, "units_tavily": 12,
+            "units_openai": 0, "degraded_site_down": 9, "degraded_no_site": 5, "degraded_budget_tavily": 3,
+            "degraded_robots": 1}  # fmt: skip
+    line = stage_line("crawled_sites", meta)
+    assert line.split()[:5] == ["crawled_sites", "60", "43", "17", "16.6s"]
+    assert "units: tavily 12" in line and "openai" not in line  # a vendor not used is not listed
+    assert "degraded: site_down 9, no_site 5, budget_tavily 3" in line and "robots" not in line  # top 3
+    assert "{" not in line and "stage" in SUMMARY_HEADER and "duration" in SUMMARY_HEADER
+    assert log_config(False)["loggers"]["console"]["config"]["log_level"] == "INFO"
+    assert log_config(True)["loggers"]["console"]["config"]["log_level"] == "DEBUG"

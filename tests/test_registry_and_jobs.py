@@ -316,6 +316,9 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
             assert stage in out.output, (stage, out.output)
         assert "check targets_not_empty" in out.output and "check night_within_sla" in out.output
         assert "FAILED" not in out.output, out.output
+        # readable: a table row per stage, no Python dict reprs, no DEBUG event lines without -v
+        assert "stage" in out.output and "degraded" in out.output and "duration" in out.output
+        assert "{" not in out.output and " - DEBUG - " not in out.output, out.output
         assert odoo.counts()["res.partner"] >= 7
     assert q(clean_db.owner_dsn, "SELECT count(*) FROM daily_targets WHERE tenant_id = 'alpha'") == [(7,)]
     assert q(clean_db.owner_dsn, "SELECT count(*) FROM company_stage_status WHERE status = 'failed'") == [(0,)]

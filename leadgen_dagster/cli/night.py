@@ -46,20 +46,53 @@ def _run_registry(instance: Any, day: date) -> None:
         raise click.ClickException("registry refresh failed; see the messages above")
 
 
+SUMMARY_HEADER = f"  {'stage':<22} {'items':>6} {'done':>6} {'degraded':>8}  {'duration':>8}  units, top reasons"
+TOP_REASONS = 3
+
+
+def _counts(meta: dict[str, Any], prefix: str) -> list[tuple[str, int]]:
+    """The `PREFIX<name>` int metadata of a stage, largest first (`units_tavily`, `degraded_site_down`)."""
+    found = [(k.removeprefix(prefix), int(v)) for k, v in meta.items() if k.startswith(prefix) and isinstance(v, int)]
+    return sorted((kv for kv in found if kv[1]), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _plain(value: Any) -> str:
+    """A metadata value as words: `tavily 3, openai 1200`, never a Python dict repr."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "none"
+    return str(value)
+
+
+def stage_line(asset: str, meta: dict[str, Any]) -> str:
+    """One row of the night's table: items, done, degraded, duration, then units and top reasons."""
+    units = ", ".join(f"{v} {n}" for v, n in _counts(meta, "units_"))
+    reasons = ", ".join(f"{r} {n}" for r, n in _counts(meta, "degraded_")[:TOP_REASONS])
+    extra = "; ".join(x for x in (units and f"units: {units}", reasons and f"degraded: {reasons}") if x)
+    return (
+        f"  {asset:<22} {meta.get('items', 0):>6} {meta.get('done', 0):>6} {meta.get('degraded', 0):>8}  "
+        f"{float(meta.get('duration_s', 0.0)):>7.1f}s  {extra}"
+    ).rstrip()
+
+
 def summarize(result: Any) -> list[str]:
-    lines = []
+    """The night as a table (one row per stage), then each check; plain words and numbers only."""
+    rows, checks = [SUMMARY_HEADER], []
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-            shown = {k: meta[k] for k in ("items", "done", "degraded", "failed", "duration_s") if k in meta}
-            lines.append(f"  {mat.asset_key.to_user_string():<22} {shown}")
+            rows.append(stage_line(mat.asset_key.to_user_string(), meta))
             if "forecast" in meta:
-                lines.append(f"  {'':<22} dry-run forecast: {meta['forecast']}")
+                rows.append(f"  {'':<22} dry-run forecast: {_plain(meta['forecast'])}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
-            lines.append(f"  check {ev.check_name:<28} {'passed' if ev.passed else 'FAILED'}")
-    return lines
+            checks.append(f"  check {ev.check_name:<28} {'passed' if ev.passed else 'FAILED'}")
+    return rows + checks
+
+
+def log_config(verbose: bool) -> dict[str, Any]:
+    """Dagster's console logger: each stage's progress at INFO; its DEBUG event lines only with -v."""
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
 
 
 def forecast_lines(result: Any, s: Any) -> list[str]:
@@ -119,8 +152,9 @@ def _needs_sandbox(s: Any) -> bool:
     "--date", "day_opt", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Night's date (default today SGT)."
 )
 @click.option("--dry-run", is_flag=True, help="No billable vendor calls and no Odoo writes; report the forecast.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print Dagster's DEBUG event lines.")
 @friendly
-def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
+def night(tenant: str, day_opt: datetime | None, dry_run: bool, verbose: bool) -> None:
     """Run one tenant's night for one date, in this process, and print a summary."""
     from leadgen_core.registry import latest_refresh
     from leadgen_core.runtime import app_dsn, owner_dsn
@@ -161,6 +195,7 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool) -> None:
             instance=instance,
             tags={TENANT_TAG: tid, DRY_RUN_TAG: "true" if dry_run else "false"},
             raise_on_error=False,
+            run_config=log_config(verbose),
         )
         click.echo(f"night {day}|{tid}: {'succeeded' if result.success else 'FAILED'}")
         for line in summarize(result):

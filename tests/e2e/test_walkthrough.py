@@ -118,6 +118,7 @@ def test_readme_walkthrough(product: Product, browser: Any, shots: Path) -> None
         step_3_tenant_partitions(walk)
         step_4_todays_runs(walk)
         step_5_lead_scores_and_checks(walk)
+        step_7_failed_partition_reexecuted_from_failure(walk)
     except Exception:
         walk.shot("failure")
         raise
@@ -199,8 +200,8 @@ def launch_partition(walk: Walk, *, job: str, day: str, tenant: str | None = Non
     walk.nav("Jobs")
     page.get_by_text(job, exact=True).first.click()
     page.get_by_text("Materialize all…", exact=True).first.click()
-    dialog = page.get_by_role("dialog")
-    date_input = dialog.get_by_placeholder(re.compile("^ex: "))
+    dialog = page.locator(".bp5-dialog")  # the launch dialog (the tenant picker is a popover "dialog" too)
+    date_input = dialog.get_by_role("textbox").first  # the date dimension's partition text
     date_input.fill(day)
     date_input.press("Enter")
     if tenant:
@@ -208,7 +209,7 @@ def launch_partition(walk: Walk, *, job: str, day: str, tenant: str | None = Non
         page.get_by_role("menuitem", name=tenant).or_(page.get_by_text(tenant, exact=True)).first.click()
     walk.shot(f"launch-{job}-{day}")
     dialog.get_by_role("button", name=re.compile("^Launch")).click()
-    page.get_by_role("dialog").wait_for(state="detached")
+    dialog.wait_for(state="detached")
 
 
 def step_7_failed_partition_reexecuted_from_failure(walk: Walk) -> None:
