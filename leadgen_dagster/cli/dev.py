@@ -167,9 +167,14 @@ def dev(port: int, no_kickoff: bool) -> None:
     with ExitStack() as stack:
         env = prepare(env, stack, sandbox=sandbox)
         instance_setup(env)
-        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"),
-               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)  # noqa: S603
+        # --log-level warning: no per-tick sensor and daemon chatter (runs log at INFO: console.py).
+        # -W: `dagster dev` warns that it is superseded by `dg dev` on every start (dg needs a dg project
+        # layout this repo does not have); cwd: from the repo root Dagster warns that its dagster.yaml
+        # template "will not be used" (the rendered copy in DAGSTER_HOME is the one in force).
+        cmd = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
+               "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+               "--log-level", "warning"]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, cwd=env["DAGSTER_HOME"], start_new_session=True)  # noqa: S603
         stop = {"sig": 0}
 
         def on_signal(signum: int, _frame: object) -> None:
