@@ -10,7 +10,6 @@ from leadgen_dagster.assets.enrichment import ENRICHMENT_ASSETS
 from leadgen_dagster.assets.registry import acra_staging, companies
 from leadgen_dagster.assets.targeting import daily_targets, icp_candidates
 from leadgen_dagster.checks import DATA_CHECKS, build_night_checks
-from leadgen_dagster.console import LOGGERS
 from leadgen_dagster.jobs import AssetJob, build_tenant_night_job, registry_refresh_job, staging_upsert_job
 from leadgen_dagster.night_launcher import night_launcher_sensor
 from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
@@ -65,5 +64,4 @@ defs = dg.Definitions(
     ],
     resources=resources(),
     executor=dg.in_process_executor,
-    loggers=LOGGERS,
 )

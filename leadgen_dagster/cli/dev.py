@@ -167,7 +167,7 @@ def dev(port: int, no_kickoff: bool) -> None:
     with ExitStack() as stack:
         env = prepare(env, stack, sandbox=sandbox)
         instance_setup(env)
-        # --log-level warning: no per-tick sensor and daemon chatter (runs log at INFO: console.py).
+        # --log-level warning: no per-tick sensor and daemon chatter.
         # -W: `dagster dev` warns that it is superseded by `dg dev` on every start (dg needs a dg project
         # layout this repo does not have); cwd: from the repo root Dagster warns that its dagster.yaml
         # template "will not be used" (the rendered copy in DAGSTER_HOME is the one in force).
