@@ -27,7 +27,13 @@ def payload(i: int) -> dict[str, Any]:
         "score": round(0.1 + i / 100, 4),
         "bucket": "medium",
         "features": {
-            "icp_fit": {"label": "ICP fit", "value": 1.0, "weight": 0.3, "contribution": 0.3, "in_words": "strong ICP fit"},
+            "icp_fit": {
+                "label": "ICP fit",
+                "value": 1.0,
+                "weight": 0.3,
+                "contribution": 0.3,
+                "in_words": "strong ICP fit",
+            },
             "web_presence": {"label": "web presence", "value": 0.0, "weight": 0.1, "contribution": 0.0},
         },
         "facts": {"employees_est": i},
