@@ -299,3 +299,19 @@ def test_vendor_rejection_degrades_without_leaking_the_key(app_db: Database, own
     assert errors and all(e and "VendorAuthError" in e and wrong not in e for (e,) in errors)
     assert rows(owner_conn, "SELECT DISTINCT rationale_source FROM lead_scores") == [("template",)]
     assert rows(owner_conn, "SELECT coalesce(sum(units), 0) FROM vendor_usage") == [(0,)]  # released
+
+
+def test_an_openai_outage_leaves_scores_stored_with_templates_and_the_stage_not_failed(
+    app_db: Database, owner_conn
+) -> None:  # type: ignore[no-untyped-def]
+    """Only the prose is missing when OpenAI is down: every lead keeps its score and a template
+    rationale, degraded `vendor_down:openai`, so the stage does not fail and the night reaches Odoo."""
+    from leadgen_core.sandbox.base import FaultConfig
+
+    seed_night(owner_conn, n=3)
+    with OpenAISim(api_key=OPENAI_KEY, faults=FaultConfig(error_rate=1.0)) as down:
+        writer = OpenAIExtractor(base_url=f"{down.base_url}/v1", api_key=OPENAI_KEY, max_retries=0)
+        report = run_score_stage(score_ctx(app_db, settings()), writer=writer)
+    assert report.degraded_by_reason() == {"vendor_down:openai": 3}
+    assert not report.counts().all_failed and report.counts().failed == 0
+    assert rows(owner_conn, "SELECT count(*), min(rationale_source) FROM lead_scores") == [(3, "template")]

@@ -51,7 +51,7 @@ from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, payload_prompt, 
 from leadgen_core.scoring.score import DEFAULT_MEDIUM_THRESHOLD
 from leadgen_core.settings import Settings
 from leadgen_core.spend import DryRunSkipped, Spender
-from leadgen_core.stage_status import Outcome, Status
+from leadgen_core.stage_status import Outcome
 from leadgen_core.stagestats import StageCounts
 from leadgen_core.vendors.http import redact
 from leadgen_core.vendors.openai_extract import OpenAIExtractor
@@ -211,10 +211,13 @@ class _Run:
             return template, "template", Outcome(0, "degraded", f"budget:{VENDOR}")
         except (VendorError, TimeoutError) as exc:  # TimeoutError: the shared rate limiter is saturated
             error = redact(f"{type(exc).__name__}: {exc}", self.secrets)[:MAX_ERROR_CHARS]
-            # the template stands in tonight; a transient failure leaves the lead failed, so a
-            # re-execution asks for its rationale again (answers are cached, nothing is paid twice)
-            status: Status = "failed" if is_transient(exc) else "degraded"
-            return template, "template", Outcome(0, status, f"vendor:{VENDOR}", error=error)
+            # The score is computed and stored either way; only its prose is missing, and the
+            # template stands in. So even a transient OpenAI outage leaves the lead degraded, not
+            # failed: a night whose rationales all failed must still reach odoo_sync (a failed item
+            # everywhere would fail the asset and stop the sync). The next night that scores the
+            # lead asks for its rationale again.
+            reason = f"vendor_down:{VENDOR}" if is_transient(exc) else f"vendor:{VENDOR}"
+            return template, "template", Outcome(0, "degraded", reason, error=error)
         value = paid.value if isinstance(paid.value, dict) else {}
         text = clean_llm_rationale(value.get("text") if isinstance(value.get("text"), str) else None)
         if text is None:
