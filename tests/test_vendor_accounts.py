@@ -4,8 +4,9 @@ keys, buckets and limits a tenant-night then uses.
 Real: Postgres (the CLI writes `tenant_vendor_accounts` as the owner; the stages read it as the
 application role under RLS), the secret-reference rule, `open_toolkit` with the product's own
 Tavily and ZeroBounce clients, the scoring stage with the OpenAI SDK client, the shared rate
-limiter's buckets. Simulated: Tavily, ZeroBounce and OpenAI (loopback simulators that accept the
-platform's key and the tenants' own; their request logs show which key each request carried).
+limiter's buckets. Simulated: Tavily, Lusha, ZeroBounce and OpenAI (loopback simulators that accept
+the platform's key and the tenants' own, and under the realistic profile limit each key's account
+alone; their request logs show which key each request carried).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner
@@ -31,11 +33,14 @@ from leadgen_core.errors import ConfigError, DatabaseError
 from leadgen_core.leads.score_stage import run_score_stage
 from leadgen_core.ratelimit import QuotaWindow
 from leadgen_core.sandbox.base import SimServer
+from leadgen_core.sandbox.lusha import LushaSim
 from leadgen_core.sandbox.openai_sim import OpenAISim
+from leadgen_core.sandbox.profile import SandboxProfile
 from leadgen_core.sandbox.tavily import TavilySim
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
 from leadgen_core.settings import Settings
 from leadgen_core.vendor_accounts import OwnKey
+from leadgen_core.vendors.limits import LushaQuota
 from leadgen_dagster.cli import main
 from tests.conftest import DbHandle, add_tenant
 from tests.test_scoring_stage import score_ctx, seed_night
@@ -325,3 +330,30 @@ def test_the_toolkit_paces_an_own_lusha_and_openai_account_by_its_own_plan(app_d
     own_id = hashlib.sha256(OWN["openai"].encode()).hexdigest()[:16]
     assert openai_limiter.tokens.bucket.startswith(f"openai:{own_id}:") and openai_limiter.tpm == 2_000_000  # tier 2
     assert set(secrets) == {"lusha-alpha-own-9b8a", OWN["openai"]}  # redacted from any recorded error
+
+
+def test_the_realistic_simulators_limit_each_account_alone() -> None:
+    # Tavily (development key: 100 requests a minute) and Lusha (a plan of 5 a minute): the
+    # platform's key spends its limit; a tenant's own key still has all of its own
+    realistic = SandboxProfile.parse("realistic")
+    with TavilySim(api_key=PLATFORM["tavily"], profile=realistic, key_kind="development") as tavily, \
+            LushaSim(api_key="platform-lusha", profile=realistic,
+                     plan=LushaQuota(per_minute=5, per_hour=None, per_day=100)) as lusha:  # fmt: skip
+        tavily.extra_keys.add(OWN["tavily"])
+        lusha.extra_keys.add("lusha-alpha-own")
+        with httpx.Client(timeout=10) as http:
+
+            def tavily_status(key: str) -> int:
+                return http.post(f"{tavily.base_url}/search", json={"query": "q"},
+                                 headers={"Authorization": f"Bearer {key}"}).status_code  # fmt: skip
+
+            def lusha_status(key: str) -> int:
+                return http.post(
+                    f"{lusha.base_url}/v3/contacts/prospecting", json={}, headers={"api_key": key}
+                ).status_code
+
+            assert [tavily_status(PLATFORM["tavily"]) for _ in range(100)].count(429) == 0
+            assert tavily_status(PLATFORM["tavily"]) == 429
+            assert tavily_status(OWN["tavily"]) != 429
+            assert [lusha_status("platform-lusha") for _ in range(6)].count(429) == 1  # the 6th
+            assert lusha_status("lusha-alpha-own") != 429

@@ -21,12 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 
 MAX_BODY_BYTES = 5_000_000
+T = TypeVar("T")
 REQUEST_LOG_CAP = 100_000
 
 
@@ -132,6 +133,8 @@ class SimServer:
         self.billable_units = 0
         # the keys of tenants' own accounts (bring your own key), accepted besides the simulator's own
         self.extra_keys: set[str] = set()
+        self._accounts: dict[str, object] = {}  # a tenant account's own limits, by key
+        self._accounts_lock = threading.Lock()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -139,6 +142,14 @@ class SimServer:
     def known_key(self, key: str | None, own: str) -> bool:
         """Whether KEY is the simulator's own key OWN or one of the tenants' accounts."""
         return key is not None and (key == own or key in self.extra_keys)
+
+    def per_account(self, key: str | None, own: T, build: Callable[[], T]) -> T:
+        """The limits' state of the account KEY belongs to: OWN for the simulator's own key (or an
+        unknown one), else that tenant account's, built once: the vendors limit each account alone."""
+        if key is None or key not in self.extra_keys:
+            return own
+        with self._accounts_lock:
+            return cast(T, self._accounts.setdefault(key, build()))
 
     # --- routes ---------------------------------------------------------------------------
     def route(self, method: str, path: str, handler: Route, *, prefix: bool = False) -> None:

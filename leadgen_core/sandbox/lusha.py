@@ -198,19 +198,22 @@ class LushaSim(SimServer):
     def _answer(self, req: SimRequest) -> SimResponse:
         if self.quota is None:
             return super()._answer(req)
-        refused = self.quota.take()
+        # a tenant's own key has its own quotas (same plan): Lusha limits each account alone
+        quota = self.per_account(
+            req.header("api_key"), self.quota, lambda: Quota(plan_windows(self.plan, self.profile))
+        )
+        refused = quota.take()
         resp = quota_refusal(refused, self.plan) if refused is not None else super()._answer(req)
-        resp.headers.update(self._quota_headers())
+        resp.headers.update(self._quota_headers(quota))
         return resp
 
-    def _quota_headers(self) -> dict[str, str]:
+    def _quota_headers(self, quota: Quota) -> dict[str, str]:
         """The documented x-rate-limit-* headers (docs.lusha.com/apis/v2/openapi/section/rate-limiting)."""
-        assert self.quota is not None
         headers: dict[str, str] = {}
-        for window in self.quota.windows:
+        for window in quota.windows:
             if window.name == "second":
                 continue
-            used = self.quota.used(window.name)
+            used = quota.used(window.name)
             label = {"minute": "minute", "hour": "hourly", "day": "daily"}[window.name]
             headers[f"x-rate-limit-{label}"] = str(window.limit)
             headers[f"x-{label}-requests-left"] = str(max(0, window.limit - used))

@@ -102,8 +102,8 @@ class TavilySim(SimServer):
         self.api_key = api_key
         self.web_port = web_port
         self.key_kind = tavily_key_kind(key_kind)
-        rpm = max(1, int(profile.rate(TAVILY_RPM[self.key_kind])))
-        self.quota = Quota([Window("minute", rpm, 60.0)]) if profile.realistic else None
+        self.rpm = max(1, int(profile.rate(TAVILY_RPM[self.key_kind])))
+        self.quota = Quota([Window("minute", self.rpm, 60.0)]) if profile.realistic else None
         self.route("POST", "/search", self._search)
         self.route("POST", "/extract", self._extract)
 
@@ -111,7 +111,10 @@ class TavilySim(SimServer):
         return {"detail": {"error": "Your request has been blocked due to excessive requests."}}
 
     def _answer(self, req: SimRequest) -> SimResponse:
-        refused = self.quota.take() if self.quota is not None else None
+        quota = self.quota
+        if quota is not None:  # a tenant's own key has its own minute (same key kind)
+            quota = self.per_account(bearer_token(req), quota, lambda: Quota([Window("minute", self.rpm, 60.0)]))
+        refused = quota.take() if quota is not None else None
         if refused is None:
             return super()._answer(req)
         wait = max(1, int(refused.retry_after_s + 0.999))
