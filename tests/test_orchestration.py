@@ -162,6 +162,24 @@ def test_tenant_sync_sensor(clean_db, instance, owner_conn, monkeypatch, env, ex
     assert q(clean_db.owner_dsn, "SELECT count(*) FROM tenants WHERE tenant_id = 'gone'") == [(1,)]
 
 
+def test_a_staggered_night_waits_its_start_before_the_first_stage(registry, instance) -> None:  # type: ignore[no-untyped-def]
+    """The schedule's `leadgen/start_after_s` holds icp_candidates back that long (untagged: no wait)."""
+    import time
+
+    add_partitions(instance, "alpha")
+    began = time.monotonic()
+    result = dg.materialize(
+        [icp_candidates], partition_key=f"{DAY.isoformat()}|alpha", resources=resources(registry.app_dsn),
+        instance=instance, tags={"leadgen/start_after_s": "1.5"},
+    )  # fmt: skip
+    assert result.success and time.monotonic() - began >= 1.5
+    said = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any("staggered start: waiting 1.5 s" in m for m in said), said
+    plain = dg.materialize([icp_candidates], partition_key=f"{DAY.isoformat()}|alpha",
+                           resources=resources(registry.app_dsn), instance=instance)  # fmt: skip
+    assert not any("staggered start" in e.user_message for e in instance.all_logs(plain.run_id))
+
+
 def test_targeting_two_tenants_cap_priority_isolation_idempotence(registry, instance, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SCHED_DAILY_CAP_PER_TENANT", "25")
     add_partitions(instance, "alpha", "beta")
