@@ -6,6 +6,7 @@ never carry a credential (DSNs and keys are redacted before they reach a message
 
     LeadgenError
     ├── ConfigError                 bad settings or bad user input (CLI prints it, exits 2)
+    │   └── AuthRejected            (leads.sync_chunk) Odoo refused the tenant's credentials
     ├── DatabaseError               a database operation failed (names tenant and operation)
     │   ├── TenantIsolationError    a tenant-scoped operation without a valid tenant
     │   └── MigrationError          a migration failed or an applied file changed
@@ -13,6 +14,7 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     ├── VendorError                 a vendor call failed (base for all vendor faults)
     │   ├── RateLimited             429 after bounded retries; carries retry_after
     │   ├── BudgetExhausted         the tenant's daily cap would be crossed
+    │   │   └── DryRunSkipped       (spend) a dry run reached a billable call and made none
     │   ├── VendorUnavailable       5xx, timeouts, connection errors after bounded retries
     │   ├── ChargeUncertain         a billable request timed out after sending; not re-sent
     │   ├── VendorAuthError         401/403: key missing or rejected (never retried)
@@ -26,7 +28,14 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     │   ├── FetchUnreachable        (crawler.fetch) DNS failure or connection refused
     │   ├── TooManyRedirects        (crawler.fetch) more than CRAWLER_MAX_REDIRECTS hops
     │   └── UnsupportedContentType  (crawler.fetch) not HTML or plain text
+    │       └── UnsupportedCharset  (crawler.fetch) a charset that does not decode text
     └── OdooError                   an Odoo call failed (JSON-RPC error object or JSON-2 4xx)
+        ├── OdooServerError         (odoo.client) Odoo answered with an error; odoo_name, http_status
+        ├── OdooResponseTooLarge    (odoo.client) the answer passed the byte cap; reading stopped
+        └── OdooWriteUncertain      (odoo.client) a write left but its answer was lost (retryable)
+
+Classes without a module in brackets live here, in leadgen_core.errors; a test
+(tests/test_errors_tree.py) fails when a LeadgenError subclass is missing from this tree.
 
 Transient or final (`is_transient`): a vendor that is down (`VendorUnavailable`, which the
 clients raise for 5xx, network time-outs and connection errors after their bounded retries), a
