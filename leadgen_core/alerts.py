@@ -45,13 +45,18 @@ class Alert:
 
 def post_alert(url: str, alert: Alert, *, client: httpx.Client | None = None) -> str | None:
     """Post ALERT; returns None on success or a short reason (never the URL, which is a secret)."""
+    return post_payload(url, alert.payload(), client=client)
+
+
+def post_payload(url: str, payload: dict[str, Any], *, client: httpx.Client | None = None) -> str | None:
+    """Post a Slack-compatible PAYLOAD with bounded retries; None on success, else a short reason."""
     owned = client is None
     http = client or httpx.Client(timeout=TIMEOUT_S)
     reason: str | None = "not sent"
     try:
         for attempt in range(ATTEMPTS):
             try:
-                resp = http.post(url, json=alert.payload(), timeout=TIMEOUT_S)
+                resp = http.post(url, json=payload, timeout=TIMEOUT_S)
                 if resp.status_code < 300:
                     return None
                 reason = f"webhook answered HTTP {resp.status_code}"

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
         default=30, validation_alias=AliasChoices("REGISTRY_DEADLINE_MINUTES", "REGISTRY_WAIT_MINUTES"), ge=0
     )
     alert_consecutive_failures: int = Field(default=3, validation_alias="ALERT_CONSECUTIVE_FAILURES", ge=1)
+    # true: each tenant night that succeeds posts one morning summary to the alert webhook
+    notify_success: bool = Field(default=False, validation_alias="LEADGEN_NOTIFY_SUCCESS")
     ui_base_url: str = Field(default="http://127.0.0.1:3000", validation_alias="LEADGEN_UI_URL")
 
     # --- ACRA -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from leadgen_dagster.sensors import (
     build_failure_sensor,
     tenant_partitions_sensor,
 )
+from leadgen_dagster.summary_sensor import build_summary_sensor
 from leadgen_dagster.vendor_resources import enrichment_resources
 
 TENANT_ASSETS = [icp_candidates, daily_targets, *ENRICHMENT_ASSETS, *CRM_ASSETS]
@@ -61,6 +62,7 @@ defs = dg.Definitions(
         background_jobs_sensor,
         build_failure_sensor(),  # every job here, the UI's asset job too
         build_deadline_sensor(TERMINAL_STAGE),
+        build_summary_sensor(TERMINAL_STAGE),
     ],
     resources=resources(),
     executor=dg.in_process_executor,
