@@ -42,6 +42,7 @@ SAMPLES: dict[str, dict[str, object]] = {
     "run_stage_stats": {"run_date": D, "stage": "crawl", "started_at": "2026-01-05T01:00:00+08"},
     "odoo_sync_log": {"run_date": D, "model": "res.partner", "item_key": "k", "action": "created", "status": "ok"},
     "tenant_vendor_accounts": {"vendor": "tavily", "secret_ref": "env:TENANT_SECRET_X", "plan": "production"},
+    "spend_reservations": {"usage_date": D, "vendor": "openai", "units": 400, "run_id": "r1", "fingerprint": "f"},
 }  # fmt: skip
 
 TENANTS = ("tenant-a", "tenant-b")
