@@ -23,8 +23,9 @@ from types import FrameType
 
 import psycopg
 
-from leadgen_core.db.dsn import as_role, redact, with_database
+from leadgen_core.db.dsn import as_role, with_database
 from leadgen_core.db.migrate import migrate
+from leadgen_core.redaction import redact
 from leadgen_core.settings import Settings
 
 _STARTED = time.perf_counter()

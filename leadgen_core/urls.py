@@ -1,4 +1,5 @@
-"""Tenant-given URLs: the one check for a tenant's Odoo URL, and the one redaction of userinfo.
+"""Tenant-given URLs: the one check for a tenant's Odoo URL, with userinfo redacted by
+leadgen_core.redaction.
 
 A URL such as `https://admin:pw@acme.odoo.com` would carry a credential into the database, into
 every error text that names the URL, and into logs; a URL with a newline or a tab could forge a
@@ -10,20 +11,14 @@ shown.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from leadgen_core.errors import ConfigError
+from leadgen_core.redaction import REDACTED, redact_url
 
-REDACTED = "***"
+__all__ = ["MAX_URL_CHARS", "REDACTED", "check_odoo_url", "redact_url"]
+
 MAX_URL_CHARS = 2048
-# scheme://userinfo@ : everything between the scheme and the last '@' before the host's end.
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s@]*@")
-
-
-def redact_url(text: str) -> str:
-    """TEXT with the userinfo of every URL in it replaced by ***."""
-    return _USERINFO_RE.sub(rf"\1{REDACTED}@", text)
 
 
 def _shown(url: str) -> str:

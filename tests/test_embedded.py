@@ -13,10 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from leadgen_core.db.dsn import as_role, redact, sqlalchemy_url
+from leadgen_core.db.dsn import as_role, sqlalchemy_url
 from leadgen_core.db.embedded import embedded_dsn
 from leadgen_core.db.migrate import migrate
 from leadgen_core.db.pool import Database
+from leadgen_core.redaction import redact
 from leadgen_core.runtime import app_dsn, owner_dsn
 from leadgen_core.settings import Settings
 from tests.conftest import APP_ROLE, create_database, drop_database

@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from leadgen_core.db.dsn import redact as dsn_redact
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import ConfigError
 from leadgen_core.leads.sync_stage import run_sync_stage
-from leadgen_core.odoo.client import redact as odoo_redact
+from leadgen_core.redaction import redact as dsn_redact
+from leadgen_core.redaction import redact as odoo_redact
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.secrets import check_secret_env, check_secret_ref, resolve_secret_ref
 from leadgen_core.settings import Settings
@@ -200,3 +200,23 @@ def cli_env(clean_db: DbHandle, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     runner = CliRunner()
     assert runner.invoke(main, ["tenants", "add", "Acme"], catch_exceptions=False).exit_code == 0
     return runner
+
+
+def test_one_redact_for_secrets_dsns_and_userinfo() -> None:
+    """Issue 11 §8: one `redact` (leadgen_core.redaction) covers keys, DSN passwords and URL userinfo,
+    and no other module of leadgen_core or leadgen_dagster defines its own (Transport.redact calls it)."""
+    from pathlib import Path
+
+    from leadgen_core.redaction import redact
+
+    text = "key sk-live-9876 dsn host=x password=hunter2 url https://u:pw9@odoo.example"
+    shown = redact(text, ("sk-live-9876",))
+    assert "sk-live-9876" not in shown and "hunter2" not in shown and "pw9" not in shown
+    root = Path(__file__).resolve().parents[1]
+    owners = [
+        str(p.relative_to(root))
+        for pkg in ("leadgen_core", "leadgen_dagster")
+        for p in (root / pkg).rglob("*.py")
+        if "\ndef redact(" in p.read_text(encoding="utf-8")
+    ]
+    assert owners == ["leadgen_core/redaction.py"], owners

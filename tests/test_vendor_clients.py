@@ -29,6 +29,7 @@ from leadgen_core.errors import (
     VendorResponseError,
     VendorUnavailable,
 )
+from leadgen_core.redaction import redact
 from leadgen_core.sandbox.base import FaultConfig, SimServer
 from leadgen_core.sandbox.lusha import LushaSim, people_at
 from leadgen_core.sandbox.naming import company_slug, sandbox_domain, stable_fraction
@@ -42,7 +43,7 @@ from leadgen_core.vendors import (
     TavilyClient,
     ZeroBounceClient,
 )
-from leadgen_core.vendors.http import redact, safe_url
+from leadgen_core.vendors.http import safe_url
 from leadgen_core.vendors.openai_extract import _LlmFacts, _LlmPerson, sanitise
 
 TAVILY_KEY = "tvly-secret-0123456789"

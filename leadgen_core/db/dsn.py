@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from leadgen_core.errors import ConfigError
-from leadgen_core.urls import redact_url
-
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)(\S+)", re.I)
-
-
-def redact(text: str) -> str:
-    """Remove passwords from anything that may hold a DSN (and the userinfo of any URL in it),
-    before it reaches a message or a log."""
-    return _PASSWORD_KV.sub(r"\1***", redact_url(text))
+from leadgen_core.redaction import redact
 
 
 def with_database(dsn: str, dbname: str) -> str:

@@ -21,9 +21,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from leadgen_core.db.dsn import redact
 from leadgen_core.db.seed import seed_reference_data
 from leadgen_core.errors import ConfigError, MigrationError
+from leadgen_core.redaction import redact
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MIGRATION_RE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")

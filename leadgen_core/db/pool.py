@@ -17,8 +17,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from leadgen_core.db.dsn import redact
 from leadgen_core.errors import DatabaseError, TenantIsolationError
+from leadgen_core.redaction import redact
 
 # \Z, not $: "$" also matches before a trailing newline, so "alpha\n" would pass as a tenant id.
 TENANT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")

@@ -33,10 +33,10 @@ from leadgen_core.errors import (
     VendorUnavailable,
     is_transient,
 )
+from leadgen_core.redaction import redact
 from leadgen_core.spend import DryRunSkipped
 from leadgen_core.stage_status import Outcome, Status
 from leadgen_core.stagestats import StageCounts
-from leadgen_core.vendors.http import redact
 
 PROGRESS_STEPS = 10
 MAX_ERROR_CHARS = 500

@@ -38,6 +38,7 @@ from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_
 from leadgen_core.leads.rationale_batch import RationaleBatcher
 from leadgen_core.openai_limiter import OpenAILimiter
 from leadgen_core.ratelimit import SharedRateLimiter
+from leadgen_core.redaction import redact
 from leadgen_core.scoring import (
     BucketThresholds,
     LeadFeatures,
@@ -53,7 +54,6 @@ from leadgen_core.settings import Settings
 from leadgen_core.spend import DryRunSkipped, Spender
 from leadgen_core.stage_status import Outcome
 from leadgen_core.stagestats import StageCounts
-from leadgen_core.vendors.http import redact
 from leadgen_core.vendors.openai_extract import OpenAIExtractor
 
 STAGE = "lead_scores"

@@ -28,7 +28,7 @@ from leadgen_core.odoo.batch import (
     leads_domain,
     upsert_batch,
 )
-from leadgen_core.odoo.client import OdooClient, redact
+from leadgen_core.odoo.client import OdooClient
 from leadgen_core.odoo.sync import (
     LEAD_KEY_FIELD,
     LEAD_ON_CREATE,
@@ -42,6 +42,7 @@ from leadgen_core.odoo.sync import (
     upsert_lead,
     with_bucket_tag,
 )
+from leadgen_core.redaction import redact
 from leadgen_core.stage_status import Outcome
 
 PARTNER, LEAD = "res.partner", "crm.lead"

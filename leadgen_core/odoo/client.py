@@ -28,15 +28,14 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from leadgen_core.errors import OdooError
+from leadgen_core.redaction import redact
 from leadgen_core.retry_after import retry_after_seconds
-from leadgen_core.urls import redact_url
 
 DEFAULT_TIMEOUT_S = 20.0  # per connect / read / write, as httpx applies it
 # The largest answer the sync expects is a lookup of a chunk of companies: ~100 rows of a few
 # hundred bytes. 8 MiB leaves wide headroom, and parsing it stays far below a worker's memory.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 DEFAULT_DEADLINE_S = 60.0  # a whole attempt: connect, send, and read the complete answer
-REDACTED = "***"
 USER_AGENT = "leadgen-odoo/1.0"
 UNPROCESSED_STATUSES = frozenset({429, 503})  # refused before the call ran: safe to resend anything
 TRANSIENT_ODOO_ERRORS = ("psycopg2.", "psycopg.")  # database hiccups inside Odoo may pass on retry
@@ -125,14 +124,6 @@ class _TooLarge(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """TEXT with every occurrence of each secret, and any URL's userinfo, replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return redact_url(text)
 
 
 class Transport:

@@ -29,15 +29,15 @@ from leadgen_core.errors import (
     VendorResponseError,
     VendorUnavailable,
 )
+from leadgen_core.redaction import REDACTED, redact
 from leadgen_core.retry_after import parse_retry_after, retry_after_seconds
 
-__all__ = ["RetryPolicy", "expect_dict", "expect_list", "parse_retry_after", "redact", "request_json", "safe_url"]
+__all__ = ["RetryPolicy", "expect_dict", "expect_list", "parse_retry_after", "request_json", "safe_url"]
 
 DEFAULT_TIMEOUT_S = 20.0
 MAX_RETRY_AFTER_S = 30.0
 MAX_ATTEMPTS_CAP = 10
 ERROR_SNIPPET_CHARS = 160
-REDACTED = "***"
 SECRET_QUERY_PARAMS = ("api_key", "apikey", "key", "token", "access_token")
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,6 @@ class RetryPolicy:
         """Full-jitter exponential backoff for the given 1-based attempt that just failed."""
         ceiling = min(self.max_backoff_s, self.base_backoff_s * (2 ** (attempt - 1)))
         return _jitter.uniform(ceiling / 2, ceiling)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every non-trivial secret replaced by a marker."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def safe_url(url: httpx.URL | str) -> str:

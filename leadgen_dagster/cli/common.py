@@ -10,8 +10,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 import psycopg
 
-from leadgen_core.db.dsn import redact
 from leadgen_core.errors import LeadgenError
+from leadgen_core.redaction import redact
 from leadgen_core.settings import Settings
 from leadgen_dagster.cli import errors
 

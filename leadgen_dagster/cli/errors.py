@@ -15,7 +15,7 @@ from typing import Any, Final, NoReturn
 
 import click
 
-from leadgen_core.db.dsn import redact
+from leadgen_core.redaction import redact
 
 
 # click >= 8.2 raises this (a UsageError) for a group called without a subcommand.
