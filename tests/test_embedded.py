@@ -69,3 +69,19 @@ def test_dsn_helpers_never_leak_passwords() -> None:
     assert "hunter2" not in redact("host=x password=hunter2 dbname=y")
     url = sqlalchemy_url("host=/tmp/pg dbname=leadgen user=postgres", search_path="dagster")
     assert url.startswith("postgresql+psycopg2://postgres@/leadgen?") and "search_path%3Ddagster" in url
+
+
+def test_cli_gives_the_embedded_server_a_private_runtime_dir(tmp_path: Path) -> None:
+    """Without XDG_RUNTIME_DIR, every command used to warn (platformdirs, through pgserver)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "LEADGEN_DATABASE_URL")}
+    env |= {"LEADGEN_HOME": str(tmp_path / "home"), "LEADGEN_APP_DATABASE_URL": ""}
+    out = subprocess.run([sys.executable, "-m", "leadgen_dagster.cli", "db", "status"], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "XDG_RUNTIME_DIR" not in out.stderr, out.stderr
+    run_dir = tmp_path / "home" / "run"
+    assert run_dir.is_dir() and (run_dir.stat().st_mode & 0o777) == 0o700
