@@ -45,7 +45,7 @@ DB = "leadgen"
 LOGIN = "bot@leadgen.test"
 SECRET = "s3cr3t-odoo-key-4f9a"
 WRONG_SECRET = "wr0ng-key-77e1"
-FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02, max_retry_after_s=2.0)
+FAST_RETRY = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.02, max_retry_after_s=2.0)
 COMPANY: dict[str, Any] = {
     "uen": "201912345A",
     "name": "Acme Robotics Pte. Ltd.",
@@ -361,7 +361,7 @@ def test_ambiguous_create_failure_is_not_retried(sim: OdooSim, protocol: Any) ->
 def test_persistent_5xx_raises_retryable_after_bounded_attempts(protocol: Any) -> None:
     with OdooSim(db=DB, users={LOGIN: SECRET}, faults=FaultConfig(error_rate=1.0)) as sim:
         error = failure(sim, protocol, lambda c: c.search_read("crm.tag", [], fields=["name"]))
-        assert len(sim.log) == FAST_RETRY.attempts
+        assert len(sim.log) == FAST_RETRY.max_attempts
     assert error.retryable is True
     assert "HTTP 503 after 3 attempts" in str(error)
     assert SECRET not in f"{error} {error!r}"
@@ -384,7 +384,7 @@ def test_timeouts_and_refused_connections_are_retryable(protocol: Any) -> None:
 def test_malformed_bodies_are_retried_then_raise(protocol: Any) -> None:
     with OdooSim(db=DB, users={LOGIN: SECRET}, faults=FaultConfig(malformed_rate=1.0)) as sim:
         error = failure(sim, protocol, lambda c: c.search_read("crm.tag", [], fields=["name"]))
-        assert len(sim.log) == FAST_RETRY.attempts
+        assert len(sim.log) == FAST_RETRY.max_attempts
     assert (error.retryable, "malformed JSON body" in str(error)) == (True, True)
 
 

@@ -28,7 +28,7 @@ from leadgen_core.sandbox.odoo import OdooSim
 SECRET = "hostile-test-key-93ad"
 HUGE = 400 * 1024 * 1024  # the body a hostile or broken server would send
 BLOCK = 64 * 1024
-RETRY = RetryPolicy(attempts=2, backoff_s=0.01, max_backoff_s=0.02)
+RETRY = RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.02)
 
 
 class Hostile(ThreadingHTTPServer):

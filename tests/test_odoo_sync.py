@@ -33,7 +33,7 @@ from tests.test_scoring_stage import DAY, TENANT, add_contact, rows, score_ctx, 
 
 SECRET = "odoo-s3cret-7c41aa"
 SECRET_VAR = "ODOO_TEST_SECRET"
-FAST_RETRY = RetryPolicy(attempts=3, backoff_s=0.01, max_backoff_s=0.02, max_retry_after_s=0.1)
+FAST_RETRY = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.02, max_retry_after_s=0.1)
 # 9 targets: 3 high (CEO + info@ mailbox), 3 mid (a manager), 3 low (no contact)
 EXPECTED = {"res.partner": 9 + 6, "crm.lead": 3, "crm.tag": 1}
 

@@ -7,7 +7,6 @@ from leadgen_core.odoo.client import (
     OdooResponseTooLarge,
     OdooServerError,
     OdooWriteUncertain,
-    RetryPolicy,
 )
 from leadgen_core.odoo.factory import PROTOCOLS, OdooProtocol, make_client
 from leadgen_core.odoo.json2 import Json2Client
@@ -20,6 +19,7 @@ from leadgen_core.odoo.sync import (
     upsert_contact,
     upsert_lead,
 )
+from leadgen_core.retry_policy import RetryPolicy
 
 __all__ = [
     "LEAD_KEY_FIELD",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -30,6 +29,7 @@ import httpx
 from leadgen_core.errors import OdooError
 from leadgen_core.redaction import redact
 from leadgen_core.retry_after import retry_after_seconds
+from leadgen_core.retry_policy import RetryPolicy
 
 DEFAULT_TIMEOUT_S = 20.0  # per connect / read / write, as httpx applies it
 # The largest answer the sync expects is a lookup of a chunk of companies: ~100 rows of a few
@@ -90,22 +90,6 @@ class OdooWriteUncertain(OdooError):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a call is retried (attempts include the first one)."""
-
-    attempts: int = 4
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    max_retry_after_s: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after_s)
-        base = min(self.backoff_s * 2.0 ** (attempt - 1), self.max_backoff_s)
-        return base * random.uniform(0.5, 1.0)  # jitter keeps concurrent workers from retrying in step
-
-
-@dataclass(frozen=True)
 class HttpResult:
     """A final answer: its status and parsed JSON body (None when the body was not JSON)."""
 
@@ -160,7 +144,7 @@ class Transport:
         self, url: str, payload: Any, *, headers: Mapping[str, str] | None = None, idempotent: bool, what: str
     ) -> HttpResult:
         """The first final answer (2xx, 4xx, Odoo application 5xx); raises OdooError when retries run out."""
-        attempts = max(1, self.retry.attempts)
+        attempts = max(1, self.retry.max_attempts)
         for attempt in range(1, attempts + 1):
             try:
                 outcome = await self._attempt(url, payload, headers)

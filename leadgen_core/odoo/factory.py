@@ -7,9 +7,10 @@ from typing import Literal
 import httpx
 
 from leadgen_core.errors import ConfigError
-from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, OdooClient, RetryPolicy
+from leadgen_core.odoo.client import DEFAULT_TIMEOUT_S, OdooClient
 from leadgen_core.odoo.json2 import Json2Client
 from leadgen_core.odoo.jsonrpc import JsonRpcClient
+from leadgen_core.retry_policy import RetryPolicy
 
 OdooProtocol = Literal["jsonrpc", "json2"]
 PROTOCOLS: tuple[OdooProtocol, ...] = ("jsonrpc", "json2")

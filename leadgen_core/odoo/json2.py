@@ -21,10 +21,10 @@ from leadgen_core.odoo.client import (
     Domain,
     HttpResult,
     OdooServerError,
-    RetryPolicy,
     Transport,
     created_ids,
 )
+from leadgen_core.retry_policy import RetryPolicy
 
 JSON2_PATH = "/json/2"
 

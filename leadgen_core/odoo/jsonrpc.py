@@ -22,10 +22,10 @@ from leadgen_core.odoo.client import (
     MAX_RESPONSE_BYTES,
     Domain,
     OdooServerError,
-    RetryPolicy,
     Transport,
     created_ids,
 )
+from leadgen_core.retry_policy import RetryPolicy
 
 JSONRPC_PATH = "/jsonrpc"
 HTTP_OK = 200

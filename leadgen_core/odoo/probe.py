@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 
 from leadgen_core.errors import OdooError
-from leadgen_core.odoo.client import RetryPolicy
 from leadgen_core.odoo.factory import OdooProtocol, make_client
+from leadgen_core.retry_policy import RetryPolicy
 
 PROBE_TIMEOUT_S = 10.0
-PROBE_RETRY = RetryPolicy(attempts=2, backoff_s=0.2, max_backoff_s=1.0, max_retry_after_s=2.0)
+PROBE_RETRY = RetryPolicy(max_attempts=2, base_backoff_s=0.2, max_backoff_s=1.0, max_retry_after_s=2.0)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ the real API or to the loopback simulators in `leadgen_core.sandbox`."""
 
 from __future__ import annotations
 
-from leadgen_core.vendors.http import RetryPolicy, request_json
+from leadgen_core.retry_policy import RetryPolicy
+from leadgen_core.vendors.http import request_json
 from leadgen_core.vendors.lusha import Contact, LushaClient, LushaResult
 from leadgen_core.vendors.openai_extract import CompanyFacts, ExtractionResult, OpenAIExtractor, Person
 from leadgen_core.vendors.tavily import (

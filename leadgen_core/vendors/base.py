@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
-from leadgen_core.vendors.http import RetryPolicy, expect_dict, request_json
+from leadgen_core.retry_policy import RetryPolicy
+from leadgen_core.vendors.http import expect_dict, request_json
 
 
 class VendorClient:

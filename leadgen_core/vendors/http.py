@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,32 +29,24 @@ from leadgen_core.errors import (
 )
 from leadgen_core.redaction import REDACTED, redact
 from leadgen_core.retry_after import parse_retry_after, retry_after_seconds
+from leadgen_core.retry_policy import MAX_RETRY_AFTER_S, RetryPolicy
 
-__all__ = ["RetryPolicy", "expect_dict", "expect_list", "parse_retry_after", "request_json", "safe_url"]
+__all__ = [
+    "MAX_RETRY_AFTER_S",
+    "RetryPolicy",
+    "expect_dict",
+    "expect_list",
+    "parse_retry_after",
+    "request_json",
+    "safe_url",
+]
 
 DEFAULT_TIMEOUT_S = 20.0
-MAX_RETRY_AFTER_S = 30.0
 MAX_ATTEMPTS_CAP = 10
 ERROR_SNIPPET_CHARS = 160
 SECRET_QUERY_PARAMS = ("api_key", "apikey", "key", "token", "access_token")
 
 log = logging.getLogger(__name__)
-_jitter = random.Random()
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: attempts in total (first call included) and the backoff curve."""
-
-    max_attempts: int = 4
-    base_backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    max_retry_after_s: float = MAX_RETRY_AFTER_S
-
-    def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for the given 1-based attempt that just failed."""
-        ceiling = min(self.max_backoff_s, self.base_backoff_s * (2 ** (attempt - 1)))
-        return _jitter.uniform(ceiling / 2, ceiling)
 
 
 def safe_url(url: httpx.URL | str) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 
 from leadgen_core.errors import VendorResponseError
+from leadgen_core.retry_policy import RetryPolicy
 from leadgen_core.vendors.base import VendorClient
-from leadgen_core.vendors.http import RetryPolicy, expect_list
+from leadgen_core.vendors.http import expect_list
 
 VENDOR = "tavily"
 MAX_RESULTS = 20

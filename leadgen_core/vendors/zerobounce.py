@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 
 from leadgen_core.errors import VendorAuthError, VendorResponseError
+from leadgen_core.retry_policy import RetryPolicy
 from leadgen_core.vendors.base import VendorClient
-from leadgen_core.vendors.http import RetryPolicy, expect_list
+from leadgen_core.vendors.http import expect_list
 from leadgen_core.vendors.limits import ZEROBOUNCE_BATCH_MAX, ZEROBOUNCE_BATCH_MAX_S, ZEROBOUNCE_VALIDATE_TAIL_S
 
 VENDOR = "zerobounce"
