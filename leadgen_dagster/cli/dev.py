@@ -25,7 +25,7 @@ from leadgen_dagster.cli.sandbox import write_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_WAIT_S = 180
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 9.0
 SANDBOX_ENV_FILE = "sandbox.env"  # under LEADGEN_HOME; `leadgen sandbox up --env-file` writes the same format
 
 
@@ -133,11 +133,8 @@ def kickoff(port: int, env: dict[str, str]) -> None:
 
 
 def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:
-    """Wait for `dagster dev`; once asked to stop, give it STOP_GRACE_S and then SIGKILL its group.
-
-    The webserver `dagster dev` starts ignores SIGTERM when launched from a non-interactive
-    script, and `dagster dev` waits for it forever, so a grace period is the only reliable stop.
-    """
+    """Wait for `dagster dev`; once asked to stop, give it STOP_GRACE_S and then SIGKILL its group
+    (a last resort: interrupted, `dagster dev` stops its webserver, daemon and code servers itself)."""
     deadline: float | None = None
     while True:
         try:
@@ -174,18 +171,24 @@ def dev(port: int, no_kickoff: bool) -> None:
         cmd = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
                "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
                "--log-level", "warning"]  # fmt: skip
-        proc = subprocess.Popen(cmd, env=env, cwd=env["DAGSTER_HOME"], start_new_session=True)  # noqa: S603
         stop = {"sig": 0}
+        started: list[subprocess.Popen[Any]] = []
 
         def on_signal(signum: int, _frame: object) -> None:
             stop["sig"] = signum
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            if started:  # Ctrl-C to `dagster dev` alone: it stops its webserver, daemon and code servers
+                try:
+                    os.kill(started[0].pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
 
+        # Handlers first: a handled signal is reset to its default in the child, an ignored one stays
+        # ignored. Started from a script in the background, SIGINT arrives ignored, and `dagster dev`
+        # and its webserver then never saw the interrupt that stops them cleanly.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        proc = subprocess.Popen(cmd, env=env, cwd=env["DAGSTER_HOME"], start_new_session=True)  # noqa: S603
+        started.append(proc)
         if wait_for_ui(port, proc):
             _log(f"Dagster UI: http://127.0.0.1:{port}")
             if not no_kickoff and sandbox:

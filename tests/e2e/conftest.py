@@ -121,10 +121,13 @@ def product(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         _wait_started(prod, port)
         yield prod
     finally:
-        prod.stop()
+        seconds = prod.stop()
         if SCREENSHOTS.is_dir():
             shutil.copy(log, SCREENSHOTS / "leadgen-dev.log")  # beside the screenshots, for a failed run
         drop_database(pg_server, name)
+    # Ctrl-C stops `dagster dev` cleanly (its webserver, daemon and code servers), never by SIGKILL
+    stopped = log.read_text(encoding="utf-8", errors="replace")
+    assert "did not stop within" not in stopped and "[leadgen dev] stopped" in stopped, f"stop took {seconds:.1f}s"
 
 
 @pytest.fixture(scope="session")
