@@ -270,3 +270,34 @@ class Spender:
             except BudgetExhausted:
                 budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor,
                                units=charged - reserved, cap=2**62)  # fmt: skip
+
+
+def open_spender(
+    *,
+    tenant_id: str,
+    tenant_conn: TenantConn,
+    global_conn: Callable[[], AbstractContextManager[psycopg.Connection]],
+    default_caps: dict[str, int],
+    cache_ttl_days: int,
+    dry_run: bool,
+    run_id: str | None,
+    progress: Callable[[str], None] | None = None,
+) -> Spender:
+    """The one way a stage gets the tenant's Spender: its caps (the tenant's own over DEFAULT_CAPS),
+    journaled under RUN_ID; a real run first closes what killed runs left open (uncertain charges)."""
+    with tenant_conn() as conn:
+        caps = budget.caps_for(conn, tenant_id=tenant_id, defaults=default_caps)
+    spender = Spender(
+        tenant_id=tenant_id,
+        caps=caps,
+        tenant_conn=tenant_conn,
+        global_conn=global_conn,
+        cache_ttl_days=cache_ttl_days,
+        dry_run=dry_run,
+        run_id=run_id,
+    )
+    if not dry_run:
+        moved = spender.reconcile()
+        if moved and progress is not None:
+            progress(f"reservations of a killed run closed as uncertain charges: {moved}")
+    return spender

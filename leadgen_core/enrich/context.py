@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import psycopg
 
-from leadgen_core.budget import caps_for
 from leadgen_core.enrich import accounts as accounts_mod
 from leadgen_core.enrich import clients
 from leadgen_core.enrich.accounts import NightAccounts, night_accounts
@@ -33,7 +32,7 @@ from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
 from leadgen_core.openai_limiter import OpenAILimiter
 from leadgen_core.ratelimit import SharedQuota, SharedRateLimiter
 from leadgen_core.settings import Settings
-from leadgen_core.spend import Paid, Recorder, Spender
+from leadgen_core.spend import Paid, Recorder, Spender, open_spender
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, TavilyClient, ZeroBounceClient
 
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
@@ -148,22 +147,16 @@ def openai_limiter(
 
 def build_spender(ctx: EnrichContext) -> Spender:
     """The tenant's Spender for this stage; a real run first closes what killed runs left open."""
-    with ctx.tenant_conn() as conn:
-        caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())
-    spender = Spender(
+    return open_spender(
         tenant_id=ctx.tenant_id,
-        caps=caps,
         tenant_conn=ctx.tenant_conn,
         global_conn=ctx.global_conn,
+        default_caps=ctx.settings.vendor_caps(),
         cache_ttl_days=ctx.settings.vendor_cache_ttl_days,
         dry_run=ctx.dry_run,
         run_id=ctx.run_id,
+        progress=ctx.progress,
     )
-    if not ctx.dry_run:
-        moved = spender.reconcile()
-        if moved:
-            ctx.progress(f"reservations of a killed run closed as uncertain charges: {moved}")
-    return spender
 
 
 def lusha_pace(

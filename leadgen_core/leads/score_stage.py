@@ -15,6 +15,7 @@ nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import math
 import os
@@ -29,7 +30,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from leadgen_core import stage_status
-from leadgen_core.budget import caps_for
 from leadgen_core.enrich.accounts import night_accounts
 from leadgen_core.enrich.clients import VendorConfig
 from leadgen_core.errors import BudgetExhausted, VendorError, is_transient
@@ -51,7 +51,7 @@ from leadgen_core.scoring import (
 from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, payload_prompt, rationale_payload
 from leadgen_core.scoring.score import DEFAULT_MEDIUM_THRESHOLD
 from leadgen_core.settings import Settings
-from leadgen_core.spend import DryRunSkipped, Spender
+from leadgen_core.spend import DryRunSkipped, Spender, open_spender
 from leadgen_core.stage_status import Outcome
 from leadgen_core.stagestats import StageCounts
 from leadgen_core.vendors.openai_extract import OpenAIExtractor
@@ -251,14 +251,13 @@ class _Run:
             stage_status.record(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=STAGE, outcome=outcome)
 
 
-def _prepare(ctx: ScoreContext) -> tuple[list[int], TenantScoring, dict[int, CompanyEvidence], dict[str, int]]:
+def _prepare(ctx: ScoreContext) -> tuple[list[int], TenantScoring, dict[int, CompanyEvidence]]:
     with ctx.tenant_conn() as conn:
         cap = ctx.settings.daily_cap_per_tenant if ctx.dry_run else None
         pending = stage_status.pending(conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=STAGE, dry_run_cap=cap)
         scoring = tenant_scoring(conn, tenant_id=ctx.tenant_id)
         evidence = load_evidence(conn, tenant_id=ctx.tenant_id, day=ctx.day, company_ids=pending, scoring=scoring)
-        caps = caps_for(conn, tenant_id=ctx.tenant_id, defaults=ctx.settings.vendor_caps())
-    return pending, scoring, evidence, caps
+    return pending, scoring, evidence
 
 
 def _finish(ctx: ScoreContext, report: ScoreReport) -> None:
@@ -276,14 +275,14 @@ def _finish(ctx: ScoreContext, report: ScoreReport) -> None:
 
 async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = None) -> ScoreReport:
     """Score every pending target of the tenant-night; WRITER None means the settings' OpenAI."""
-    pending, scoring, evidence, caps = await asyncio.to_thread(_prepare, ctx)
+    pending, scoring, evidence = await asyncio.to_thread(_prepare, ctx)
     report = ScoreReport(dry_run=ctx.dry_run, pending=len(pending))
     s = ctx.settings
-    spender = Spender(tenant_id=ctx.tenant_id, caps=caps, tenant_conn=ctx.tenant_conn,
-                      global_conn=ctx.global_conn, cache_ttl_days=s.vendor_cache_ttl_days,
-                      dry_run=ctx.dry_run, run_id=ctx.run_id)  # fmt: skip
-    if not ctx.dry_run:
-        await asyncio.to_thread(spender.reconcile)  # what a killed run left open: uncertain charges
+    spender = await asyncio.to_thread(
+        functools.partial(open_spender, tenant_id=ctx.tenant_id, tenant_conn=ctx.tenant_conn,
+                          global_conn=ctx.global_conn, default_caps=s.vendor_caps(),
+                          cache_ttl_days=s.vendor_cache_ttl_days, dry_run=ctx.dry_run, run_id=ctx.run_id)
+    )  # fmt: skip
     # the tenant's own OpenAI account if it connected one (its key, buckets and tier), else the platform's
     accounts = await asyncio.to_thread(
         night_accounts, ctx.tenant_conn, tenant_id=ctx.tenant_id,
