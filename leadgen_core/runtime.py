@@ -28,3 +28,13 @@ def app_dsn(settings: Settings, *, owner: str | None = None) -> str:
         return settings.app_database_url.get_secret_value()
     password = settings.app_password.get_secret_value() if settings.app_password else None
     return as_role(owner or owner_dsn(settings), role=settings.app_role, password=password)
+
+
+def uses_sandbox(settings: Settings) -> bool:
+    """True when no vendor is configured (no key and no base URL for Tavily, Lusha, ZeroBounce or
+    OpenAI): `leadgen dev` and `leadgen night` then start the sandbox simulators. One configured
+    vendor means a real setup, which the sandbox must never override."""
+    s = settings
+    keys = (s.tavily_api_key, s.lusha_api_key, s.zerobounce_api_key, s.openai_api_key)
+    urls = (s.tavily_base_url, s.lusha_base_url, s.zerobounce_base_url, s.openai_base_url)
+    return all(v is None for v in (*keys, *urls))

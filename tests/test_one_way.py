@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -14,3 +16,21 @@ def _product_files() -> list[Path]:
 def test_only_open_spender_builds_a_spender() -> None:
     builders = [str(p.relative_to(ROOT)) for p in _product_files() if "Spender(" in p.read_text(encoding="utf-8")]
     assert builders == ["leadgen_core/spend.py"], builders
+
+
+def test_one_sandbox_rule_for_dev_and_night(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`leadgen dev` and `leadgen night` both start the sandbox only when no vendor key or URL is set."""
+    from leadgen_core.runtime import uses_sandbox
+    from leadgen_core.settings import Settings
+
+    names = [f"{v}_{k}" for v in ("TAVILY", "LUSHA", "ZEROBOUNCE", "OPENAI") for k in ("API_KEY", "BASE_URL")]
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    assert uses_sandbox(Settings())
+    for name in names:
+        monkeypatch.setenv(name, "http://vendor.example" if name.endswith("URL") else "k-123456")
+        assert not uses_sandbox(Settings()), name
+        monkeypatch.delenv(name)
+    for cli in ("dev.py", "night.py"):
+        text = (ROOT / "leadgen_dagster" / "cli" / cli).read_text(encoding="utf-8")
+        assert "uses_sandbox(" in text and "api_key is None" not in text, cli

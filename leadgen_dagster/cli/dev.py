@@ -1,9 +1,10 @@
 """`leadgen dev`: the whole product on one machine.
 
-Starts (or joins) the database, migrates, starts the sandbox when no vendor keys are set, seeds
-the demo tenants, renders the Dagster instance, then runs `dagster dev` (webserver + daemon) on
-127.0.0.1:3000 and launches today's nights so the demo shows work at once. SIGTERM or SIGINT
-stops Dagster's whole process group, the sandbox and the embedded database.
+Starts (or joins) the database, migrates, starts the sandbox when no vendor is configured
+(`runtime.uses_sandbox`, the same rule as `leadgen night`), seeds the demo tenants, renders the
+Dagster instance, then runs `dagster dev` (webserver + daemon) on 127.0.0.1:3000 and launches
+today's nights so the demo shows work at once. SIGTERM or SIGINT stops Dagster's whole process
+group, the sandbox and the embedded database.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import click
 import httpx
 
+from leadgen_core.runtime import uses_sandbox
 from leadgen_dagster.cli.common import friendly, settings
 from leadgen_dagster.cli.sandbox import write_env_file
 
@@ -159,7 +161,7 @@ def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:
 def dev(port: int, no_kickoff: bool) -> None:
     """Run the product: database, sandbox, demo tenants, Dagster UI and daemon on 127.0.0.1."""
     s = settings()
-    sandbox = s.tavily_api_key is None and s.openai_api_key is None
+    sandbox = uses_sandbox(s)
     env = dict(os.environ)
     with ExitStack() as stack:
         env = prepare(env, stack, sandbox=sandbox)

@@ -140,12 +140,6 @@ def _restore_env(saved: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def _needs_sandbox(s: Any) -> bool:
-    keys = (s.tavily_api_key, s.lusha_api_key, s.zerobounce_api_key, s.openai_api_key)
-    urls = (s.tavily_base_url, s.lusha_base_url, s.zerobounce_base_url, s.openai_base_url)
-    return all(v is None for v in (*keys, *urls))
-
-
 @click.command("night")
 @click.option("--tenant", required=True, help="Tenant id or name.")
 @click.option(
@@ -157,7 +151,7 @@ def _needs_sandbox(s: Any) -> bool:
 def night(tenant: str, day_opt: datetime | None, dry_run: bool, verbose: bool) -> None:
     """Run one tenant's night for one date, in this process, and print a summary."""
     from leadgen_core.registry import latest_refresh
-    from leadgen_core.runtime import app_dsn, owner_dsn
+    from leadgen_core.runtime import app_dsn, owner_dsn, uses_sandbox
     from leadgen_dagster.definitions import defs
     from leadgen_dagster.partitions import check_night_date
 
@@ -172,7 +166,7 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool, verbose: bool) -
         ready = snapshot is not None and snapshot >= day  # one current snapshot: any as new as the night
     with ExitStack() as stack, _instance(owner) as instance:
         stack.enter_context(exclusive_night(owner, instance, tid))
-        if _needs_sandbox(s):
+        if uses_sandbox(s):
             from leadgen_core.sandbox.cluster import SandboxCluster
 
             cluster = stack.enter_context(SandboxCluster())
