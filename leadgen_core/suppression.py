@@ -18,6 +18,7 @@ fragments bind `%(tenant)s`; the statement that embeds them passes it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -89,3 +90,30 @@ def load_suppression(conn: psycopg.Connection, *, tenant_id: str) -> Suppression
         emails=frozenset(str(v) for v, k in rows if k == "email"),
         domains=frozenset(str(v) for v, k in rows if k == "domain"),
     )
+
+
+ADD_SUPPRESSION_SQL = (
+    "INSERT INTO suppression_emails (tenant_id, value, kind, reason) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (tenant_id, value) DO UPDATE SET kind = EXCLUDED.kind, "
+    "reason = coalesce(EXCLUDED.reason, suppression_emails.reason)"
+)
+LIST_SUPPRESSIONS_SQL = (
+    "SELECT value, kind, coalesce(reason, ''), created_at FROM suppression_emails "
+    "WHERE tenant_id = %s ORDER BY kind, value"
+)
+REMOVE_SUPPRESSION_SQL = "DELETE FROM suppression_emails WHERE tenant_id = %s AND value = %s"
+
+
+def add_suppression(conn: psycopg.Connection, *, tenant_id: str, value: str, kind: str, reason: str | None) -> None:
+    """Suppress VALUE (an address or a domain, already normalised) for the tenant; a repeat updates it."""
+    conn.execute(ADD_SUPPRESSION_SQL, (tenant_id, value, kind, reason))
+
+
+def list_suppressions(conn: psycopg.Connection, *, tenant_id: str) -> list[tuple[Any, ...]]:
+    """(value, kind, reason, created_at) of each of the tenant's suppressions, by kind and value."""
+    return conn.execute(LIST_SUPPRESSIONS_SQL, (tenant_id,)).fetchall()
+
+
+def remove_suppression(conn: psycopg.Connection, *, tenant_id: str, value: str) -> bool:
+    """Lift the suppression of VALUE; False when there was none."""
+    return conn.execute(REMOVE_SUPPRESSION_SQL, (tenant_id, value)).rowcount > 0

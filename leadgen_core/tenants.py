@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import psycopg
@@ -119,3 +120,9 @@ def active_tenant_ids(tenants: list[Tenant], *, include: list[str], exclude: lis
     if include:
         ids = [i for i in ids if i in set(include)]
     return [i for i in ids if i not in set(exclude)]
+
+
+def created_at(conn: psycopg.Connection, tenant_id: str) -> datetime | None:
+    """When the tenant was created; None for an unknown tenant."""
+    row = conn.execute("SELECT created_at FROM tenants WHERE tenant_id = %s", (tenant_id,)).fetchone()
+    return row[0] if row is not None else None

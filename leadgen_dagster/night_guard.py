@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import dagster as dg
 import psycopg
 
+from leadgen_core.db.catalog import advisory_unlock, try_advisory_lock
 from leadgen_core.errors import ConfigError
 from leadgen_dagster.tags import PARTITION_TENANT_TAG, TENANT_TAG
 
@@ -59,10 +60,9 @@ def exclusive_night(owner_dsn: str, instance: dg.DagsterInstance, tenant_id: str
             "wait for it to finish, or cancel it in the UI"
         )
     with psycopg.connect(owner_dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(tenant_id),)).fetchone()
-        if not row or not row[0]:
+        if not try_advisory_lock(conn, lock_key(tenant_id)):
             raise ConfigError(f"tenant {tenant_id} already has a `leadgen night` running; wait for it to finish")
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(tenant_id),))
+            advisory_unlock(conn, lock_key(tenant_id))

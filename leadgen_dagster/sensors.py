@@ -13,6 +13,7 @@ from leadgen_core.jobs import mark_failed, queued_jobs, running_jobs
 from leadgen_core.settings import Settings
 from leadgen_core.stagestats import night_stats
 from leadgen_core.tenants import active_tenant_ids, directory
+from leadgen_core.tenants import created_at as tenant_created_at
 from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job
 from leadgen_dagster.partitions import tenant_partitions
 from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource
@@ -166,9 +167,6 @@ def last_due_night(now: datetime, sla_minutes: int, cron: str = "0 1 * * *") -> 
     return tick.date(), tick + timedelta(minutes=sla_minutes)
 
 
-TENANT_CREATED_SQL = "SELECT created_at FROM tenants WHERE tenant_id = %s"
-
-
 def overdue_tenants(
     postgres: PostgresResource, *, tenants: list[str], day: date, terminal_stage: str, deadline: datetime
 ) -> list[str]:
@@ -177,9 +175,9 @@ def overdue_tenants(
     overdue = []
     for tenant in tenants:
         with postgres.tenant(tenant, operation="deadline sensor") as conn:
-            created = conn.execute(TENANT_CREATED_SQL, (tenant,)).fetchone()
+            created = tenant_created_at(conn, tenant)
             stats = {s.stage: s for s in night_stats(conn, tenant_id=tenant, run_date=day)}
-        if created is not None and created[0] > deadline:
+        if created is not None and created > deadline:
             continue
         final = stats.get(terminal_stage)
         if final is None or final.finished_at is None:

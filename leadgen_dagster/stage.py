@@ -21,6 +21,7 @@ from typing import Any
 
 import dagster as dg
 
+from leadgen_core.db.catalog import table_columns
 from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
@@ -41,10 +42,6 @@ STAGE_TABLES = {
     "odoo_sync": "odoo_sync_log",
 }
 CODE_VERSION = "2026-12-04"  # bump when a stage's output for the same input changes
-COLUMNS_SQL = (
-    "SELECT column_name, data_type FROM information_schema.columns "
-    "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position"
-)
 
 
 def metric_key(prefix: str, name: str) -> str:
@@ -60,7 +57,7 @@ def numeric_metadata(prefix: str, counts: Mapping[str, int]) -> dict[str, Any]:
 def table_metadata(postgres: PostgresResource, *, table: str, row_count: int) -> dict[str, Any]:
     """Row count and column schema of TABLE, the table a stage writes, read from the catalog."""
     with postgres.shared(operation="table schema") as conn:
-        cols = conn.execute(COLUMNS_SQL, (table,)).fetchall()
+        cols = table_columns(conn, table)
     schema = dg.TableSchema(columns=[dg.TableColumn(name=c[0], type=c[1]) for c in cols])
     # Dagster's standard keys (TableMetadataSet): the UI shows them as the asset's row count and columns.
     return {

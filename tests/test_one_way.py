@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,15 @@ def test_one_sandbox_rule_for_dev_and_night(monkeypatch: pytest.MonkeyPatch) -> 
     for cli in ("dev.py", "night.py"):
         text = (ROOT / "leadgen_dagster" / "cli" / cli).read_text(encoding="utf-8")
         assert "uses_sandbox(" in text and "api_key is None" not in text, cli
+
+
+def test_no_sql_in_the_dagster_layer() -> None:
+    """The CLI, the sensors and the assets call named statements of leadgen_core; they write no SQL."""
+    sql = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in sorted((ROOT / "leadgen_dagster").rglob("*.py"))
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if sql.search(line)
+    ]
+    assert not found, found

@@ -25,7 +25,7 @@ from leadgen_core.icp.candidates import save_rules
 from leadgen_core.icp.rules import parse_rules
 from leadgen_core.registry import UpsertCounts, upsert_companies
 from leadgen_core.registry_load import LoadCounts
-from leadgen_core.tenants import add_tenant, connect_odoo, directory
+from leadgen_core.tenants import add_tenant, connect_odoo, directory, set_status
 from leadgen_dagster.cli.common import friendly, owner_conn, settings
 
 DEMO_TENANTS = {
@@ -54,7 +54,7 @@ def seed_demo(conn: psycopg.Connection, *, odoo_url: str, db_name: str = "sandbo
     ids = []
     for name, spec in DEMO_TENANTS.items():
         tenant_id = existing.get(name) or add_tenant(conn, name).tenant_id
-        conn.execute("UPDATE tenants SET status = 'active' WHERE tenant_id = %s", (tenant_id,))
+        set_status(conn, tenant_id, "active")
         set_tenant(conn, tenant_id)
         save_rules(conn, tenant_id, parse_rules(spec["rules"]))
         set_cap(conn, tenant_id=tenant_id, vendor="targets", cap=DEMO_DAILY_TARGETS)

@@ -15,6 +15,7 @@ import click
 
 from leadgen_core.clock import today_sg
 from leadgen_core.errors import ConfigError
+from leadgen_core.suppression import add_suppression, list_suppressions, remove_suppression
 from leadgen_dagster.cli.common import friendly, settings, tenant_conn
 
 EMAIL_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
@@ -107,12 +108,7 @@ def suppress_add(tenant: str, value: str, reason: str | None) -> None:
     """Suppress VALUE: an email address, or a whole domain."""
     norm, kind = suppression_value(value)
     with tenant_conn(tenant) as (conn, tid):
-        conn.execute(
-            "INSERT INTO suppression_emails (tenant_id, value, kind, reason) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (tenant_id, value) DO UPDATE SET kind = EXCLUDED.kind, "
-            "reason = coalesce(EXCLUDED.reason, suppression_emails.reason)",
-            (tid, norm, kind, reason),
-        )
+        add_suppression(conn, tenant_id=tid, value=norm, kind=kind, reason=reason)
     click.echo(f"suppressed {kind} {norm} for {tid}")
 
 
@@ -122,11 +118,7 @@ def suppress_add(tenant: str, value: str, reason: str | None) -> None:
 def suppress_list(tenant: str) -> None:
     """List the tenant's suppressions."""
     with tenant_conn(tenant) as (conn, tid):
-        rows = conn.execute(
-            "SELECT value, kind, coalesce(reason, ''), created_at FROM suppression_emails "
-            "WHERE tenant_id = %s ORDER BY kind, value",
-            (tid,),
-        ).fetchall()
+        rows = list_suppressions(conn, tenant_id=tid)
     if not rows:
         click.echo(f"no suppressions for {tid}")
     for value, kind, reason, created in rows:
@@ -141,9 +133,7 @@ def suppress_remove(tenant: str, value: str) -> None:
     """Lift the suppression of VALUE."""
     norm, _ = suppression_value(value)
     with tenant_conn(tenant) as (conn, tid):
-        deleted = conn.execute(
-            "DELETE FROM suppression_emails WHERE tenant_id = %s AND value = %s", (tid, norm)
-        ).rowcount
+        deleted = remove_suppression(conn, tenant_id=tid, value=norm)
     if not deleted:
         raise ConfigError(f"{norm} is not suppressed for {tid}")
     click.echo(f"removed {norm} from {tid}'s suppressions")
