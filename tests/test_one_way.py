@@ -47,3 +47,32 @@ def test_no_sql_in_the_dagster_layer() -> None:
         if sql.search(line)
     ]
     assert not found, found
+
+
+def test_product_code_never_imports_the_sandbox() -> None:
+    """Only the CLI, the tests, the benchmarks and the sandbox itself import leadgen_core.sandbox (ruff TID251
+    enforces it in leadgen_core; this covers leadgen_dagster outside cli/, which ruff exempts for dagster)."""
+    imports = re.compile(
+        r"^\s*(from leadgen_core\.sandbox\b|import leadgen_core\.sandbox\b|from leadgen_core import sandbox\b)"
+    )
+    allowed = (ROOT / "leadgen_core" / "sandbox", ROOT / "leadgen_dagster" / "cli")
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in _product_files()
+        if not any(p.is_relative_to(a) for a in allowed)
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if imports.match(line)
+    ]
+    assert not found, found
+
+
+def test_no_private_dagster_import() -> None:
+    """No `dagster._...` import: private modules change without notice between Dagster releases."""
+    private = re.compile(r"^\s*(from|import)\s+dagster(_\w+)?\._")
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in _product_files()
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if private.match(line)
+    ]
+    assert not found, found

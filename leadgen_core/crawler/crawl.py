@@ -33,7 +33,7 @@ from leadgen_core.crawler.parse import PageSignals, parse_page
 from leadgen_core.crawler.robots import RobotsCache
 from leadgen_core.crawler.ssrf import check_url
 from leadgen_core.errors import BlockedAddress, FetchError, ResponseTooLarge
-from leadgen_core.sandbox.naming import is_sandbox_host
+from leadgen_core.sandbox_contract import is_sandbox_host
 
 CrawlStatus = Literal[
     "ok", "thin", "down", "blocked", "robots_disallowed", "not_html", "too_large", "no_website", "timeout"

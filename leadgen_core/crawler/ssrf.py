@@ -26,7 +26,7 @@ from typing import Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from leadgen_core.errors import BlockedAddress, FetchError
-from leadgen_core.sandbox.naming import is_sandbox_host
+from leadgen_core.sandbox_contract import is_sandbox_host
 from leadgen_core.settings import Settings
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leadgen_core.enrich.context import Toolkit
-from leadgen_core.sandbox.naming import company_slug, is_sandbox_host
+from leadgen_core.sandbox_contract import company_slug, is_sandbox_host
 from leadgen_core.vendors.tavily import SEARCH_CREDITS, URLS_PER_EXTRACT_CREDIT
 
 VENDOR = "tavily"

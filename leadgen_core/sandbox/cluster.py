@@ -28,14 +28,15 @@ from leadgen_core.sandbox.profile import DEMO, SandboxProfile
 from leadgen_core.sandbox.tavily import TavilySim
 from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S, WebSim
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
-from leadgen_core.vendors.limits import lusha_plan, tavily_key_kind
 
 # The clients' sandbox fallbacks (leadgen_core.enrich.clients) use the same dummy keys.
-TAVILY_KEY = "sandbox-tavily-key"
-LUSHA_KEY = "sandbox-lusha-key"
-ZEROBOUNCE_KEY = "sandbox-zerobounce-key"
-OPENAI_KEY = "sandbox-openai-key"
-ODOO_KEY = "sandbox-odoo-key"
+from leadgen_core.sandbox_contract import LUSHA_KEY as LUSHA_KEY
+from leadgen_core.sandbox_contract import ODOO_KEY as ODOO_KEY
+from leadgen_core.sandbox_contract import OPENAI_KEY as OPENAI_KEY
+from leadgen_core.sandbox_contract import TAVILY_KEY as TAVILY_KEY
+from leadgen_core.sandbox_contract import ZEROBOUNCE_KEY as ZEROBOUNCE_KEY
+from leadgen_core.vendors.limits import lusha_plan, tavily_key_kind
+
 # The demo tenants log in as these users (leadgen_dagster.cli.demo), both with ODOO_SANDBOX_KEY.
 ODOO_LOGINS = ("admin", "leadgen-bot")
 ODOO_DB = "sandbox"

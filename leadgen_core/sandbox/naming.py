@@ -9,28 +9,15 @@ company's site is the same everywhere in a run.
 from __future__ import annotations
 
 import hashlib
-import re
 
-SANDBOX_TLD = "sandbox.test"
-_LEGAL_SUFFIXES = re.compile(r"\b(pte\.?|ltd\.?|limited|private|llp|lp|inc\.?|co\.?|corporation)\b", re.I)
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-def company_slug(name: str) -> str:
-    """A DNS-safe slug of a company name without its legal suffixes ("Acme Robotics Pte. Ltd." -> "acme-robotics")."""
-    base = _LEGAL_SUFFIXES.sub(" ", name.lower())
-    slug = _NON_ALNUM.sub("-", base).strip("-")
-    return (slug or "company")[:50].strip("-")
+from leadgen_core.sandbox_contract import SANDBOX_TLD as SANDBOX_TLD
+from leadgen_core.sandbox_contract import company_slug as company_slug
+from leadgen_core.sandbox_contract import is_sandbox_host as is_sandbox_host
 
 
 def sandbox_domain(name: str) -> str:
     """The sandbox website domain of a company name."""
     return f"{company_slug(name)}.{SANDBOX_TLD}"
-
-
-def is_sandbox_host(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    return host == SANDBOX_TLD or host.endswith("." + SANDBOX_TLD)
 
 
 def stable_fraction(*parts: str) -> float:
