@@ -102,7 +102,7 @@ def _wait_started(product: Product, port: int) -> None:
     raise RuntimeError(f"leadgen dev did not start within {START_TIMEOUT_S}s:\n{product.log_tail()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after the walkthrough: Playwright's loop and leadgen dev must not outlive it
 def product(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     name, owner = create_database(pg_server, prefix="leadgen_e2e")
     home = tmp_path_factory.mktemp("leadgen_home")
@@ -130,7 +130,7 @@ def product(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     assert "did not stop within" not in stopped and "[leadgen dev] stopped" in stopped, f"stop took {seconds:.1f}s"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after the walkthrough: Playwright's loop and leadgen dev must not outlive it
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -146,7 +146,7 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after the walkthrough: Playwright's loop and leadgen dev must not outlive it
 def shots() -> Path:
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True)
