@@ -76,3 +76,17 @@ def test_no_private_dagster_import() -> None:
         if private.match(line)
     ]
     assert not found, found
+
+
+def test_one_openai_client_factory() -> None:
+    """Only enrich.clients.openai_extractor builds the OpenAI client the product uses."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "leadgen_core"
+    builders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "sandbox" not in p.parts and re.search(r"\bOpenAIExtractor\(", p.read_text(encoding="utf-8"))
+    ]
+    assert builders == ["enrich/clients.py"], builders

@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 
 from leadgen_core import stage_status
 from leadgen_core.enrich.accounts import night_accounts
-from leadgen_core.enrich.clients import VendorConfig
+from leadgen_core.enrich.clients import VendorConfig, openai_extractor
 from leadgen_core.errors import BudgetExhausted, VendorError, is_transient
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
@@ -58,7 +58,6 @@ from leadgen_core.vendors.openai_extract import OpenAIExtractor
 
 STAGE = "lead_scores"
 VENDOR = "openai"
-DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 RATIONALE_MAX_TOKENS = 120  # a 60-word answer is ~80 tokens
 MESSAGE_OVERHEAD_TOKENS = 16  # role markers and framing of the two chat messages
 MAX_ERROR_CHARS = 500
@@ -161,8 +160,8 @@ def openai_writer(settings: Settings, api_key: str | None = None) -> OpenAIExtra
     key = api_key or (settings.openai_api_key.get_secret_value() if settings.openai_api_key else None)
     if key is None:
         return None
-    return OpenAIExtractor(base_url=settings.openai_base_url or DEFAULT_OPENAI_URL, api_key=key,
-                           model=settings.openai_model)  # fmt: skip
+    # the one OpenAI client factory (enrich.clients), as extraction builds it
+    return openai_extractor(VendorConfig(openai_api_key=key), settings)
 
 
 async def _unpaced() -> None:
