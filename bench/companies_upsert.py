@@ -26,8 +26,8 @@ import psycopg
 from bench.common import bench_database, emit_result, progress, server_facts, timed
 from leadgen_core.acra.synth import generate_rows
 from leadgen_core.db.pool import Database
-from leadgen_core.registry import UPSERT_COMPANIES_SQL, UpsertCounts, upsert_companies
-from leadgen_core.registry_load import load_rows
+from leadgen_core.registry.load import load_rows
+from leadgen_core.registry.upsert import UPSERT_COMPANIES_SQL, UpsertCounts, upsert_companies
 
 FULL_ROWS = 1_000_000
 QUICK_ROWS = 100_000

@@ -18,7 +18,7 @@ import psycopg
 
 from bench.night_bound import STAGES, StageFloor, Target
 from leadgen_core.db.pool import set_tenant
-from leadgen_core.stagestats import StageStat, night_stats
+from leadgen_core.night.stagestats import StageStat, night_stats
 
 OUTCOMES_SQL = """
 SELECT stage, status, coalesce(reason, '-'), count(*)

@@ -23,15 +23,15 @@ from pathlib import Path
 import psycopg
 
 from leadgen_core.acra.synth import generate_rows
-from leadgen_core.budget import caps_for, set_cap
 from leadgen_core.db.pool import set_tenant
 from leadgen_core.enrich.clients import VENDORS
 from leadgen_core.enrich.context import RATE_BUCKET_PREFIX
 from leadgen_core.icp.candidates import save_rules
 from leadgen_core.icp.rules import parse_rules
-from leadgen_core.registry import upsert_companies
-from leadgen_core.registry_load import LoadCounts, load_rows
+from leadgen_core.registry.load import LoadCounts, load_rows
+from leadgen_core.registry.upsert import upsert_companies
 from leadgen_core.settings import Settings
+from leadgen_core.spend.budget import caps_for, set_cap
 from leadgen_core.tenants import add_tenant, connect_odoo
 
 # SSIC division prefixes per tenant, in order; each group holds at least ~6% of the synthetic

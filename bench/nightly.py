@@ -133,6 +133,7 @@ from bench.vendor_floor import BucketFloor, buckets, vendor_floor, work_by_kind
 from leadgen_core.db.dsn import sqlalchemy_url
 from leadgen_core.enrich.clients import RateSpec, VendorConfig
 from leadgen_core.enrich.verify_stage import PARALLEL_BATCHES
+from leadgen_core.night.stagger import start_offsets
 from leadgen_core.sandbox.base import FaultConfig
 from leadgen_core.sandbox.cluster import SandboxCluster
 from leadgen_core.sandbox.odoo import REALISTIC_CALL_S
@@ -141,7 +142,6 @@ from leadgen_core.sandbox.openai_sim import FIRST_TOKEN_S, OUTPUT_TOKENS_PER_S
 from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
 from leadgen_core.sandbox.web import CRAWL_DELAY_S, SLOW_DELAY_S
 from leadgen_core.settings import Settings
-from leadgen_core.stagger import start_offsets
 from leadgen_core.vendors.limits import (
     ZEROBOUNCE_BATCH_MAX,
     ZEROBOUNCE_BATCH_MAX_S,
@@ -266,7 +266,7 @@ def run_workers(
     cluster: SandboxCluster, cprofile: Path | None, offsets: dict[str, float] | None = None,
 ) -> tuple[list[Worker], float]:  # fmt: skip
     """Every tenant's night, at most LIMIT at once, each not before its OFFSETS seconds (the schedule's
-    stagger, leadgen_core.stagger); (the workers, wall seconds)."""
+    stagger, leadgen_core.night.stagger); (the workers, wall seconds)."""
     wait = offsets or {}
     queue = list(tenants)
     running: list[Worker] = []

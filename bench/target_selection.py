@@ -31,7 +31,7 @@ from leadgen_core.db.pool import Database
 from leadgen_core.icp.candidates import refresh_candidates, save_rules
 from leadgen_core.icp.resolve import resolve_industries
 from leadgen_core.icp.rules import parse_rules
-from leadgen_core.targets import ELIGIBLE_CANDIDATES_SQL, SELECT_TARGETS_SQL, select_targets, target_ids
+from leadgen_core.night.targets import ELIGIBLE_CANDIDATES_SQL, SELECT_TARGETS_SQL, select_targets, target_ids
 
 FULL_COMPANIES = 1_000_000
 QUICK_COMPANIES = 100_000

@@ -14,7 +14,7 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     ├── VendorError                 a vendor call failed (base for all vendor faults)
     │   ├── RateLimited             429 after bounded retries; carries retry_after
     │   ├── BudgetExhausted         the tenant's daily cap would be crossed
-    │   │   └── DryRunSkipped       (spend) a dry run reached a billable call and made none
+    │   │   └── DryRunSkipped       (spend.spender) a dry run reached a billable call and made none
     │   ├── VendorUnavailable       5xx, timeouts, connection errors after bounded retries
     │   ├── ChargeUncertain         a billable request timed out after sending; not re-sent
     │   ├── VendorAuthError         401/403: key missing or rejected (never retried)

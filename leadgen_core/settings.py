@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     tenant_include: CsvList = Field(default_factory=list, validation_alias="SCHED_TENANT_INCLUDE")
     tenant_exclude: CsvList = Field(default_factory=list, validation_alias="SCHED_TENANT_EXCLUDE")
     sla_minutes: int = Field(default=90, validation_alias="SLA_MINUTES", ge=1)
-    # seconds between the starts of the tenant nights the schedule launches together (leadgen_core.stagger)
+    # seconds between the starts of the tenant nights the schedule launches together (leadgen_core.night.stagger)
     sched_tenant_stagger_s: float = Field(default=60.0, validation_alias="SCHED_TENANT_STAGGER_S", ge=0)
     catchup_nights: int = Field(default=3, validation_alias="SCHED_CATCHUP_NIGHTS", ge=0)
     # How long after the night's 01:00 (or after a caught-up registry run was created) the tenant

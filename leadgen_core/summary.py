@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from leadgen_core.alerts import post_payload
-from leadgen_core.budget import VendorSpend
+from leadgen_core.spend.budget import VendorSpend
 
 BUCKETS = ("high", "medium", "low")
 

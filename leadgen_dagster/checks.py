@@ -3,7 +3,7 @@
 The SLA and budget checks sit on the night's last asset, so they evaluate once the night is
 done; the deadline sensor covers nights that never get there. `targets_not_empty` is blocking:
 an empty target set while eligible candidates exist stops the night. The other data checks are
-non-blocking and ask only what no constraint already enforces (leadgen_core/quality.py).
+non-blocking and ask only what no constraint already enforces (leadgen_core/night/quality.py).
 """
 
 from collections.abc import Sequence
@@ -12,10 +12,10 @@ from typing import Any
 
 import dagster as dg
 
-from leadgen_core.budget import caps_for, spend
 from leadgen_core.clock import today_sg
-from leadgen_core.quality import contact_hygiene, score_consistency, target_anomalies
-from leadgen_core.stagestats import night_stats, night_wall_seconds
+from leadgen_core.night.quality import contact_hygiene, score_consistency, target_anomalies
+from leadgen_core.night.stagestats import night_stats, night_wall_seconds
+from leadgen_core.spend.budget import caps_for, spend
 from leadgen_dagster.assets.targeting import daily_targets
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource

@@ -4,7 +4,7 @@ from typing import Any, TypeAlias
 
 import dagster as dg
 
-from leadgen_core.jobs import run_staging_upsert
+from leadgen_core.registry.jobs import run_staging_upsert
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 
 # What dg.define_asset_job returns (UnresolvedAssetJobDefinition) is not exported by dagster, and

@@ -19,19 +19,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from leadgen_core.alerts import Alert, post_alert
-from leadgen_core.registry import latest_refresh
-from leadgen_core.settings import TIMEZONE
+from leadgen_core.clock import SGT
+from leadgen_core.registry.upsert import latest_refresh
 from leadgen_dagster.jobs import registry_refresh_job
 from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource
 from leadgen_dagster.schedules import night_run_requests
 from leadgen_dagster.tags import NIGHT_DATE_TAG, NIGHT_START_TAG, will_retry
 
-SGT = ZoneInfo(TIMEZONE)
 LOOKBACK_RUNS = 100
 CURSOR_NIGHTS = 14
 FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}

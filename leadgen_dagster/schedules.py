@@ -7,7 +7,7 @@ failed or ran past REGISTRY_DEADLINE_MINUTES), so no run ever waits for the regi
 holding a slot. Missed ticks are caught up by the daemon (dagster.yaml), and each caught-up tick
 opens its own night the same way.
 Tenants launched together start SCHED_TENANT_STAGGER_S apart (tag `leadgen/start_after_s`,
-leadgen_core.stagger), so they do not move through the shared vendor buckets in step.
+leadgen_core.night.stagger), so they do not move through the shared vendor buckets in step.
 """
 
 from datetime import date, datetime
@@ -15,8 +15,8 @@ from datetime import date, datetime
 import dagster as dg
 
 from leadgen_core.clock import SGT
+from leadgen_core.night.stagger import start_offsets
 from leadgen_core.settings import TIMEZONE, Settings
-from leadgen_core.stagger import start_offsets
 from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_dagster.jobs import registry_refresh_job
 from leadgen_dagster.partitions import TENANTS_PARTITION, tenant_date_key

@@ -9,9 +9,9 @@ import dagster as dg
 from leadgen_core.alerts import Alert, post_alert
 from leadgen_core.clock import SGT
 from leadgen_core.cron import previous_tick
-from leadgen_core.jobs import mark_failed, queued_jobs, running_jobs
+from leadgen_core.night.stagestats import night_stats
+from leadgen_core.registry.jobs import mark_failed, queued_jobs, running_jobs
 from leadgen_core.settings import Settings
-from leadgen_core.stagestats import night_stats
 from leadgen_core.tenants import active_tenant_ids, directory
 from leadgen_core.tenants import created_at as tenant_created_at
 from leadgen_dagster.jobs import registry_refresh_job, staging_upsert_job

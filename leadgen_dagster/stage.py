@@ -22,7 +22,7 @@ from typing import Any
 import dagster as dg
 
 from leadgen_core.db.catalog import table_columns
-from leadgen_core.stagestats import StageCounts, stage_finished, stage_started
+from leadgen_core.night.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
 from leadgen_dagster.retries import permanent_failures

@@ -11,10 +11,10 @@ from typing import Any
 
 import dagster as dg
 
-from leadgen_core.budget import caps_for, spend
 from leadgen_core.clock import today_sg
 from leadgen_core.errors import PartitionKeyError
-from leadgen_core.stagestats import night_stats, night_wall_seconds
+from leadgen_core.night.stagestats import night_stats, night_wall_seconds
+from leadgen_core.spend.budget import caps_for, spend
 from leadgen_core.summary import BUCKETS, NightSummary, post_summary
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import AlertsResource, PostgresResource, SettingsResource

@@ -9,8 +9,8 @@ import dagster as dg
 import psycopg
 
 from leadgen_core.acra.synth import generate_rows
-from leadgen_core.registry import upsert_companies
-from leadgen_core.registry_load import LoadCounts, load_rows
+from leadgen_core.registry.load import LoadCounts, load_rows
+from leadgen_core.registry.upsert import upsert_companies
 from leadgen_dagster.resources import PostgresResource, SettingsResource, alerts_resource
 from leadgen_dagster.vendor_resources import VendorsResource
 

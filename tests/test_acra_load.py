@@ -16,12 +16,12 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from leadgen_core import registry_load
 from leadgen_core.acra import STAGING_COLUMNS, Reject, StagingRow, iter_csv, subclass_codes, validate_row
 from leadgen_core.acra.columns import UPSERT_COLUMNS
 from leadgen_core.acra.csv_source import RAW_HEAD_CHARS
 from leadgen_core.errors import ConfigError
-from leadgen_core.registry import _UPSERT_TEMPLATE
+from leadgen_core.registry import load as registry_load
+from leadgen_core.registry.upsert import _UPSERT_TEMPLATE
 from leadgen_dagster.cli import main
 
 KNOWN = subclass_codes()

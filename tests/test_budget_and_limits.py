@@ -15,15 +15,15 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from leadgen_core import budget
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
 from leadgen_core.enrich.clients import VendorConfig
 from leadgen_core.enrich.context import EnrichContext, build_spender
 from leadgen_core.errors import BudgetExhausted
-from leadgen_core.ratelimit import SharedRateLimiter
 from leadgen_core.settings import Settings
-from leadgen_core.spend import DryRunSkipped, Spender
+from leadgen_core.spend import budget
+from leadgen_core.spend.ratelimit import SharedRateLimiter
+from leadgen_core.spend.spender import DryRunSkipped, Spender
 from tests.conftest import add_tenant
 
 DAY = date(2026, 3, 2)

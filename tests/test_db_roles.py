@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from leadgen_core.budget import reserve, set_cap
 from leadgen_core.db.dsn import as_role
 from leadgen_core.db.migrate import SQL_DIR, group_role_of, migrate
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import DatabaseError
+from leadgen_core.spend.budget import reserve, set_cap
 from tests.conftest import DbHandle, add_tenant, create_database, drop_database
 
 D = date(2026, 1, 5)
@@ -173,7 +173,7 @@ def test_the_app_role_cannot_raise_its_caps(app_db: Database, owner_conn, statem
 
 
 def test_the_ledger_still_reserves_and_releases(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
-    from leadgen_core.budget import release
+    from leadgen_core.spend.budget import release
 
     add_tenant(owner_conn, "acme")
     with app_db.tenant_transaction("acme") as conn:

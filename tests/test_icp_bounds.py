@@ -17,8 +17,8 @@ import pytest
 from leadgen_core.errors import ConfigError
 from leadgen_core.icp.candidates import refresh_candidates
 from leadgen_core.icp.rules import INT4_MAX, parse_rules
+from leadgen_core.night.stagestats import StageCounts
 from leadgen_core.scoring.score import MAX_WEIGHT, parse_weights
-from leadgen_core.stagestats import StageCounts
 from leadgen_dagster.partitions import tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource
 from leadgen_dagster.stage import night_stage

@@ -14,9 +14,9 @@ import pytest
 from leadgen_core.db.pool import Database
 from leadgen_core.enrich.clients import lusha_quota, vendor_rate
 from leadgen_core.errors import RateLimited
-from leadgen_core.ratelimit import QuotaWindow, SharedQuota
 from leadgen_core.sandbox.lusha import LushaSim
 from leadgen_core.settings import Settings
+from leadgen_core.spend.ratelimit import QuotaWindow, SharedQuota
 from leadgen_core.vendors.lusha import CompanyRef, LushaClient
 
 LUSHA_KEY = "sandbox-lusha-key"

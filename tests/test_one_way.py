@@ -16,7 +16,7 @@ def _product_files() -> list[Path]:
 
 def test_only_open_spender_builds_a_spender() -> None:
     builders = [str(p.relative_to(ROOT)) for p in _product_files() if "Spender(" in p.read_text(encoding="utf-8")]
-    assert builders == ["leadgen_core/spend.py"], builders
+    assert builders == ["leadgen_core/spend/spender.py"], builders
 
 
 def test_one_sandbox_rule_for_dev_and_night(monkeypatch: pytest.MonkeyPatch) -> None:

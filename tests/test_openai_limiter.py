@@ -19,10 +19,10 @@ import psycopg
 import pytest
 
 from leadgen_core.db.pool import Database
-from leadgen_core.openai_limiter import OpenAILimiter
-from leadgen_core.ratelimit import SharedTokenBucket
 from leadgen_core.sandbox.openai_sim import OpenAISim
 from leadgen_core.sandbox.profile import SandboxProfile
+from leadgen_core.spend.openai_limiter import OpenAILimiter
+from leadgen_core.spend.ratelimit import SharedTokenBucket
 from leadgen_core.vendors.openai_extract import OpenAIExtractor
 from leadgen_core.vendors.openai_tiers import TierLimits
 

@@ -95,6 +95,7 @@ def test_definitions_are_exactly_the_expected_set() -> None:
         "background_jobs_sensor",
         "run_failure_alert_sensor",
         "sla_deadline_sensor",
+        "night_summary_sensor",
     }
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
         "registry_refresh_job",

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from leadgen_core.jobs import enqueue_upsert
+from leadgen_core.registry.jobs import enqueue_upsert
 from leadgen_core.sandbox.acra import AcraSim
 from leadgen_core.sandbox.base import FaultConfig, SimResponse, SimServer
 from leadgen_dagster.assets.registry import acra_staging, companies, fetch_date
@@ -327,7 +327,7 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
 
 
 def test_forecast_takes_the_larger_of_concurrency_and_rate_bounds() -> None:
-    from leadgen_core.forecast import night_forecast, vendor_seconds
+    from leadgen_core.spend.forecast import night_forecast, vendor_seconds
 
     assert vendor_seconds(0, latency_s=1.0, workers=8, rate_per_s=1.0) == 0.0
     assert vendor_seconds(80, latency_s=2.5, workers=8, rate_per_s=6.0) == 25.0  # concurrency-bound
@@ -342,7 +342,7 @@ def test_forecast_takes_the_larger_of_concurrency_and_rate_bounds() -> None:
 def test_forecast_duration_follows_the_vendor_limits_tokens_included() -> None:
     """A night's OpenAI tokens through a tier's TPM: 4M reserved tokens take 20 minutes on tier 1
     (200,000 a minute) whatever the request rate, 2 minutes on tier 2."""
-    from leadgen_core.forecast import night_forecast
+    from leadgen_core.spend.forecast import night_forecast
     from leadgen_core.vendors.openai_tiers import tier_limits
 
     stages = [({"openai": 1_000, "zerobounce": 3_800}, {"openai": 4_000_000, "zerobounce": 3_800})]

@@ -213,7 +213,7 @@ def test_rerun_is_idempotent_and_pays_nothing(app_db: Database, owner_conn, open
 
 
 def test_rationales_go_through_the_keys_token_buckets(app_db: Database, owner_conn, openai, llm) -> None:  # type: ignore[no-untyped-def]
-    from leadgen_core.openai_limiter import OpenAILimiter
+    from leadgen_core.spend.openai_limiter import OpenAILimiter
 
     seed_night(owner_conn)
     run_score_stage(score_ctx(app_db, llm))

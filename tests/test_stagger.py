@@ -1,4 +1,4 @@
-"""Staggered tenant starts (leadgen_core.stagger) and the run tag that carries them: pure, nothing simulated.
+"""Staggered tenant starts (leadgen_core.night.stagger) and the run tag that carries them: pure, nothing simulated.
 
 The schedule's use of them is tested in test_orchestration::test_schedule_tick_at_0100_sgt.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from leadgen_core.stagger import SLA_SHARE, start_offsets
+from leadgen_core.night.stagger import SLA_SHARE, start_offsets
 from leadgen_dagster.tags import START_AFTER_TAG, start_after_s
 
 

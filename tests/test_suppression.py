@@ -16,9 +16,9 @@ from leadgen_core.enrich.contacts_store import emails_to_verify
 from leadgen_core.enrich.verify_stage import sendable_emails
 from leadgen_core.leads.inputs import load_evidence, tenant_scoring
 from leadgen_core.leads.sync_stage import run_sync_stage
+from leadgen_core.night.targets import select_targets, target_ids
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.suppression import address_suppressed_sql, domain_suffixes, load_suppression
-from leadgen_core.targets import select_targets, target_ids
 from tests.test_export import page_all
 from tests.test_odoo_sync import odoo, scored_night, sim, sync_ctx  # noqa: F401 - fixtures
 from tests.test_scoring_stage import DAY, TENANT, add_contact, seed_night

@@ -22,9 +22,9 @@ from leadgen_core.errors import (
     VendorResponseError,
     VendorUnavailable,
 )
-from leadgen_core.ratelimit import MAX_WAIT_S, SharedRateLimiter
 from leadgen_core.sandbox.base import FaultConfig
-from leadgen_core.spend import DryRunSkipped
+from leadgen_core.spend.ratelimit import MAX_WAIT_S, SharedRateLimiter
+from leadgen_core.spend.spender import DryRunSkipped
 from leadgen_dagster.assets.enrichment import email_verifications
 from tests.enrich_helpers import NIGHT, q
 from tests.test_dry_run import TENANT, cluster, night, run  # noqa: F401 - fixtures

@@ -31,7 +31,6 @@ from leadgen_core.enrich.context import EnrichContext, open_toolkit
 from leadgen_core.enrich.verify_stage import _Batches
 from leadgen_core.errors import ConfigError, DatabaseError
 from leadgen_core.leads.score_stage import run_score_stage
-from leadgen_core.ratelimit import QuotaWindow
 from leadgen_core.sandbox.base import SimServer
 from leadgen_core.sandbox.lusha import LushaSim
 from leadgen_core.sandbox.openai_sim import OpenAISim
@@ -39,6 +38,7 @@ from leadgen_core.sandbox.profile import SandboxProfile
 from leadgen_core.sandbox.tavily import TavilySim
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
 from leadgen_core.settings import Settings
+from leadgen_core.spend.ratelimit import QuotaWindow
 from leadgen_core.vendor_accounts import OwnKey
 from leadgen_core.vendors.limits import LushaQuota
 from leadgen_dagster.cli import main

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from leadgen_core import budget
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
 from leadgen_core.enrich.clients import VendorConfig
@@ -28,6 +27,7 @@ from leadgen_core.errors import ChargeUncertain
 from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
 from leadgen_core.settings import Settings
+from leadgen_core.spend import budget
 from tests.conftest import add_tenant
 
 DAY = date(2026, 3, 2)

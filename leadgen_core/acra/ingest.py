@@ -15,7 +15,7 @@ from leadgen_core.acra.api import fetch_datastore
 from leadgen_core.acra.csv_source import iter_csv
 from leadgen_core.acra.download import DownloadOptions, download_csv, scratch_csv
 from leadgen_core.errors import ConfigError
-from leadgen_core.registry_load import ConnFactory, LoadCounts, load_records, load_rows
+from leadgen_core.registry.load import ConnFactory, LoadCounts, load_records, load_rows
 from leadgen_core.settings import Settings
 
 Progress = Callable[[str, int, int], None]  # resource id, rows seen, rows quarantined

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import psycopg
 
 from leadgen_core.enrich.clients import DEFAULT_RATES, RateSpec, VendorConfig, lusha_quota, vendor_rate
-from leadgen_core.ratelimit import QuotaWindow
 from leadgen_core.settings import Settings
+from leadgen_core.spend.ratelimit import QuotaWindow
 from leadgen_core.vendor_accounts import VENDORS, OwnKey, load_accounts
 from leadgen_core.vendors.limits import LUSHA_PLANS, TAVILY_RPM, LushaPlan
 from leadgen_core.vendors.openai_tiers import tier_limits

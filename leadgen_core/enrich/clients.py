@@ -19,8 +19,8 @@ import httpx
 from leadgen_core import sandbox_contract as cluster
 from leadgen_core.crawler import AddressPolicy, DomainLimiter, RobotsCache, SafeFetcher, SandboxResolver, SystemResolver
 from leadgen_core.errors import ConfigError
-from leadgen_core.ratelimit import QuotaWindow
 from leadgen_core.settings import Settings
+from leadgen_core.spend.ratelimit import QuotaWindow
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, RetryPolicy, TavilyClient, ZeroBounceClient
 from leadgen_core.vendors.limits import (
     LUSHA_PLANS,

@@ -31,9 +31,9 @@ from leadgen_core.enrich.contacts_store import Candidate
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, finish_report, pending_companies, run_companies
 from leadgen_core.errors import BudgetExhausted
+from leadgen_core.night.stage_status import Outcome
 from leadgen_core.person_fields import clean_person_name, clean_title
 from leadgen_core.scoring.freemail import is_freemail
-from leadgen_core.stage_status import Outcome
 from leadgen_core.suppression import Suppression, load_suppression
 from leadgen_core.vendors.limits import LUSHA_MAX_ITEMS
 from leadgen_core.vendors.lusha import CompanyRef

@@ -29,10 +29,10 @@ from leadgen_core.enrich import accounts as accounts_mod
 from leadgen_core.enrich import clients
 from leadgen_core.enrich.accounts import NightAccounts, night_accounts
 from leadgen_core.enrich.clients import CrawlerParts, VendorConfig
-from leadgen_core.openai_limiter import OpenAILimiter
-from leadgen_core.ratelimit import SharedQuota, SharedRateLimiter
 from leadgen_core.settings import Settings
-from leadgen_core.spend import Paid, Recorder, Spender, open_spender
+from leadgen_core.spend.openai_limiter import OpenAILimiter
+from leadgen_core.spend.ratelimit import SharedQuota, SharedRateLimiter
+from leadgen_core.spend.spender import Paid, Recorder, Spender, open_spender
 from leadgen_core.vendors import LushaClient, OpenAIExtractor, TavilyClient, ZeroBounceClient
 
 ConnFactory = Callable[[], AbstractContextManager[psycopg.Connection]]

@@ -23,7 +23,7 @@ from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, finish_report, pending_companies, run_companies
 from leadgen_core.enrich.websearch import company_search, domain_of, home_url, plausible_site
-from leadgen_core.stage_status import Outcome
+from leadgen_core.night.stage_status import Outcome
 
 STAGE = "crawled_sites"
 READABLE = frozenset({"ok", "thin"})

@@ -31,8 +31,8 @@ from leadgen_core.enrich.grounding import ground_facts, own_pages_text
 from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
 from leadgen_core.enrich.websearch import company_search, domain_of, extract_pages
 from leadgen_core.errors import VendorError
-from leadgen_core.spend import DryRunSkipped
-from leadgen_core.stage_status import Outcome
+from leadgen_core.night.stage_status import Outcome
+from leadgen_core.spend.spender import DryRunSkipped
 from leadgen_core.vendors.openai_extract import EXTRACT_MAX_TOKENS, PROMPT_VERSION, SYSTEM_PROMPT, CompanyFacts
 
 STAGE = "web_extractions"

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadgen_core import stage_status
 from leadgen_core.enrich.context import EnrichContext, Toolkit
 from leadgen_core.errors import (
     BudgetExhausted,
@@ -33,10 +32,11 @@ from leadgen_core.errors import (
     VendorUnavailable,
     is_transient,
 )
+from leadgen_core.night import stage_status
+from leadgen_core.night.stage_status import Outcome, Status
+from leadgen_core.night.stagestats import StageCounts
 from leadgen_core.redaction import redact
-from leadgen_core.spend import DryRunSkipped
-from leadgen_core.stage_status import Outcome, Status
-from leadgen_core.stagestats import StageCounts
+from leadgen_core.spend.spender import DryRunSkipped
 
 PROGRESS_STEPS = 10
 MAX_ERROR_CHARS = 500

@@ -32,9 +32,9 @@ from leadgen_core.enrich.contacts_store import EmailState
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report, pending_companies, run_companies
 from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
+from leadgen_core.night.stage_status import Outcome, Status
 from leadgen_core.scoring.freemail import is_freemail
-from leadgen_core.spend import DryRunSkipped
-from leadgen_core.stage_status import Outcome, Status
+from leadgen_core.spend.spender import DryRunSkipped
 
 STAGE = "email_verifications"
 UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on the next one

@@ -29,15 +29,15 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
-from leadgen_core import stage_status
 from leadgen_core.enrich.accounts import night_accounts
 from leadgen_core.enrich.clients import VendorConfig, openai_extractor
 from leadgen_core.errors import BudgetExhausted, VendorError, is_transient
 from leadgen_core.leads.inputs import CompanyEvidence, TenantScoring, load_evidence, tenant_scoring
 from leadgen_core.leads.preview import PREVIEW_ROWS, LeadRow, ScoreSummary, day_summary, top_leads
 from leadgen_core.leads.rationale_batch import RationaleBatcher
-from leadgen_core.openai_limiter import OpenAILimiter
-from leadgen_core.ratelimit import SharedRateLimiter
+from leadgen_core.night import stage_status
+from leadgen_core.night.stage_status import Outcome
+from leadgen_core.night.stagestats import StageCounts
 from leadgen_core.redaction import redact
 from leadgen_core.scoring import (
     BucketThresholds,
@@ -51,9 +51,9 @@ from leadgen_core.scoring import (
 from leadgen_core.scoring.rationale import BATCH_SYSTEM_PROMPT, payload_prompt, rationale_payload
 from leadgen_core.scoring.score import DEFAULT_MEDIUM_THRESHOLD
 from leadgen_core.settings import Settings
-from leadgen_core.spend import DryRunSkipped, Spender, open_spender
-from leadgen_core.stage_status import Outcome
-from leadgen_core.stagestats import StageCounts
+from leadgen_core.spend.openai_limiter import OpenAILimiter
+from leadgen_core.spend.ratelimit import SharedRateLimiter
+from leadgen_core.spend.spender import DryRunSkipped, Spender, open_spender
 from leadgen_core.vendors.openai_extract import OpenAIExtractor
 
 STAGE = "lead_scores"

@@ -16,6 +16,7 @@ from typing import Any
 
 from leadgen_core.errors import ConfigError
 from leadgen_core.leads.inputs import ContactFact
+from leadgen_core.night.stage_status import Outcome
 from leadgen_core.odoo.batch import (
     BucketTags,
     ItemResult,
@@ -43,7 +44,6 @@ from leadgen_core.odoo.sync import (
     with_bucket_tag,
 )
 from leadgen_core.redaction import redact
-from leadgen_core.stage_status import Outcome
 
 PARTNER, LEAD = "res.partner", "crm.lead"
 MAX_ERROR_CHARS = 500

@@ -27,7 +27,6 @@ from datetime import date
 
 import psycopg
 
-from leadgen_core import stage_status
 from leadgen_core.errors import ConfigError, OdooError
 from leadgen_core.leads.connection import OdooConnection, load_connection
 from leadgen_core.leads.inputs import CompanyEvidence, ContactFact, TenantScoring, load_evidence
@@ -40,6 +39,9 @@ from leadgen_core.leads.sync_chunk import (
     dry_run_items,
     sync_chunk,
 )
+from leadgen_core.night import stage_status
+from leadgen_core.night.stage_status import Outcome
+from leadgen_core.night.stagestats import StageCounts
 from leadgen_core.odoo import RetryPolicy, make_client
 from leadgen_core.odoo.batch import BucketTags, is_auth_error, resolve_bucket_tags
 from leadgen_core.odoo.limited import LimitedClient
@@ -47,8 +49,6 @@ from leadgen_core.odoo.sync import lead_key, partner_key_field
 from leadgen_core.scoring import ScoreWeights, classify_title, is_freemail
 from leadgen_core.scoring.features import SENIORITY_RANKS, TIER_VALUES
 from leadgen_core.settings import Settings
-from leadgen_core.stage_status import Outcome
-from leadgen_core.stagestats import StageCounts
 
 STAGE = "odoo_sync"
 LEAD = "crm.lead"

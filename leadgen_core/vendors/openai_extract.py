@@ -7,7 +7,7 @@ it as data and ignore any instructions in it. The answer is parsed by the offici
 promises shape: every email must be syntactically valid and literally present in the corpus,
 every named person must appear in it, and strings and lists are capped.
 
-With a `limiter` attached (`leadgen_core.openai_limiter.OpenAILimiter`), every request first
+With a `limiter` attached (`leadgen_core.spend.openai_limiter.OpenAILimiter`), every request first
 reserves one request and its tokens (prompt upper bound + `max_completion_tokens`) in the shared
 RPM/TPM buckets, is settled with the `usage` OpenAI reports, and feeds the x-ratelimit-* headers
 back; a 429 is not retried blindly by the SDK but after the reset the answer names, at most
@@ -90,7 +90,7 @@ SYSTEM_PROMPT = (
 
 
 class RateLimiter(Protocol):
-    """What the extractor needs of `leadgen_core.openai_limiter.OpenAILimiter`."""
+    """What the extractor needs of `leadgen_core.spend.openai_limiter.OpenAILimiter`."""
 
     async def reserve(self, tokens: int) -> Any: ...
     async def settle(self, reservation: Any, *, counted: int) -> None: ...

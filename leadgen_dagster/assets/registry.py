@@ -14,7 +14,7 @@ import dagster as dg
 
 from leadgen_core.clock import today_sg
 from leadgen_core.errors import ConfigError
-from leadgen_core.registry import latest_staged, refresh_finished, upsert_companies
+from leadgen_core.registry.upsert import latest_staged, refresh_finished, upsert_companies
 from leadgen_dagster.resources import PostgresResource, SettingsResource
 from leadgen_dagster.retries import TRANSIENT_RETRY, permanent_failures
 from leadgen_dagster.stage import CODE_VERSION

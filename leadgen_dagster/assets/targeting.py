@@ -9,9 +9,9 @@ from datetime import date
 import dagster as dg
 
 from leadgen_core.icp.candidates import refresh_candidates
-from leadgen_core.registry import latest_refresh
-from leadgen_core.stagestats import StageCounts
-from leadgen_core.targets import TargetResult, dry_run_targets, effective_cap, select_targets
+from leadgen_core.night.stagestats import StageCounts
+from leadgen_core.night.targets import TargetResult, dry_run_targets, effective_cap, select_targets
+from leadgen_core.registry.upsert import latest_refresh
 from leadgen_dagster.assets.registry import companies
 from leadgen_dagster.partitions import parse_tenant_date, tenant_date_partitions
 from leadgen_dagster.resources import PostgresResource, SettingsResource

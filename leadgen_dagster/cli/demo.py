@@ -17,14 +17,14 @@ from datetime import date
 import click
 import psycopg
 
-from leadgen_core.budget import set_cap
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import set_tenant
 from leadgen_core.errors import ConfigError
 from leadgen_core.icp.candidates import save_rules
 from leadgen_core.icp.rules import parse_rules
-from leadgen_core.registry import UpsertCounts, upsert_companies
-from leadgen_core.registry_load import LoadCounts
+from leadgen_core.registry.load import LoadCounts
+from leadgen_core.registry.upsert import UpsertCounts, upsert_companies
+from leadgen_core.spend.budget import set_cap
 from leadgen_core.tenants import add_tenant, connect_odoo, directory, set_status
 from leadgen_dagster.cli.common import friendly, owner_conn, settings
 

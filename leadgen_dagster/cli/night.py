@@ -98,7 +98,7 @@ def log_config(verbose: bool) -> dict[str, Any]:
 def forecast_lines(result: Any, s: Any) -> list[str]:
     """The dry run's totals per vendor and its estimated duration."""
     from leadgen_core.enrich.clients import DEFAULT_RATES, vendor_rate
-    from leadgen_core.forecast import night_forecast
+    from leadgen_core.spend.forecast import night_forecast
     from leadgen_core.vendors.limits import ZEROBOUNCE_VALIDATE_PER_10S
     from leadgen_core.vendors.openai_tiers import tier_limits
 
@@ -150,7 +150,7 @@ def _restore_env(saved: dict[str, str | None]) -> None:
 @friendly
 def night(tenant: str, day_opt: datetime | None, dry_run: bool, verbose: bool) -> None:
     """Run one tenant's night for one date, in this process, and print a summary."""
-    from leadgen_core.registry import latest_refresh
+    from leadgen_core.registry.upsert import latest_refresh
     from leadgen_core.runtime import app_dsn, owner_dsn, uses_sandbox
     from leadgen_dagster.definitions import defs
     from leadgen_dagster.partitions import check_night_date

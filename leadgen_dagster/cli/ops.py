@@ -156,7 +156,7 @@ def budget_show(tenant: str, day_opt: datetime | None) -> None:
     `uncertain` counts units of billable requests that timed out after being sent: the vendor may
     or may not have charged them (they were not re-sent; their items were retried singly).
     """
-    from leadgen_core.budget import caps_for, spend
+    from leadgen_core.spend.budget import caps_for, spend
 
     day = day_opt.date() if day_opt else today()
     with tenant_conn(tenant) as (conn, tid):

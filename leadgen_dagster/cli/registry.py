@@ -41,8 +41,8 @@ def acra_synth(rows: int, seed: int, malformed_rate: float, output: Path) -> Non
 def acra_load(path: Path, day: object, upsert: bool) -> None:
     """Bulk-load an ACRA CSV into staging; malformed rows go to staging_acra_rejects with a reason."""
     from leadgen_core.acra.csv_source import iter_csv
-    from leadgen_core.registry import upsert_companies
-    from leadgen_core.registry_load import load_rows
+    from leadgen_core.registry.load import load_rows
+    from leadgen_core.registry.upsert import upsert_companies
 
     snapshot = day.date() if day is not None else today_sg()  # type: ignore[attr-defined]
 
@@ -70,7 +70,7 @@ def jobs() -> None:
 @friendly
 def jobs_enqueue(tenant: str, terms: str) -> None:
     """Queue an upsert of the staging rows matching TERMS (capped by UPSERT_MAX_PER_JOB)."""
-    from leadgen_core.jobs import enqueue_upsert, parse_terms
+    from leadgen_core.registry.jobs import enqueue_upsert, parse_terms
 
     parsed = parse_terms(terms)
     with tenant_conn(tenant) as (conn, tid):
@@ -83,7 +83,7 @@ def _job_tenant(conn: psycopg.Connection, job_id: int, tenant: str | None) -> st
     Leaves the transaction scoped to that tenant (background_jobs is tenant-owned, under RLS)."""
     from leadgen_core.db.pool import set_tenant
     from leadgen_core.errors import ConfigError
-    from leadgen_core.jobs import owns_job
+    from leadgen_core.registry.jobs import owns_job
     from leadgen_core.tenants import directory
 
     candidates = [resolve_tenant(conn, tenant)] if tenant else [t.tenant_id for t in directory(conn)]
@@ -100,7 +100,7 @@ def _job_tenant(conn: psycopg.Connection, job_id: int, tenant: str | None) -> st
 @friendly
 def jobs_status(job_id: int, tenant: str | None) -> None:
     """Show a job's status, progress and error."""
-    from leadgen_core.jobs import job_status
+    from leadgen_core.registry.jobs import job_status
 
     with owner_conn() as conn:
         tid = _job_tenant(conn, job_id, tenant)
@@ -118,7 +118,7 @@ def jobs_status(job_id: int, tenant: str | None) -> None:
 def jobs_retry(job_id: int, tenant: str | None) -> None:
     """Queue a failed job again."""
     from leadgen_core.errors import ConfigError
-    from leadgen_core.jobs import retry
+    from leadgen_core.registry.jobs import retry
 
     with owner_conn() as conn:
         tid = _job_tenant(conn, job_id, tenant)

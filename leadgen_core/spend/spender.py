@@ -46,9 +46,9 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from leadgen_core import budget
 from leadgen_core.clock import today_sg
 from leadgen_core.errors import BudgetExhausted, ChargeUncertain
+from leadgen_core.spend import budget
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from leadgen_core.targets import dry_run_targets
+from leadgen_core.night.targets import dry_run_targets
 
 Status = Literal["done", "degraded", "failed", "skipped"]
 TERMINAL = ("done", "degraded", "skipped")

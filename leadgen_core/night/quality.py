@@ -13,8 +13,8 @@ from datetime import date
 
 import psycopg
 
+from leadgen_core.night.targets import ELIGIBLE_CANDIDATES_SQL
 from leadgen_core.suppression import address_suppressed_sql
-from leadgen_core.targets import ELIGIBLE_CANDIDATES_SQL
 
 TARGET_ANOMALY_SQL = f"""
 SELECT (SELECT count(*) FROM daily_targets t WHERE t.tenant_id = %(tenant)s AND t.run_date = %(run_date)s),

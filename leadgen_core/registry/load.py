@@ -26,7 +26,7 @@ import psycopg
 
 from leadgen_core.acra.ssic import subclass_codes
 from leadgen_core.acra.validate import Reject, StagingRow, raw_text, require_upsert_columns, validate_row
-from leadgen_core.registry import RejectRow, quarantine, stage_rows
+from leadgen_core.registry.upsert import RejectRow, quarantine, stage_rows
 
 BATCH_ROWS = 50_000
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from leadgen_core.ratelimit import SharedTokenBucket
+from leadgen_core.spend.ratelimit import SharedTokenBucket
 from leadgen_core.vendors.openai_tiers import parse_duration, tier_limits, try_again_seconds
 
 BUCKET_PREFIX = "openai:"

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from leadgen_core.errors import ConfigError
 from leadgen_core.icp.resolve import resolve_industries
 from leadgen_core.icp.rules import IcpRules
-from leadgen_core.registry import upsert_uens
+from leadgen_core.registry.upsert import upsert_uens
 
 JOB_TYPE = "staging_upsert"
 
