@@ -268,16 +268,52 @@ def test_malformed_body_is_a_response_error_and_not_retried() -> None:
     assert len(sim.log) == 1
 
 
-def test_timeouts_become_vendor_unavailable_after_bounded_attempts() -> None:
+def test_timeouts_of_a_free_request_become_vendor_unavailable_after_bounded_attempts() -> None:
     faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=2.0)
-    for sim in faulty_tavily(faults):
+    for sim in running(ZeroBounceSim(api_key=ZB_KEY, faults=faults)):
+        client = ZeroBounceClient(base_url=sim.base_url, api_key=ZB_KEY, timeout_s=0.1, retry=FAST)
         started = time.monotonic()
         with pytest.raises(VendorUnavailable) as caught:
-            run(tavily_search(sim, timeout_s=0.1))
+            call(client, lambda c: c.credits())  # getcredits is free: a re-send costs nothing
         elapsed = time.monotonic() - started
     assert "timed out" in str(caught.value) and "3 attempts" in str(caught.value)
     assert elapsed < 1.5  # three 0.1 s timeouts plus tiny backoffs, never the server's 2 s
-    assert_secret_free(caught.value, TAVILY_KEY)
+    assert_secret_free(caught.value, ZB_KEY)
+
+
+BILLABLE_CALLS: list[tuple[str, str, Callable[[Any], Awaitable[Any]]]] = [
+    ("tavily", "/search", lambda c: c.search("Acme Robotics Pte Ltd Singapore official website")),
+    ("tavily", "/extract", lambda c: c.extract(["https://acme-robotics.sandbox.test/"])),
+    ("lusha", "/v3/contacts/prospecting",
+     lambda c: c.find_contacts(reference_id="1", company_name="Acme", domain="acme.com.sg", titles=["CEO"])),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("vendor", "path", "action"), BILLABLE_CALLS, ids=[f"{v}{p}" for v, p, _ in BILLABLE_CALLS])
+def test_a_billable_tavily_or_lusha_request_that_timed_out_is_never_resent(
+    vendor: str, path: str, action: Callable[[Any], Awaitable[Any]]
+) -> None:
+    # the simulator is slower than the client's timeout, and still answers (and bills) afterwards
+    slow = FaultConfig(latency_ms=600)
+    sim: TavilySim | LushaSim = (
+        TavilySim(api_key=TAVILY_KEY, faults=slow) if vendor == "tavily" else LushaSim(api_key=LUSHA_KEY, faults=slow)
+    )
+    key = TAVILY_KEY if vendor == "tavily" else LUSHA_KEY
+    for server in running(sim):
+        client: TavilyClient | LushaClient = (
+            TavilyClient(base_url=server.base_url, api_key=key, timeout_s=0.2, retry=FAST)
+            if vendor == "tavily"
+            else LushaClient(base_url=server.base_url, api_key=key, timeout_s=0.2, retry=FAST)
+        )
+        started = time.monotonic()
+        with pytest.raises(ChargeUncertain) as caught:
+            call(client, action)
+        elapsed = time.monotonic() - started
+        time.sleep(0.8)  # the simulator finishes (and logs) the abandoned request
+        sent = server.requests_to(path)
+    assert len(server.log) == len(sent) == 1 and elapsed < 0.5  # one attempt, though FAST allows 3
+    assert "not re-sent" in str(caught.value)
+    assert_secret_free(caught.value, key)
 
 
 def test_a_billable_zerobounce_request_that_timed_out_is_never_resent() -> None:

@@ -117,7 +117,9 @@ class LushaClient(VendorClient):
         return {"api_key": self._key}
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._request("POST", path, json=body)
+        # prospecting and search-and-enrich both spend credits: never re-sent once they may have
+        # reached Lusha unanswered (ChargeUncertain, recorded as an uncertain charge by the Spender)
+        return await self._request("POST", path, json=body, billable=True)
 
     async def find_contacts(
         self, *, reference_id: str, company_name: str, domain: str | None, titles: Sequence[str]

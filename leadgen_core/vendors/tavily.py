@@ -3,6 +3,10 @@
 Sends `Authorization: Bearer <key>` and the documented JSON bodies; asks for `include_usage` so the
 credits Tavily reports are what the budget ledger records (falling back to the documented price
 when a response omits them). Results are capped and validated before they leave this module.
+
+Both endpoints are billable, so a request that timed out after it was sent is never re-sent
+(`request_json` raises `ChargeUncertain`; the Spender records its reservation as an uncertain
+charge and the item is left failed, for a later attempt), as for ZeroBounce.
 """
 
 from __future__ import annotations
@@ -94,7 +98,8 @@ class TavilyClient(VendorClient):
         return {"Authorization": f"Bearer {self._key}"}
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._request("POST", path, json=body)
+        # search and extract are billed: never re-sent once they may have reached Tavily unanswered
+        return await self._request("POST", path, json=body, billable=True)
 
     async def search(self, query: str, *, max_results: int = 5, include_raw_content: bool = True) -> TavilySearchResult:
         """One web search; `credits` is what Tavily charged for it."""
