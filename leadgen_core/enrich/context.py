@@ -188,8 +188,12 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
     spender = await asyncio.to_thread(build_spender, ctx)
     rates = {vendor: accounts.rate(vendor, v, s) for vendor in clients.VENDORS}
     limiters = {
-        vendor: SharedRateLimiter(
-            ctx.global_conn, bucket=accounts.bucket(vendor), rate_per_s=rate.per_s, burst=rate.burst
+        vendor: SharedRateLimiter(  # the tenant books: a shared bucket is shared fairly (sql/044)
+            ctx.global_conn,
+            bucket=accounts.bucket(vendor),
+            rate_per_s=rate.per_s,
+            burst=rate.burst,
+            tenant=ctx.tenant_id,
         )  # fmt: skip
         for vendor, rate in rates.items()
     }

@@ -292,7 +292,7 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     # the extraction stage's bucket and rate: one OpenAI account, one limit
     rate = accounts.rate(VENDOR, VendorConfig(), s)
     limiter = SharedRateLimiter(ctx.global_conn, bucket=accounts.bucket(VENDOR), burst=rate.burst,
-                                rate_per_s=rate.per_s)  # fmt: skip
+                                rate_per_s=rate.per_s, tenant=ctx.tenant_id)  # fmt: skip
     owned = openai_writer(s, api_key) if writer is None and pending else None
     secrets = (api_key,) if api_key else ()
     pace = limiter.acquire

@@ -1,15 +1,17 @@
 """A rate limiter kept in Postgres, so a vendor's limit holds across processes.
 
-Each call books the next free slot in one statement: the slot is the later of "now" (less a
-burst allowance) and the bucket's next free slot, and the bucket moves one interval on. The
-caller then sleeps until its slot. The row lock serialises bookings; `clock_timestamp()` keeps
-time on the server, so the workers' clocks do not matter.
+Each call books a slot in one statement (`rate_limit_book_fair`, sql/044): the earliest time from
+"now" (less a burst allowance) at least one interval from every booked slot of the bucket and, when
+K tenants share the bucket, K intervals from the tenant's own slots, so every waiting tenant gets
+an equal share however many calls it has in flight. The caller then sleeps until its slot. The
+bucket's row lock serialises bookings; `clock_timestamp()` keeps time on the server, so the
+workers' clocks do not matter.
 
 `SharedQuota` (at the end) adds request quotas over long windows, such as a plan's hourly and
 daily limits, which a per-second pace cannot express.
 
 A caller that gives its slot up (the slot is more than MAX_WAIT_S away, or the caller is
-cancelled while it waits) returns it: the bucket moves one interval back. Without that, every
+cancelled while it waits) returns it: its slot is freed for the next booker. Without that, every
 refused or cancelled caller would push the queue further into the future for nothing, and a
 saturated night would refuse ever more callers the longer it ran.
 """
@@ -28,25 +30,33 @@ from leadgen_core.errors import RateLimited
 
 MAX_WAIT_S = 120.0
 
+# One round trip: the function (sql/044) locks the bucket, counts its active tenants and books
+# the earliest slot that keeps the bucket's pace and the tenant's fair share.
 BOOK_SQL = """
-INSERT INTO rate_limit_buckets AS b (bucket, next_slot_at)
-VALUES (%(bucket)s, clock_timestamp() + make_interval(secs => %(interval)s))
-ON CONFLICT (bucket) DO UPDATE SET next_slot_at =
-    greatest(b.next_slot_at, clock_timestamp() - make_interval(secs => %(burst_window)s))
-    + make_interval(secs => %(interval)s)
-RETURNING extract(epoch FROM (next_slot_at - make_interval(secs => %(interval)s) - clock_timestamp()))::float8
+SELECT slot_id, wait_s
+FROM rate_limit_book_fair(%(bucket)s, %(tenant)s, %(interval)s, %(burst_window)s, %(active_s)s)
 """
 
-
-# Give one booked interval back, only while it is still ahead (an idle bucket is left alone).
+# Give one booked slot back, only while it is still ahead (a slot in the past was used, or lost).
 RETURN_SQL = """
-UPDATE rate_limit_buckets SET next_slot_at = next_slot_at - make_interval(secs => %(interval)s)
-WHERE bucket = %(bucket)s AND next_slot_at - make_interval(secs => %(interval)s) > clock_timestamp()
+DELETE FROM rate_limit_slots
+WHERE slot_id = %(slot)s AND at > extract(epoch FROM clock_timestamp())
 """
+
+# A tenant counts as sharing a bucket while it has a slot ahead or one in the last ACTIVE_WINDOW_S
+# seconds (or two intervals, for a slow bucket): long enough to bridge a call's latency between
+# two bookings of a waiting tenant, short enough that a tenant that stopped frees its share soon.
+ACTIVE_WINDOW_S = 3.0
 
 
 class SharedRateLimiter:
-    """At most RATE_PER_S calls a second for BUCKET across every process, with bursts of BURST."""
+    """At most RATE_PER_S calls a second for BUCKET across every process, with bursts of BURST.
+
+    TENANT names who books: with K tenants active on the bucket, each holds at most 1/K of the
+    upcoming slots (sql/044), so a tenant with more calls in flight waits longer rather than
+    crowding the others out. Slots nobody books go to whoever asks next: a lone tenant has the
+    full rate.
+    """
 
     def __init__(
         self,
@@ -55,39 +65,53 @@ class SharedRateLimiter:
         bucket: str,
         rate_per_s: float,
         burst: int = 1,
+        tenant: str = "",
     ) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("rate_per_s must be positive and burst at least 1")
         self._conn = conn
         self.bucket = bucket
+        self.tenant = tenant
         self.interval = 1.0 / rate_per_s
         self.burst_window = (burst - 1) * self.interval
+        self.active_s = max(ACTIVE_WINDOW_S, 2 * self.interval)
+        self._last_slot: int | None = None
 
-    def book(self) -> float:
-        """Book a slot; return the seconds to wait before using it (0 when it is now)."""
-        params = {"bucket": self.bucket, "interval": self.interval, "burst_window": self.burst_window}
+    def book_slot(self) -> tuple[int, float]:
+        """Book a slot: its id (for `give_back`) and the seconds to wait before using it."""
+        params = {"bucket": self.bucket, "tenant": self.tenant, "interval": self.interval,
+                  "burst_window": self.burst_window, "active_s": self.active_s}  # fmt: skip
         with self._conn() as c:
             row = c.execute(BOOK_SQL, params).fetchone()
         assert row is not None
-        return max(0.0, float(row[0]))
+        return int(row[0]), max(0.0, float(row[1]))
 
-    def give_back(self) -> None:
-        """Return a booked slot the caller will not use."""
+    def book(self) -> float:
+        """Book a slot; return the seconds to wait before using it (0 when it is now)."""
+        slot, wait = self.book_slot()
+        self._last_slot = slot
+        return wait
+
+    def give_back(self, slot: int | None = None) -> None:
+        """Return a booked slot the caller will not use (by default the last one `book` made)."""
+        slot = self._last_slot if slot is None else slot
+        if slot is None:
+            return
         with self._conn() as c:
-            c.execute(RETURN_SQL, {"bucket": self.bucket, "interval": self.interval})
+            c.execute(RETURN_SQL, {"slot": slot})
 
     async def acquire(self) -> None:
         """Wait for a slot; TimeoutError (the slot returned) when it is more than MAX_WAIT_S away."""
-        wait = await asyncio.to_thread(self.book)
+        slot, wait = await asyncio.to_thread(self.book_slot)
         if wait > MAX_WAIT_S:
-            await asyncio.to_thread(self.give_back)
+            await asyncio.to_thread(self.give_back, slot)
             raise TimeoutError(f"rate limiter {self.bucket}: next slot is {wait:.0f}s away")
         if wait > 0:
             try:
                 await asyncio.sleep(wait)
             except asyncio.CancelledError:
                 # shielded: the cancelled caller's slot goes back even while it is being torn down
-                await asyncio.shield(asyncio.to_thread(self.give_back))
+                await asyncio.shield(asyncio.to_thread(self.give_back, slot))
                 raise
 
 
