@@ -17,7 +17,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from leadgen_core.errors import DatabaseError, TenantIsolationError
+from leadgen_core.db.schema_check import NOT_MIGRATED, pending_migrations, schema_missing
+from leadgen_core.errors import DatabaseError, MigrationError, TenantIsolationError
 from leadgen_core.redaction import redact
 
 # \Z, not $: "$" also matches before a trailing newline, so "alpha\n" would pass as a tenant id.
@@ -61,6 +62,7 @@ class Database:
             kwargs={"autocommit": False, "application_name": name},
         )
         self._opened = False
+        self._schema_ok = False  # set once a missing-schema error proved to be on a migrated database
 
     def open(self) -> Database:
         if not self._opened:
@@ -96,6 +98,7 @@ class Database:
                 set_tenant(conn, tenant_id)
                 yield conn
         except psycopg.Error as exc:
+            self._not_migrated(exc)
             raise DatabaseError(f"{operation} for tenant {tenant_id} failed: {redact(str(exc)).strip()}") from exc
 
     @contextmanager
@@ -106,4 +109,25 @@ class Database:
             with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except psycopg.Error as exc:
+            self._not_migrated(exc)
             raise DatabaseError(f"{operation} failed: {redact(str(exc)).strip()}") from exc
+
+    def _not_migrated(self, exc: psycopg.Error) -> None:
+        """MigrationError(NOT_MIGRATED) when EXC is a missing function or table of an unmigrated database."""
+        if self._schema_ok or not schema_missing(exc):
+            return
+
+        @contextmanager
+        def fresh() -> Iterator[psycopg.Connection]:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+
+        try:
+            with fresh() as conn:
+                pending = pending_migrations(conn)
+        except psycopg.Error:
+            return  # cannot tell: the original error stands
+        if not pending:
+            self._schema_ok = True  # migrated: the error is a real one, and is not checked again
+            return
+        raise MigrationError(NOT_MIGRATED) from exc

@@ -30,6 +30,19 @@ def fail(message: str) -> NoReturn:
     errors.fail(message)
 
 
+def not_migrated(exc: BaseException) -> str | None:
+    """NOT_MIGRATED when EXC is a missing function or table and the owner's database has migrations pending."""
+    from leadgen_core.db.schema_check import explain
+    from leadgen_core.runtime import owner_dsn
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection]:
+        with psycopg.connect(owner_dsn(settings()), connect_timeout=10, autocommit=True) as conn:
+            yield conn
+
+    return explain(exc, connect)
+
+
 def friendly(fn: F) -> F:
     """Turn domain and database errors into a one-line message and exit code 2."""
 
@@ -38,11 +51,9 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except LeadgenError as exc:
-            fail(redact(str(exc)))
+            fail(not_migrated(exc) or redact(str(exc)))
         except psycopg.Error as exc:
-            # no SQLSTATE on an OperationalError: the server is down, unreachable or refused us
-            unreachable = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
-            fail(f"{'cannot connect to the database' if unreachable else 'database error'}: {redact(str(exc)).strip()}")
+            fail(not_migrated(exc) or _database_error(exc))
         except OSError as exc:
             if exc.filename is None:  # not a file the user named: the root group's net reports it
                 raise
@@ -50,6 +61,12 @@ def friendly(fn: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _database_error(exc: psycopg.Error) -> str:
+    # no SQLSTATE on an OperationalError: the server is down, unreachable or refused us
+    unreachable = isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+    return f"{'cannot connect to the database' if unreachable else 'database error'}: {redact(str(exc)).strip()}"
 
 
 @contextmanager

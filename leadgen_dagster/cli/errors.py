@@ -76,5 +76,7 @@ class OneLineGroup(click.Group):
         except RecursionError:
             fail("input nested too deeply")
         except Exception as exc:  # the net: a command's unforeseen error is still one line, no traceback
-            fail(f"{type(exc).__name__}: {exc}")
+            from leadgen_dagster.cli.common import not_migrated
+
+            fail(not_migrated(exc) or f"{type(exc).__name__}: {exc}")
         sys.exit(code if isinstance(code, int) else 0)
