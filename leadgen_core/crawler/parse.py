@@ -57,7 +57,8 @@ _EMAIL = re.compile(
 _AT = re.compile(r"\s*[\[\(\{]\s*at\s*[\]\)\}]\s*", re.I)
 _DOT = re.compile(r"\s*[\[\(\{]\s*dot\s*[\]\)\}]\s*", re.I)
 _PHONE = re.compile(r"(?<![\w+])(?:\+|\(\+|00)\d{1,3}\)?(?:[ .\-]?\(?\d{1,5}\)?){1,6}")
-_SPACE = re.compile(r"\s+")
+_BRACKET_AT = re.compile(r"[\[\(\{]\s*at\s*[\]\)\}]", re.I)
+_BRACKET_DOT = re.compile(r"[\[\(\{]\s*dot\s*[\]\)\}]", re.I)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def _budget(html: str) -> str:
 
 
 def _clean(text: str, limit: int) -> str:
-    return _SPACE.sub(" ", text).strip()[:limit]
+    """Whitespace runs as one space, at most LIMIT characters (str.split's whitespace is re's \\s)."""
+    return " ".join(text.split())[:limit]
 
 
 def _remove_hidden(tree: LexborHTMLParser) -> None:
@@ -178,7 +180,10 @@ def parse_page(html: str, base_url: str) -> PageSignals:
 
     root = tree.body or tree.root
     text = _clean(root.text(separator=" "), MAX_TEXT_CHARS) if root is not None else ""
-    deobfuscated = _DOT.sub(".", _AT.sub("@", text))
+    # "name [at] example [dot] com": each substitution costs more than the rest of the page, so it
+    # runs only when its bracketed word is there at all
+    deobfuscated = _AT.sub("@", text) if _BRACKET_AT.search(text) else text
+    deobfuscated = _DOT.sub(".", deobfuscated) if _BRACKET_DOT.search(deobfuscated) else deobfuscated
     for match in _EMAIL.finditer(deobfuscated):
         _add(emails, normalise_email(match.group(0)), MAX_EMAILS)
     for match in _PHONE.finditer(text):
