@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["ODOO_", "TENANT_SECRET_"], validation_alias="LEADGEN_SECRET_PREFIXES"
     )
     pool_max_size: int = Field(default=10, validation_alias="LEADGEN_POOL_MAX_SIZE", ge=1)
+    # The level of a run's console lines (python_logs.python_log_level of the rendered dagster.yaml):
+    # INFO shows each stage's progress; DEBUG (`leadgen dev -v`) adds Dagster's per-event lines.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="LEADGEN_LOG_LEVEL"
+    )
     # Step retries for transient failures (registry download, vendor stages, Odoo), inside the run.
     step_retries: int = Field(default=2, validation_alias="STEP_RETRIES", ge=0, le=10)
     step_retry_delay_s: float = Field(default=30.0, validation_alias="STEP_RETRY_DELAY_S", ge=0, le=3600)
@@ -257,6 +262,11 @@ class Settings(BaseSettings):
                     f"LEADGEN_SECRET_PREFIXES entry {prefix!r} must be an upper-case name of 3+ characters"
                 )
         return prefixes
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("freemail_policy")
     @classmethod

@@ -14,7 +14,7 @@ TEMPLATE = ROOT / "dagster.yaml"
 
 
 def render_instance_yaml(settings: Settings) -> str:
-    """The template with the run limits and catch-up taken from the settings."""
+    """The template with the run limits, catch-up and log level taken from the settings."""
     config: dict[str, Any] = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
     runs = settings.sched_tenant_concurrency
     run_cfg = config["concurrency"]["runs"]
@@ -23,6 +23,7 @@ def render_instance_yaml(settings: Settings) -> str:
         if limit["key"] == "dagster/backfill":
             limit["limit"] = max(1, runs - 2)  # backfills never take every slot from the nightly runs
     config["scheduler"]["config"]["max_catchup_runs"] = settings.catchup_nights
+    config["python_logs"]["python_log_level"] = settings.log_level
     header = "# Rendered by leadgen from dagster.yaml; edit that file, not this one.\n"
     return header + yaml.safe_dump(config, sort_keys=False)
 

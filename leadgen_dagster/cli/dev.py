@@ -28,6 +28,7 @@ from leadgen_dagster.cli.sandbox import write_env_file
 ROOT = Path(__file__).resolve().parents[2]
 UI_WAIT_S = 180
 STOP_GRACE_S = 9.0
+LOG_LEVEL_ENV = "LEADGEN_LOG_LEVEL"  # rendered into python_logs.python_log_level of dagster.yaml
 SANDBOX_ENV_FILE = "sandbox.env"  # under LEADGEN_HOME; `leadgen sandbox up --env-file` writes the same format
 
 
@@ -157,22 +158,26 @@ def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:
 @click.command("dev")
 @click.option("--port", default=3000, show_default=True)
 @click.option("--no-kickoff", is_flag=True, help="Do not launch today's nights at start.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print the runs' DEBUG event lines and Dagster's INFO lines.")
 @friendly
-def dev(port: int, no_kickoff: bool) -> None:
+def dev(port: int, no_kickoff: bool, verbose: bool) -> None:
     """Run the product: database, sandbox, demo tenants, Dagster UI and daemon on 127.0.0.1."""
     s = settings()
     sandbox = uses_sandbox(s)
     env = dict(os.environ)
+    if verbose:  # before prepare() renders the instance: every run's console logger at DEBUG
+        env[LOG_LEVEL_ENV] = "DEBUG"
     with ExitStack() as stack:
         env = prepare(env, stack, sandbox=sandbox)
         instance_setup(env)
-        # --log-level warning: no per-tick sensor and daemon chatter.
+        # --log-level warning: no per-tick sensor and daemon chatter (info with -v). A run's own lines
+        # are at LEADGEN_LOG_LEVEL: INFO by default, so no DEBUG event lines (python_logs, dagster.yaml).
         # -W: `dagster dev` warns that it is superseded by `dg dev` on every start (dg needs a dg project
         # layout this repo does not have); cwd: from the repo root Dagster warns that its dagster.yaml
         # template "will not be used" (the rendered copy in DAGSTER_HOME is the one in force).
         cmd = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
                "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
-               "--log-level", "warning"]  # fmt: skip
+               "--log-level", "info" if verbose else "warning"]  # fmt: skip
         stop = {"sig": 0}
         started: list[subprocess.Popen[Any]] = []
 
