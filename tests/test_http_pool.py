@@ -1,0 +1,75 @@
+"""The stage's shared HTTP pool keeps alive as many connections as it has requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from leadgen_core.enrich.context import http_pool_limits
+from leadgen_core.settings import Settings
+
+
+class _Counting(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.ports: set[int] = set()
+        self.lock = threading.Lock()
+
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+            def do_GET(self) -> None:  # noqa: N802
+                with server.lock:
+                    server.ports.add(self.client_address[1])
+                body = b'{"status": "valid"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def server() -> Iterator[_Counting]:
+    srv = _Counting()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+async def _waves(url: str, limits: httpx.Limits, *, in_flight: int, waves: int) -> None:
+    async with httpx.AsyncClient(limits=limits) as http:
+        for _ in range(waves):
+            await asyncio.gather(*(http.get(url) for _ in range(in_flight)))
+
+
+def test_pool_keeps_every_in_flight_connection_alive(server: _Counting) -> None:
+    settings = Settings(ZEROBOUNCE_IN_FLIGHT=48)
+    limits = http_pool_limits(settings, workers=32)
+    assert limits.max_keepalive_connections == limits.max_connections == 48
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2/validate"
+    asyncio.run(_waves(url, limits, in_flight=48, waves=4))
+    # 192 requests, 48 at a time: the second to fourth waves reuse the first wave's connections
+    assert len(server.ports) <= 48
+
+
+def test_a_smaller_keepalive_pool_reconnects_every_wave(server: _Counting) -> None:
+    """The failure the sizing avoids: 16 kept alive of 48 in flight opens new connections each wave."""
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2/validate"
+    asyncio.run(_waves(url, httpx.Limits(max_connections=48, max_keepalive_connections=16), in_flight=48, waves=4))
+    assert len(server.ports) > 48
