@@ -1,4 +1,5 @@
 """Tavily and Lusha requests that timed out after they were sent: one request, an uncertain charge.
+And a Retry-After longer than the stage has left: the item fails retryable instead of sleeping.
 
 Real: Postgres (the tenant's budget ledger and stage outcomes under the application role), the
 Tavily and Lusha simulators over loopback HTTP (slower than the client's timeout, so each request
@@ -10,6 +11,7 @@ Simulated: the vendors, whose request logs and billing counters are the truth co
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -134,3 +136,36 @@ def test_a_lusha_bulk_lookup_that_timed_out_is_sent_once_recorded_uncertain_and_
     assert len(lusha.log) == 1  # the one bulk prospecting request; no re-send, no per-company retry
     row = ledger(app_db, "lusha")
     assert (row.units, row.uncertain) == (0, 3 * LUSHA_CREDITS_ESTIMATE)
+
+
+def test_a_retry_after_past_the_stage_deadline_leaves_the_item_failed_without_sleeping(
+    app_db: Database, owner_conn: Any
+) -> None:
+    add_tenant(owner_conn, "alpha")
+    first, second = add_company(owner_conn, "R1", "first-co.com.sg"), add_company(owner_conn, "R2", "second-co.com.sg")
+    # one search a second, then "come back in 20 s": within Tavily's 60 s maximum, past the stage's 2 s
+    limited = FaultConfig(rate_limit_per_s=1, retry_after_s=20)
+    with TavilySim(api_key=TAVILY_KEY, faults=limited) as sim:
+        ctx = dataclasses.replace(
+            context(app_db, tavily_base_url=sim.base_url, tavily_api_key=TAVILY_KEY), deadline=time.monotonic() + 2.0
+        )
+
+        async def night() -> list[Outcome]:
+            async with open_toolkit(ctx, needs={"tavily"}) as kit:
+
+                async def work(company_id: int) -> Outcome:
+                    await company_search(kit, first.name if company_id == first.company_id else second.name)
+                    return Outcome(company_id, "done")
+
+                done = await run_companies(kit, stage="crawl", company_ids=[first.company_id], work=work)
+                return done + await run_companies(kit, stage="crawl", company_ids=[second.company_id], work=work)
+
+        started = time.monotonic()
+        outcomes = asyncio.run(night())
+        elapsed = time.monotonic() - started
+        statuses = [r.status for r in sim.log]
+    assert [(o.status, o.reason) for o in outcomes] == [("done", None), ("failed", "rate_limited:tavily")]
+    assert "outlast the stage's time budget" in (outcomes[1].error or "")
+    assert statuses == [200, 429] and elapsed < 2.0  # no sleep through the 20 s
+    row = ledger(app_db, "tavily")
+    assert (row.units, row.uncertain) == (1, 0)  # the refused search's reservation was released

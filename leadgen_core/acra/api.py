@@ -8,23 +8,26 @@ was asked), until `total` records were read, an empty page arrives, or `max_page
 data.gov.sg allows 4 datastore calls per 10 s, and 5 API calls a minute, without an API key
 (guide.data.gov.sg, api-overview/api-rate-limits and dataset-apis/download-dataset) and answers
 429 when that is exceeded: paging stays for small or filtered (`q`) fetches; a whole dataset
-comes through the download API (download.py). Every call has a timeout; 429, 5xx, timeouts, connection errors and
-unparseable bodies are retried with bounded, jittered exponential backoff, honouring
-`Retry-After` on 429. When the attempts run out the caller gets `RateLimited` or
-`VendorUnavailable` (vendor "acra"); a 4xx answer other than 429 is not retried.
+comes through the download API (download.py). Every call has a timeout; 429, 5xx, timeouts,
+connection errors and unparseable bodies are retried by `get_with_retries` (the one loop of both
+APIs) under the shared `RetryPolicy` (bounded, jittered exponential backoff), honouring
+`Retry-After` on 429 up to RETRY_AFTER_MAX_S["datagov"]. When the attempts run out the caller
+gets `RateLimited` or `VendorUnavailable` (vendor "acra"); a 4xx answer other than 429 is not
+retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 
 from leadgen_core.errors import RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
 from leadgen_core.retry_after import retry_after_seconds
+from leadgen_core.retry_policy import RetryPolicy
+from leadgen_core.vendors.limits import RETRY_AFTER_MAX_S
 
 VENDOR: Final = "acra"
 DEFAULT_TIMEOUT_S: Final = 30.0
@@ -32,15 +35,83 @@ DEFAULT_MAX_ATTEMPTS: Final = 6
 DEFAULT_BACKOFF_S: Final = 1.0
 MAX_BACKOFF_S: Final = 30.0
 # A Retry-After longer than this is not slept through: the caller reschedules instead.
-MAX_RETRY_AFTER_S: Final = 60.0
+MAX_RETRY_AFTER_S: Final = RETRY_AFTER_MAX_S["datagov"]
 
 ProgressCallback = Callable[[int, int], None]
+T = TypeVar("T")
 
 
-def backoff_delay(attempt: int, base_s: float) -> float:
-    # Full-size exponential step with jitter in [50%, 100%], so parallel readers spread out.
-    step = min(MAX_BACKOFF_S, base_s * 2.0 ** (attempt - 1))
-    return step * (0.5 + random.random() / 2)
+def retry_policy(max_attempts: int, backoff_s: float) -> RetryPolicy:
+    """data.gov.sg's retry policy: the shared RetryPolicy with ACRA's attempts, backoff and Retry-After cap."""
+    return RetryPolicy(
+        max_attempts=max_attempts,
+        base_backoff_s=backoff_s,
+        max_backoff_s=MAX_BACKOFF_S,
+        max_retry_after_s=MAX_RETRY_AFTER_S,
+    )
+
+
+async def get_with_retries(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    where: str,
+    policy: RetryPolicy,
+    parse: Callable[[httpx.Response], T],
+    describe: Callable[[httpx.Response], str],
+    timeout_s: float,
+    **kwargs: Any,
+) -> T:
+    """One data.gov.sg GET with POLICY's bounded retries: the one loop of the datastore and download APIs.
+
+    PARSE turns a 2xx answer into the result (a ValueError: a malformed body, retried); 429, 5xx,
+    timeouts and connection errors are retried after the policy's backoff, or after Retry-After
+    when the server sent one (never sooner than asked; later if the backoff has grown past it,
+    since a fixed Retry-After shorter than the server's window would burn every attempt). A
+    Retry-After beyond the policy's maximum gives up at once with RateLimited; 401/403 raise
+    VendorAuthError, other 4xx VendorResponseError (with DESCRIBE's text), neither retried.
+    """
+    last_kind, last_detail, last_retry_after = "unavailable", "no attempt made", None
+    attempts = 0
+    for attempt in range(1, policy.max_attempts + 1):
+        attempts = attempt
+        delay = policy.backoff(attempt)
+        try:
+            response = await client.get(url, timeout=timeout_s, **kwargs)
+        except httpx.TimeoutException:
+            last_kind, last_detail = "unavailable", f"timed out after {timeout_s:g}s"
+        except httpx.TransportError as exc:
+            last_kind, last_detail = "unavailable", f"connection failed ({type(exc).__name__})"
+        else:
+            status = response.status_code
+            if status == 429:
+                last_retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                last_kind, last_detail = "rate", "429 Too Many Requests"
+                if last_retry_after is not None:
+                    if last_retry_after > policy.max_retry_after_s:
+                        break
+                    delay = max(delay, last_retry_after)
+            elif status >= 500:
+                last_kind, last_detail = "unavailable", f"HTTP {status}"
+            elif status in (401, 403):
+                raise VendorAuthError(
+                    VENDOR, f"{where}: HTTP {status}, the API key (ACRA_API_KEY) is missing or rejected"
+                )
+            elif status >= 400:
+                raise VendorResponseError(VENDOR, f"{where}: {describe(response)}")
+            else:
+                try:
+                    return parse(response)
+                except ValueError as exc:  # truncated or foreign body: usually transient, retried
+                    last_kind, last_detail = "malformed", str(exc)[:300]
+        if attempt < policy.max_attempts:
+            await asyncio.sleep(delay)
+    message = f"{where}: {last_detail} after {attempts} attempt(s)"
+    if last_kind == "rate":
+        raise RateLimited(VENDOR, message, retry_after=last_retry_after)
+    if last_kind == "malformed":
+        raise VendorResponseError(VENDOR, message)
+    raise VendorUnavailable(VENDOR, message)
 
 
 def _ckan_error(response: httpx.Response) -> str:
@@ -80,47 +151,16 @@ async def _get_page(
     backoff_s: float,
 ) -> dict[str, Any]:
     where = f"datastore_search resource {params['resource_id']} offset {params['offset']}"
-    last_kind, last_detail, last_retry_after = "unavailable", "no attempt made", None
-    attempts = 0
-    for attempt in range(1, max_attempts + 1):
-        attempts = attempt
-        delay = backoff_delay(attempt, backoff_s)
-        try:
-            response = await client.get(api_url, params=params, timeout=timeout_s)
-        except httpx.TimeoutException:
-            last_kind, last_detail = "unavailable", f"timed out after {timeout_s:g}s"
-        except httpx.TransportError as exc:
-            last_kind, last_detail = "unavailable", f"connection failed ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            if status == 429:
-                last_retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                last_kind, last_detail = "rate", "429 Too Many Requests"
-                if last_retry_after is not None:
-                    if last_retry_after > MAX_RETRY_AFTER_S:
-                        break
-                    # Never sooner than the server asked; later if our own backoff has grown past it,
-                    # since a fixed Retry-After shorter than the server's window would burn every attempt.
-                    delay = max(delay, last_retry_after)
-            elif status >= 500:
-                last_kind, last_detail = "unavailable", f"HTTP {status}"
-            elif status in (401, 403):
-                raise VendorAuthError(VENDOR, f"{where}: HTTP {status}, the API key is missing or rejected")
-            elif status >= 400:
-                raise VendorResponseError(VENDOR, f"{where}: {_ckan_error(response)}")
-            else:
-                try:
-                    return _parse_result(response, where)
-                except ValueError as exc:  # truncated or foreign body: usually transient, retried
-                    last_kind, last_detail = "malformed", str(exc)[:300]
-        if attempt < max_attempts:
-            await asyncio.sleep(delay)
-    message = f"{where}: {last_detail} after {attempts} attempt(s)"
-    if last_kind == "rate":
-        raise RateLimited(VENDOR, message, retry_after=last_retry_after)
-    if last_kind == "malformed":
-        raise VendorResponseError(VENDOR, message)
-    raise VendorUnavailable(VENDOR, message)
+    return await get_with_retries(
+        client,
+        api_url,
+        where=where,
+        policy=retry_policy(max_attempts, backoff_s),
+        parse=lambda response: _parse_result(response, where),
+        describe=_ckan_error,
+        timeout_s=timeout_s,
+        params=params,
+    )
 
 
 async def fetch_datastore(

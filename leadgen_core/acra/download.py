@@ -11,10 +11,10 @@ then read by the same parser as `leadgen acra load` (csv_source.iter_csv), so bo
 validate and quarantine identically.
 
 `x-api-key` is sent when an API key is given; it never appears in an exception or a log line.
-Polls are spaced at least `poll_interval_s` apart and capped at `max_polls`; 429 honours
-Retry-After (up to MAX_RETRY_AFTER_S), 5xx, timeouts and connection errors back off, each
-request a bounded number of times. Failures surface as RateLimited / VendorUnavailable /
-VendorAuthError / VendorResponseError (vendor "acra").
+Polls are spaced at least `poll_interval_s` apart and capped at `max_polls`; each request goes
+through `acra.api.get_with_retries` (the shared RetryPolicy; 429 honours Retry-After up to
+RETRY_AFTER_MAX_S["datagov"]; 5xx, timeouts and connection errors back off). Failures surface
+as RateLimited / VendorUnavailable / VendorAuthError / VendorResponseError (vendor "acra").
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from typing import Any, Final
 
 import httpx
 
-from leadgen_core.acra.api import MAX_RETRY_AFTER_S, VENDOR, backoff_delay
-from leadgen_core.errors import RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
-from leadgen_core.retry_after import retry_after_seconds
+from leadgen_core.acra.api import VENDOR, get_with_retries, retry_policy
+from leadgen_core.errors import VendorResponseError, VendorUnavailable
 
 DATASETS_PATH: Final = "/v1/public/api/datasets"
 SUCCESS: Final = "DOWNLOAD_SUCCESS"
@@ -58,49 +57,30 @@ def _headers(options: DownloadOptions) -> dict[str, str]:
     return {"x-api-key": options.api_key} if options.api_key else {}
 
 
+def _data(response: httpx.Response) -> dict[str, Any]:
+    """The `data` object of a `code: 0` answer; ValueError (retried as malformed) otherwise."""
+    try:
+        body = response.json()
+        data = body["data"] if isinstance(body, dict) and body.get("code") == 0 else None
+    except KeyError:
+        data = None
+    if not isinstance(data, dict):
+        raise ValueError("answer without code=0 and a data object")
+    return data
+
+
 async def _get_json(client: httpx.AsyncClient, url: str, *, where: str, options: DownloadOptions) -> dict[str, Any]:
-    """One API call with bounded retries; the answer's `data` object."""
-    last_kind, last_detail, last_retry_after = "unavailable", "no attempt made", None
-    for attempt in range(1, options.max_attempts + 1):
-        delay = backoff_delay(attempt, options.backoff_s)
-        try:
-            response = await client.get(url, headers=_headers(options), timeout=options.timeout_s)
-        except httpx.TimeoutException:
-            last_kind, last_detail = "unavailable", f"timed out after {options.timeout_s:g}s"
-        except httpx.TransportError as exc:
-            last_kind, last_detail = "unavailable", f"connection failed ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            if status == 429:
-                last_kind, last_detail = "rate", "429 Too Many Requests"
-                last_retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                if last_retry_after is not None:
-                    if last_retry_after > MAX_RETRY_AFTER_S:
-                        break
-                    delay = max(delay, last_retry_after)
-            elif status >= 500:
-                last_kind, last_detail = "unavailable", f"HTTP {status}"
-            elif status in (401, 403):
-                raise VendorAuthError(VENDOR, f"{where}: HTTP {status}, the API key (ACRA_API_KEY) is rejected")
-            elif status >= 400:
-                raise VendorResponseError(VENDOR, f"{where}: HTTP {status} {_error_text(response)}")
-            else:
-                try:
-                    body = response.json()
-                    data = body["data"] if isinstance(body, dict) and body.get("code") == 0 else None
-                except (ValueError, KeyError):
-                    data = None
-                if isinstance(data, dict):
-                    return data
-                last_kind, last_detail = "malformed", "answer without code=0 and a data object"
-        if attempt < options.max_attempts:
-            await asyncio.sleep(delay)
-    message = f"{where}: {last_detail} after {options.max_attempts} attempt(s) at most"
-    if last_kind == "rate":
-        raise RateLimited(VENDOR, message, retry_after=last_retry_after)
-    if last_kind == "malformed":
-        raise VendorResponseError(VENDOR, message)
-    raise VendorUnavailable(VENDOR, message)
+    """One API call with bounded retries (acra.api's one loop); the answer's `data` object."""
+    return await get_with_retries(
+        client,
+        url,
+        where=where,
+        policy=retry_policy(options.max_attempts, options.backoff_s),
+        parse=_data,
+        describe=lambda response: f"HTTP {response.status_code} {_error_text(response)}".strip(),
+        timeout_s=options.timeout_s,
+        headers=_headers(options),
+    )
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class EnrichContext:
     concurrency: int | None = None
     progress: Progress = _quiet
     environ: Mapping[str, str] | None = None  # where tenants' own vendor keys are read; None: os.environ
+    # time.monotonic() by which the stage must be done; None: SLA_MINUTES from the toolkit's opening.
+    # No vendor retry waits past it (a longer Retry-After fails the item retryable at once).
+    deadline: float | None = None
 
     @property
     def workers(self) -> int:
@@ -225,6 +229,10 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
             stack.push_async_callback(kit.openai.aclose)
             kit.openai.limiter = openai_limiter(ctx.global_conn, v, s, accounts)  # RPM and TPM, shared by every run
         kit.secrets = tuple(v.endpoint(x, s).api_key for x in clients.VENDORS if x in needs)
+        deadline = ctx.deadline if ctx.deadline is not None else time.monotonic() + s.sla_minutes * 60.0
+        for client in (kit.tavily, kit.lusha, kit.zerobounce):
+            if client is not None:
+                client.deadline = deadline
         if "crawler" in needs:
             kit.crawler = clients.crawler_parts(v, s)
             stack.push_async_callback(kit.crawler.fetcher.aclose)

@@ -4,7 +4,8 @@ Subclasses name their vendor and how they authenticate (`_auth_headers`); `_requ
 call through `request_json` (bounded retries, Retry-After, the error tree) with the key listed
 as a secret, so it is redacted from anything the call may raise. `pace`, when set, is awaited
 before every request: a shared rate limiter's `acquire`, so one slot is taken per request the
-client really sends (a lookup that needs one request takes one slot, not two).
+client really sends (a lookup that needs one request takes one slot, not two). `deadline`, when
+set, is the stage's time budget: a retry wait that would end past it is not slept through.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class VendorClient:
         self._timeout_s = timeout_s
         self._retry = retry
         self.pace: Callable[[], Awaitable[None]] | None = None
+        # time.monotonic() by which the caller's stage must be done: no retry waits past it
+        self.deadline: float | None = None
 
     def _auth_headers(self) -> dict[str, str]:
         return {}
@@ -68,6 +71,7 @@ class VendorClient:
             timeout_s=timeout_s or self._timeout_s,
             retry=self._retry,
             secrets=(self._key,),
+            deadline=self.deadline,
             headers=headers,
             **kwargs,
         )

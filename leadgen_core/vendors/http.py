@@ -5,7 +5,10 @@ timeout; 429, 5xx, timeouts and connection errors are retried a bounded number o
 exponential backoff and jitter. A vendor's `Retry-After` wins and is honoured as sent, up to the
 policy's `max_retry_after_s` (set per vendor at least to its documented block, see
 `leadgen_core.vendors.limits.RETRY_AFTER_MAX_S`); a longer one is not slept through: the call
-gives up at once with `RateLimited(retry_after=...)` so the caller can reschedule. The final failure becomes
+gives up at once with `RateLimited(retry_after=...)` so the caller can reschedule. So does a wait (a
+Retry-After or a backoff) that would end past the caller's `deadline` (the stage's time budget,
+`time.monotonic()` based): the item fails retryable instead of sleeping past the night's SLA.
+The final failure becomes
 one branch of the `VendorError` tree. Exception messages name the vendor, the method and the
 path only: never the query string (ZeroBounce puts its key there) and never a configured secret.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +95,7 @@ async def request_json(
     retry: RetryPolicy | None = None,
     secrets: Iterable[str] = (),
     billable: bool = False,
+    deadline: float | None = None,
     **kwargs: Any,
 ) -> tuple[int, Any]:
     """Send one logical request (with bounded retries) and return (status, decoded JSON body).
@@ -148,6 +153,13 @@ async def request_json(
         if attempt == attempts:
             break
         delay = retry_after if retry_after is not None else policy.backoff(attempt)
+        if deadline is not None and time.monotonic() + delay > deadline:
+            left = max(0.0, deadline - time.monotonic())
+            budget = f"a {delay:.0f}s wait would outlast the stage's time budget ({left:.0f}s left)"
+            message = f"{target}: {last_problem}; {budget}"
+            if last_problem.startswith("HTTP 429"):
+                raise RateLimited(vendor, message, retry_after=retry_after)
+            raise VendorUnavailable(vendor, message)
         log.warning("%s %s: %s; retry %d/%d in %.2fs", vendor, target, last_problem, attempt, attempts - 1, delay)
         await asyncio.sleep(delay)
     message = f"{target}: {last_problem} (gave up after {attempts} attempts)"

@@ -108,4 +108,6 @@ RETRY_AFTER_MAX_S: dict[str, float] = {
     "lusha": 3_600.0,
     "zerobounce": ZEROBOUNCE_BATCH_BLOCK_S,
     "openai": 60.0,
+    # data.gov.sg limits per minute (keyless) and per 10 s (see leadgen_core/acra/api.py)
+    "datagov": 60.0,
 }

@@ -26,7 +26,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from leadgen_core.errors import BudgetExhausted, RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
-from leadgen_core.vendors.http import MAX_RETRY_AFTER_S, parse_retry_after
+from leadgen_core.retry_after import retry_after_seconds
 
 VENDOR = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -207,7 +207,8 @@ def _vendor_error(exc: Exception) -> Exception:
     if isinstance(exc, openai.RateLimitError):
         if exc.code == "insufficient_quota":
             return BudgetExhausted(VENDOR, "the account's quota is exhausted")
-        wait = parse_retry_after(exc.response.headers.get("retry-after"), cap=MAX_RETRY_AFTER_S)
+        # the wait as OpenAI sent it (the SDK itself sleeps through one of up to RETRY_AFTER_MAX_S["openai"])
+        wait = retry_after_seconds(exc.response.headers.get("retry-after"))
         return RateLimited(VENDOR, "HTTP 429 after the SDK's retries", retry_after=wait)
     if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
         return VendorUnavailable(VENDOR, f"HTTP {exc.status_code} after the SDK's retries")
