@@ -176,7 +176,7 @@ class Settings(BaseSettings):
         description="Single validations in flight per stage run (ZEROBOUNCE_MODE=single).",
     )  # fmt: skip
     # Which documented limits apply: Lusha's plan (hourly/daily quotas), Tavily's key kind (RPM).
-    lusha_plan: Literal["free", "starter", "pro", "premium", "scale"] = Field(
+    lusha_plan: Literal["free", "starter", "pro", "premium", "scale", "legacy"] = Field(
         default="premium", validation_alias="LUSHA_PLAN"
     )
     tavily_key_kind: Literal["development", "production"] = Field(

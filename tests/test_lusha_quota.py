@@ -73,6 +73,7 @@ def test_the_client_stops_at_the_quota_before_sending(app_db: Database, sim: Lus
         ("scale", [QuotaWindow(5_000, 3_600), QuotaWindow(50_000, 86_400)], 300),
         ("pro", [QuotaWindow(150, 3_600), QuotaWindow(1_500, 86_400)], 50),
         ("free", [QuotaWindow(100, 86_400)], 40),
+        ("legacy", [QuotaWindow(600, 3_600), QuotaWindow(6_000, 86_400)], 300),  # docs.lusha.com user guide
     ],
 )
 def test_lusha_plan_sets_the_quota_and_the_pace(plan: str, windows: list[QuotaWindow], per_minute: int) -> None:

@@ -23,6 +23,7 @@ class LushaPlan(StrEnum):
     PRO = "pro"
     PREMIUM = "premium"
     SCALE = "scale"
+    LEGACY = "legacy"
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,17 @@ class LushaQuota:
 
 # docs.lusha.com/user-guide/lushas-api/all-there-is-to-know-about-lushas-api, "Rate limits":
 # Free/Starter 40/min and 100/day (no hourly limit), Pro 50/150/1,500, Premium 300/1,800/18,000,
-# Scale 300/5,000/50,000 (per minute / hour / day). API access needs Premium or Scale.
+# Scale 300/5,000/50,000 (per minute / hour / day). API access needs Premium or Scale. Same page:
+# "Legacy users will keep the same limits they always had; 300/minute, 600/hour, 6000/day."
+# (Confirmed 2026-12-04. That page says limits are "enforced per API key"; rate-limiting.md says
+# "applied at the account level, not per API key": the product keeps one bucket per account key.)
 LUSHA_PLANS: dict[LushaPlan, LushaQuota] = {
     LushaPlan.FREE: LushaQuota(per_minute=40, per_hour=None, per_day=100),
     LushaPlan.STARTER: LushaQuota(per_minute=40, per_hour=None, per_day=100),
     LushaPlan.PRO: LushaQuota(per_minute=50, per_hour=150, per_day=1_500),
     LushaPlan.PREMIUM: LushaQuota(per_minute=300, per_hour=1_800, per_day=18_000),
     LushaPlan.SCALE: LushaQuota(per_minute=300, per_hour=5_000, per_day=50_000),
+    LushaPlan.LEGACY: LushaQuota(per_minute=300, per_hour=600, per_day=6_000),
 }
 LUSHA_DEFAULT_PLAN = LushaPlan.PREMIUM
 
@@ -59,9 +64,10 @@ def lusha_plan(name: str | None) -> LushaPlan:
 
 
 # --- ZeroBounce -------------------------------------------------------------------------------
-# zerobounce.net/docs/email-validation-api-quickstart/v2-batch-validate-emails: "batches up to 200
-# emails at a time", "rate limited to 5 uses per minute, if you exceed the rate limit, you will be
-# blocked for 10 minutes", "can take up to 70 seconds", served at bulkapi.zerobounce.net.
+# zerobounce.net/docs/email-validation-api-quickstart/v2-batch-validate-emails (confirmed
+# 2026-12-04): "batches up to 200 emails at a time", "rate limited to 5 uses per minute, if you
+# exceed the rate limit, you will be blocked for 10 minutes", "can take up to 70 seconds", served
+# at bulkapi.zerobounce.net.
 ZEROBOUNCE_BATCH_MAX = 200
 ZEROBOUNCE_BATCH_PER_MINUTE = 5
 ZEROBOUNCE_BATCH_BLOCK_S = 600.0

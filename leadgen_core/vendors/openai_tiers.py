@@ -10,6 +10,11 @@ Sources:
 * Model page gpt-4o-mini (developers.openai.com/api/docs/models/gpt-4o-mini, "Rate limits"):
   tier 2 is 5,000 RPM / 2,000,000 TPM, tier 3 5,000 / 4,000,000, tier 4 10,000 / 10,000,000 and
   tier 5 30,000 / 150,000,000. Max output is 16,384 tokens.
+* Batch queue limit (tokens that may wait in the Batch API's queue at once; the product does not
+  use the Batch API, the figure is kept for capacity planning): tier 1 2,000,000, tier 2
+  20,000,000, tier 3 40,000,000, tier 4 1,000,000,000, tier 5 15,000,000,000 (the gpt-4o-mini
+  model page's table as quoted at community.openai.com/t/1269349; tier 1 also at
+  community.openai.com/t/1028595). RPM, RPD and TPM of the same quotes match the table below.
 * Rate limits guide, "Rate limits in headers": x-ratelimit-limit-requests/-tokens,
   x-ratelimit-remaining-requests/-tokens and x-ratelimit-reset-requests/-tokens, the resets
   written as durations such as "1s", "6m0s" or "120ms".
@@ -37,15 +42,17 @@ class TierLimits:
     rpm: int
     tpm: int
     rpd: int | None = None
+    batch_queue_tokens: int | None = None  # the Batch API's queue limit (not used by the product)
 
 
-# gpt-4o-mini, per usage tier (sources in the module docstring)
+# gpt-4o-mini, per usage tier (sources in the module docstring: the gpt-4o-mini model page's
+# "Rate limits" table, quoted at community.openai.com/t/1269349, read 2026-12)
 GPT_4O_MINI_TIERS: Mapping[int, TierLimits] = {
-    1: TierLimits(rpm=500, tpm=200_000, rpd=10_000),
-    2: TierLimits(rpm=5_000, tpm=2_000_000),
-    3: TierLimits(rpm=5_000, tpm=4_000_000),
-    4: TierLimits(rpm=10_000, tpm=10_000_000),
-    5: TierLimits(rpm=30_000, tpm=150_000_000),
+    1: TierLimits(rpm=500, tpm=200_000, rpd=10_000, batch_queue_tokens=2_000_000),
+    2: TierLimits(rpm=5_000, tpm=2_000_000, batch_queue_tokens=20_000_000),
+    3: TierLimits(rpm=5_000, tpm=4_000_000, batch_queue_tokens=40_000_000),
+    4: TierLimits(rpm=10_000, tpm=10_000_000, batch_queue_tokens=1_000_000_000),
+    5: TierLimits(rpm=30_000, tpm=150_000_000, batch_queue_tokens=15_000_000_000),
 }
 
 
