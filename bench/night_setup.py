@@ -39,13 +39,15 @@ from leadgen_core.tenants import add_tenant, connect_odoo
 # per target give every tenant more candidates than targets.
 ICP_GROUPS: tuple[tuple[str, ...], ...] = (
     ("62", "63"),
-    ("46",),
+    ("461", "462", "463", "464"),  # wholesale, split in two so that ten tenants fit (58 of its 100 codes)
     ("49", "52"),
     tuple(f"{d:02d}" for d in range(10, 34)),
     ("69", "70", "71", "73", "74"),
     ("56",),
     ("41", "42", "43"),
     ("64", "66", "68"),
+    ("465", "466", "469"),  # the rest of wholesale (42 codes)
+    ("47",),  # retail
 )
 MAX_TENANTS = len(ICP_GROUPS)
 REGISTRY_ROWS_PER_TARGET = 30
