@@ -220,6 +220,7 @@ def test_helm_values_mirror_the_rendered_instance(clean_db: DbHandle, tmp_path: 
     sched = values["scheduler"]["config"]["dagsterDaemonScheduler"]
     assert sched["maxCatchupRuns"] == rendered["scheduler"]["config"]["max_catchup_runs"]
     assert values["pythonLogs"]["pythonLogLevel"] == rendered["python_logs"]["python_log_level"]
+    assert values["pythonLogs"]["managedPythonLoggers"] == rendered["python_logs"]["managed_python_loggers"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert "postgres" in rendered["storage"] and values["postgresql"]["enabled"] is False
     assert values["postgresql"]["postgresqlParams"]["options"] == "-c search_path=dagster"

@@ -10,6 +10,8 @@ OpenAI (OpenAISim). A "kill" is a real cancellation of the running sync mid-batc
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
+import yaml
 
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import ConfigError
@@ -27,6 +30,7 @@ from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_core.sandbox.openai_sim import OpenAISim
 from leadgen_core.settings import Settings
 from leadgen_dagster.assets.crm import CRM_ASSETS, lead_scores, odoo_sync
+from leadgen_dagster.instance import render_instance_yaml
 from tests.conftest import DbHandle
 from tests.dagster_helpers import add_partitions, resources
 from tests.test_scoring_stage import DAY, TENANT, add_contact, rows, score_ctx, seed_night, settings
@@ -266,6 +270,11 @@ def openai() -> Iterator[OpenAISim]:
         sim.stop()
 
 
+# the instance's logging as `leadgen instance render` writes it (leadgen_core's loggers managed)
+RENDERED_PYTHON_LOGS = yaml.safe_load(render_instance_yaml(Settings()))["python_logs"]
+STAMP = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}"  # Dagster's console lines
+
+
 def materialize(db: DbHandle, instance: dg.DagsterInstance, **tags: str) -> dg.ExecuteInJobResult:
     return dg.materialize(CRM_ASSETS, partition_key=f"{DAY.isoformat()}|{TENANT}", resources=resources(db.app_dsn),
                           instance=instance, tags=tags)  # fmt: skip
@@ -279,7 +288,7 @@ def night(clean_db: DbHandle, owner_conn, sim, openai, monkeypatch):  # type: ig
     monkeypatch.setenv("OPENAI_API_KEY", "sk-asset-test")
     monkeypatch.setenv("OPENAI_BASE_URL", f"{openai.base_url}/v1")
     openai.reset_log()
-    with dg.instance_for_test() as instance:
+    with dg.instance_for_test(overrides={"python_logs": RENDERED_PYTHON_LOGS}) as instance:
         add_partitions(instance, TENANT)
         yield clean_db, instance
 
@@ -316,6 +325,20 @@ def test_assets_materialise_with_metadata_and_no_secret(night, sim, openai, owne
     events = instance.all_logs(result.run_id)
     assert events and not any(SECRET in str(e) for e in events)
     assert not any(SECRET in str(r) for r in rows(owner_conn, "SELECT * FROM odoo_sync_log"))
+
+
+def test_an_odoo_retry_line_has_a_timestamp_and_names_the_tenant(night, sim, openai, capfd) -> None:  # type: ignore[no-untyped-def]
+    db, instance = night
+    sim.fail_next(1, status=503)  # the night's first Odoo request: a transient 503, retried
+    result = materialize(db, instance)
+    assert result.success
+    err = capfd.readouterr().err
+    line = rf"^{STAMP} - dagster - WARNING - \S+ - {result.run_id} - odoo_sync - odoo \S+ for tenant {TENANT}: HTTP 503; retry 1 of \d+ in "
+    assert re.search(line, err, re.M), err[-3000:]
+    # the same line is in the run's event log, as the UI shows it
+    (record,) = [e for e in instance.all_logs(result.run_id) if "retry 1 of" in e.user_message]
+    assert f"for tenant {TENANT}: HTTP 503" in record.user_message and record.step_key == "odoo_sync"
+    assert record.level == logging.WARNING and SECRET not in record.user_message
 
 
 def test_dry_run_tag_calls_no_vendor_and_writes_nothing(night, sim, openai, owner_conn) -> None:  # type: ignore[no-untyped-def]

@@ -122,6 +122,7 @@ class Transport:
         secrets: Sequence[str],
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         deadline_s: float = DEFAULT_DEADLINE_S,
+        tenant: str | None = None,
     ) -> None:
         if max_response_bytes < 1 or deadline_s <= 0:
             raise ValueError("the response cap and the deadline must be positive")
@@ -132,6 +133,7 @@ class Transport:
         self.deadline_s = deadline_s
         self.retry = retry or RetryPolicy()
         self._secrets = tuple(s for s in secrets if s)
+        self._for_tenant = f" for tenant {tenant}" if tenant else ""  # a retry line names whose Odoo it is
 
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
@@ -157,7 +159,10 @@ class Transport:
             if attempt == attempts:
                 raise OdooError(self.redact(f"odoo {what}: {outcome.reason} after {attempt} attempts"), retryable=True)
             delay = self.retry.delay(attempt, outcome.retry_after)
-            log.warning("odoo %s: %s; retry %d of %d in %.2fs", what, outcome.reason, attempt, attempts - 1, delay)
+            log.warning(
+                "odoo %s%s: %s; retry %d of %d in %.2fs",
+                what, self._for_tenant, outcome.reason, attempt, attempts - 1, delay,
+            )  # fmt: skip
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # the loop always returns or raises
 

@@ -26,17 +26,32 @@ def make_client(
     http: httpx.AsyncClient | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retry: RetryPolicy | None = None,
+    tenant: str | None = None,
 ) -> OdooClient:
     """A client for PROTOCOL; SECRET is the password (JSON-RPC) or the API key (both protocols).
 
-    JSON-2 identifies the user by the API key alone, so LOGIN only serves JSON-RPC.
+    JSON-2 identifies the user by the API key alone, so LOGIN only serves JSON-RPC. TENANT, when
+    given, is named in the client's retry log lines.
     """
     if protocol == "jsonrpc":
         return JsonRpcClient(
-            base_url=base_url, db=db, login=login, password=secret, http=http, timeout_s=timeout_s, retry=retry
+            base_url=base_url,
+            db=db,
+            login=login,
+            password=secret,
+            http=http,
+            timeout_s=timeout_s,
+            retry=retry,
+            tenant=tenant,
         )
     if protocol == "json2":
         return Json2Client(
-            base_url=base_url, db=db or None, api_key=secret, http=http, timeout_s=timeout_s, retry=retry
+            base_url=base_url,
+            db=db or None,
+            api_key=secret,
+            http=http,
+            timeout_s=timeout_s,
+            retry=retry,
+            tenant=tenant,
         )
     raise ConfigError(f"unknown Odoo protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")

@@ -45,6 +45,7 @@ class Json2Client:
         retry: RetryPolicy | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         deadline_s: float = DEFAULT_DEADLINE_S,
+        tenant: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.db = db
@@ -56,6 +57,7 @@ class Json2Client:
             secrets=(api_key,),
             max_response_bytes=max_response_bytes,
             deadline_s=deadline_s,
+            tenant=tenant,
         )
 
     def __repr__(self) -> str:

@@ -48,6 +48,7 @@ class JsonRpcClient:
         retry: RetryPolicy | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         deadline_s: float = DEFAULT_DEADLINE_S,
+        tenant: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.db = db
@@ -60,6 +61,7 @@ class JsonRpcClient:
             secrets=(password,),
             max_response_bytes=max_response_bytes,
             deadline_s=deadline_s,
+            tenant=tenant,
         )
         self._uid: int | None = None
         self._auth_lock = asyncio.Lock()
