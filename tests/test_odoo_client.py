@@ -350,6 +350,16 @@ def test_429_retry_after_is_honoured(sim: OdooSim, protocol: Any) -> None:
     assert sim.counts()["crm.tag"] == 1
 
 
+def test_a_retry_after_beyond_the_maximum_fails_retryable_at_once(sim: OdooSim, protocol: Any) -> None:
+    # FAST_RETRY sleeps through at most 2 s: a 120 s wait is neither slept nor cut short to 2 s
+    sim.fail_next(1, status=429, retry_after=120)
+    started = time.monotonic()
+    error = failure(sim, protocol, lambda c: c.create("crm.tag", {"name": "a"}))
+    assert time.monotonic() - started < 1.5
+    assert error.retryable is True and "asks to wait 120s" in str(error)
+    assert [r.status for r in sim.log] == [429] and sim.counts()["crm.tag"] == 0
+
+
 def test_ambiguous_create_failure_is_not_retried(sim: OdooSim, protocol: Any) -> None:
     sim.fail_next(1, status=502, method="create")
     error = failure(sim, protocol, lambda c: c.create("crm.tag", {"name": "a"}))

@@ -30,6 +30,7 @@ from leadgen_core.errors import OdooError
 from leadgen_core.redaction import redact
 from leadgen_core.retry_after import retry_after_seconds
 from leadgen_core.retry_policy import RetryPolicy
+from leadgen_core.vendors.limits import RETRY_AFTER_MAX_S
 
 DEFAULT_TIMEOUT_S = 20.0  # per connect / read / write, as httpx applies it
 # The largest answer the sync expects is a lookup of a chunk of companies: ~100 rows of a few
@@ -131,7 +132,7 @@ class Transport:
         self._timeout_s = timeout_s
         self.max_response_bytes = max_response_bytes
         self.deadline_s = deadline_s
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RetryPolicy(max_retry_after_s=RETRY_AFTER_MAX_S["odoo"])
         self._secrets = tuple(s for s in secrets if s)
         self._for_tenant = f" for tenant {tenant}" if tenant else ""  # a retry line names whose Odoo it is
 
@@ -158,6 +159,10 @@ class Transport:
                 raise OdooWriteUncertain(self.redact(f"odoo {what}: {outcome.reason}; it may have been applied"))
             if attempt == attempts:
                 raise OdooError(self.redact(f"odoo {what}: {outcome.reason} after {attempt} attempts"), retryable=True)
+            if outcome.retry_after is not None and outcome.retry_after > self.retry.max_retry_after_s:
+                # waiting less than asked only lands inside the block: give up now, retryable later
+                message = f"odoo {what}: {outcome.reason}, the server asks to wait {outcome.retry_after:.0f}s"
+                raise OdooError(self.redact(message), retryable=True)
             delay = self.retry.delay(attempt, outcome.retry_after)
             log.warning(
                 "odoo %s%s: %s; retry %d of %d in %.2fs",

@@ -116,4 +116,6 @@ RETRY_AFTER_MAX_S: dict[str, float] = {
     "openai": 60.0,
     # data.gov.sg limits per minute (keyless) and per 10 s (see leadgen_core/acra/api.py)
     "datagov": 60.0,
+    # Odoo documents no rate limit or Retry-After; a proxy in front of it may send one
+    "odoo": 60.0,
 }
