@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
@@ -33,7 +34,8 @@ from leadgen_core.sandbox.lusha import LushaSim
 from leadgen_core.sandbox.tavily import TavilySim
 from leadgen_core.settings import Settings
 from leadgen_core.spend import budget
-from tests.conftest import add_tenant
+from leadgen_dagster.cli import main
+from tests.conftest import DbHandle, add_tenant
 
 DAY = date(2026, 3, 2)
 TAVILY_KEY = "sandbox-tavily-key"
@@ -112,7 +114,7 @@ def test_a_tavily_search_that_timed_out_is_sent_once_recorded_uncertain_and_left
 
 
 def test_a_lusha_bulk_lookup_that_timed_out_is_sent_once_recorded_uncertain_and_left_failed(
-    app_db: Database, owner_conn: Any, lusha: LushaSim
+    app_db: Database, owner_conn: Any, lusha: LushaSim, clean_db: DbHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_tenant(owner_conn, "alpha")
     ctx = context(app_db, lusha_base_url=lusha.base_url, lusha_api_key=LUSHA_KEY)
@@ -136,6 +138,10 @@ def test_a_lusha_bulk_lookup_that_timed_out_is_sent_once_recorded_uncertain_and_
     assert len(lusha.log) == 1  # the one bulk prospecting request; no re-send, no per-company retry
     row = ledger(app_db, "lusha")
     assert (row.units, row.uncertain) == (0, 3 * LUSHA_CREDITS_ESTIMATE)
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    shown = CliRunner().invoke(main, ["budget", "show", "--tenant", "alpha"], catch_exceptions=False)
+    (line,) = [x for x in shown.output.splitlines() if x.startswith("lusha ")]
+    assert line.split()[-1] == str(3 * LUSHA_CREDITS_ESTIMATE)  # the `uncertain` column
 
 
 def test_a_retry_after_past_the_stage_deadline_leaves_the_item_failed_without_sleeping(

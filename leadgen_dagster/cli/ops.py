@@ -154,7 +154,8 @@ def budget_show(tenant: str, day_opt: datetime | None) -> None:
 
     The ledger counts the day the money was spent, whichever night's partition spent it.
     `uncertain` counts units of billable requests that timed out after being sent: the vendor may
-    or may not have charged them (they were not re-sent; their items were retried singly).
+    or may not have charged them (they were not re-sent; their items were left failed for a later
+    attempt, a ZeroBounce batch's addresses validated one by one).
     """
     from leadgen_core.spend.budget import caps_for, spend
 
