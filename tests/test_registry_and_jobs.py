@@ -302,6 +302,7 @@ def test_leadgen_night_runs_one_partition_headless(clean_db, owner_conn, monkeyp
         out = CliRunner().invoke(main, ["night", "--tenant", "alpha", "--date", DAY.isoformat(), "--dry-run"])
         assert out.exit_code == 0, out.output
         assert "(dry run)" in out.output and "estimated duration" in out.output, out.output
+        assert "no real night yet: units are the stages' upper bounds" in out.output, out.output
         # every check is green: the SLA check does not judge a night that was not timed
         assert "check night_within_sla" in out.output and "FAILED" not in out.output, out.output
         assert odoo.write_count == 0
@@ -336,7 +337,7 @@ def test_forecast_takes_the_larger_of_concurrency_and_rate_bounds() -> None:
                         pages=60, workers=6, rates={"tavily": 1.0, "openai": 6.0})  # fmt: skip
     assert fc.calls == {"tavily": 4, "openai": 2, "web": 60} and fc.units == {"tavily": 3, "openai": 900}
     assert fc.seconds == 4.0 + 2 * 2.5 / 6 + 60 * 0.15 / 6
-    assert fc.lines()[-1] == f"  estimated duration: {fc.seconds / 60:.1f} min"
+    assert fc.lines()[-1] == f"  estimated duration: {fc.seconds / 60:.1f} min (vendor limits)"
 
 
 def test_forecast_duration_follows_the_vendor_limits_tokens_included() -> None:

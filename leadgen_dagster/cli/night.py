@@ -95,8 +95,11 @@ def log_config(verbose: bool) -> dict[str, Any]:
     return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
 
 
-def forecast_lines(result: Any, s: Any) -> list[str]:
-    """The dry run's totals per vendor and its estimated duration."""
+def night_forecast_of(result: Any, s: Any, *, time_scale: float = 1.0, history: Any = None) -> Any:
+    """The dry run's NightForecast: its stages' calls and units, and the duration from the vendor
+    limits in settings S. TIME_SCALE divides the typical latencies (a sandbox whose latencies
+    are divided and limits multiplied by it; S then carries the multiplied limits). HISTORY
+    (`forecast.night_history`): what the tenant's recent nights cost and took per target."""
     from leadgen_core.enrich.clients import DEFAULT_RATES, vendor_rate
     from leadgen_core.spend.forecast import night_forecast
     from leadgen_core.vendors.limits import ZEROBOUNCE_VALIDATE_PER_10S
@@ -119,8 +122,8 @@ def forecast_lines(result: Any, s: Any) -> list[str]:
     rates = {v: vendor_rate(v, s).per_s for v in DEFAULT_RATES}
     rates["openai"] = (s.openai_rpm or tier.rpm) / 60  # the token-aware limiter's RPM, not the request limiter's
     if s.zerobounce_mode == "single":  # /v2/validate: 80,000 per 10 s, not validatebatch's 5 a minute
-        rates["zerobounce"] = ZEROBOUNCE_VALIDATE_PER_10S / 10
-    fc = night_forecast(
+        rates["zerobounce"] = ZEROBOUNCE_VALIDATE_PER_10S / 10 * time_scale
+    return night_forecast(
         stages,
         pages=targets * s.crawl_max_pages,
         workers=s.sched_company_concurrency,
@@ -128,8 +131,27 @@ def forecast_lines(result: Any, s: Any) -> list[str]:
         unit_rates={"openai": (s.openai_tpm or tier.tpm) / 60},  # TPM counts prompt + max_completion_tokens
         vendor_workers={"zerobounce": s.zerobounce_in_flight} if s.zerobounce_mode == "single" else None,
         targets=targets,
+        time_scale=time_scale,
+        history=history,
     )
-    return ["dry-run forecast for the night:", *fc.lines()]
+
+
+def tenant_history(tenant_id: str, day: date) -> Any:
+    """The tenant's recent real nights before DAY (`forecast.night_history`), None before its first."""
+    from leadgen_core.db.pool import set_tenant
+    from leadgen_core.spend.forecast import night_history
+
+    with owner_conn() as conn:
+        set_tenant(conn, tenant_id)
+        return night_history(conn, tenant_id=tenant_id, day=day)
+
+
+def forecast_lines(result: Any, s: Any, history: Any = None) -> list[str]:
+    """The dry run's totals per vendor and its estimated duration."""
+    fc = night_forecast_of(result, s, history=history)
+    basis = (f"units per target from the last {history.nights} real night(s)" if history is not None
+             else "no real night yet: units are the stages' upper bounds")  # fmt: skip
+    return [f"dry-run forecast for the night ({basis}):", *fc.lines()]
 
 
 def _restore_env(saved: dict[str, str | None]) -> None:
@@ -195,7 +217,7 @@ def night(tenant: str, day_opt: datetime | None, dry_run: bool, verbose: bool) -
         for line in summarize(result):
             click.echo(line)
         if dry_run and result.success:
-            for line in forecast_lines(result, s):
+            for line in forecast_lines(result, s, tenant_history(tid, day)):
                 click.echo(line)
         if not result.success:
             raise SystemExit(1)
