@@ -122,6 +122,7 @@ def test_readme_walkthrough(product: Product, browser: Any, shots: Path) -> None
         step_4_todays_runs(walk)
         step_5_lead_scores_and_checks(walk)
         step_6_failed_partition_reexecuted_from_failure(walk)
+        step_7_backfill_one_tenant_over_3_dates(walk)
         quiet_log(walk.product)
     except Exception:
         walk.shot("failure")
@@ -265,3 +266,67 @@ def step_6_failed_partition_reexecuted_from_failure(walk: Walk) -> None:
     assert len(partners) >= len(partners_before)  # yesterday's targets overlap today's: no new partner is needed
     leads = [r["x_leadgen_key"] for r in odoo_records(product, "crm.lead", ["x_leadgen_key"])]
     assert len(leads) == len(set(leads)), "duplicate leads in Odoo"
+
+
+BACKFILL_QUERY = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status partitionNames runs(limit: 10) { runId status tags { key value } } }
+  }
+}"""
+
+
+def step_7_backfill_one_tenant_over_3_dates(walk: Walk) -> None:
+    """Catalog → the eight tenant×date assets → Materialize selected → 3 past dates × demo-beta →
+    Launch backfill; Runs → Backfills shows it until it succeeds, one run per date."""
+    page, tenant = walk.page, "demo-beta"
+    days = [(sgt_today().date() - timedelta(days=n)).isoformat() for n in (3, 2, 1)]
+    keys = [f"{day}|{tenant}" for day in days]  # demo-beta's past nights: none has run yet
+    walk.nav("Catalog")
+    page.get_by_text("odoo_sync", exact=True).first.wait_for()
+    for key in TENANT_ASSETS:  # the registry assets stay unticked: one unpartitioned snapshot
+        page.locator(f"label:has([data-testid='checkbox-{key}'])").click()
+        assert page.get_by_test_id(f"checkbox-{key}").is_checked(), key
+    page.get_by_role("button", name="Materialize selected (8)…").click()
+    dialog = page.locator(".bp5-dialog")
+    dialog.get_by_text("Launch runs to materialize 8 assets").wait_for()
+    date_input = dialog.get_by_role("textbox").first  # the date dimension's partition text
+    date_input.fill(f"[{days[0]}...{days[-1]}]")
+    date_input.press("Enter")
+    dialog.get_by_text("Select a partition or create one").click()
+    page.get_by_role("menuitem", name=tenant).or_(page.get_by_text(tenant, exact=True)).first.click()
+    page.keyboard.press("Escape")  # closes the tenant picker, not the dialog
+    dialog.get_by_text("3 partitions", exact=True).wait_for()
+    walk.shot("backfill-dialog")
+    dialog.get_by_role("button", name="Launch backfill").click()
+    toast = page.get_by_text(re.compile(r"^Created backfill \w+$"))
+    toast.wait_for()
+    backfill_id = toast.inner_text().split()[-1]
+    walk.nav("Runs")
+    page.get_by_text("Backfills", exact=True).first.click()
+    row = page.locator("div[data-index]", has_text=backfill_id)
+    deadline = time.monotonic() + RUN_WAIT_S
+    while True:
+        row.wait_for()
+        text = row.inner_text()
+        if "Success" in text:
+            break
+        if any(word in text for word in ("Failed", "Failure", "Canceled")) or time.monotonic() > deadline:
+            pytest.fail(f"backfill {backfill_id} did not succeed:\n{text}\n{walk.product.log_tail()}")
+        page.wait_for_timeout(5000)
+        page.reload()
+    assert "3 partitions" in text, text
+    walk.shot("backfill-succeeded")
+    row.get_by_role("link", name=backfill_id).click()  # the backfill's page: its partitions, per asset
+    for key in keys:
+        page.get_by_text(key, exact=True).first.wait_for()
+    page.get_by_text("Succeeded", exact=True).first.wait_for()
+    walk.shot("backfill-partitions")
+    # shown in the browser; GraphQL confirms: one run per date, all demo-beta's, the backfill complete
+    backfill = graphql(walk.product, BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
+    assert backfill["status"] == "COMPLETED_SUCCESS", backfill["status"]
+    assert sorted(backfill["partitionNames"]) == keys
+    runs = backfill["runs"]
+    assert sorted(dict((t["key"], t["value"]) for t in r["tags"])["dagster/partition"] for r in runs) == keys
+    assert {dict((t["key"], t["value"]) for t in r["tags"]).get("dagster/partition/tenant") for r in runs} == {tenant}
+    assert [r["status"] for r in runs] == ["SUCCESS"] * 3
