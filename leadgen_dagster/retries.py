@@ -9,6 +9,11 @@ only unfinished companies and pays nothing twice.
 A configuration error (a missing or refused secret, rejected credentials, an unknown tenant)
 fails the same way every time: `permanent_failures` turns it into `dg.Failure(allow_retries=False)`
 whose description names the cause, so it is neither retried nor buried under a stack trace.
+
+When a step's last attempt fails too, Dagster would report "Exceeded max_retries of N" as the
+step's and the run's error, the cause only further down, under a stack trace. `last_attempt` re-raises
+the last attempt's error as a `dg.Failure` whose description is the cause ("odoo_sync for tenant
+demo-beta: Odoo at … is unreachable for tenant demo-beta: …"), so the run page's first line names it.
 """
 
 from __future__ import annotations
@@ -48,5 +53,35 @@ def permanent_failures(stage: str) -> Iterator[None]:
         raise dg.Failure(
             description=f"{stage}: {exc}",
             metadata={"cause": dg.MetadataValue.text(type(exc).__name__), "retried": False},
+            allow_retries=False,
+        ) from exc
+
+
+def attempts_left(context: dg.AssetExecutionContext) -> int:
+    """The retries the step's RetryPolicy still grants after this attempt (0 without a policy)."""
+    policy = context.op_def.retry_policy
+    return max(0, (policy.max_retries if policy else 0) - context.retry_number)
+
+
+@contextmanager
+def last_attempt(context: dg.AssetExecutionContext, stage: str) -> Iterator[None]:
+    """On the step's last attempt, re-raise its error as a non-retried `dg.Failure` that leads with the
+    cause; earlier attempts' errors go to Dagster's RetryPolicy unchanged."""
+    try:
+        yield
+    except dg.Failure as exc:
+        if not exc.allow_retries or attempts_left(context):
+            raise
+        raise dg.Failure(description=exc.description, metadata=exc.metadata, allow_retries=False) from exc
+    except Exception as exc:
+        if attempts_left(context):
+            raise
+        attempts = context.retry_number + 1
+        raise dg.Failure(
+            description=f"{stage}: {str(exc) or type(exc).__name__}",
+            metadata={
+                "cause": dg.MetadataValue.text(type(exc).__name__),
+                "attempts": dg.MetadataValue.int(attempts),
+            },
             allow_retries=False,
         ) from exc

@@ -25,7 +25,7 @@ from leadgen_core.db.catalog import table_columns
 from leadgen_core.night.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
-from leadgen_dagster.retries import permanent_failures
+from leadgen_dagster.retries import last_attempt, permanent_failures
 from leadgen_dagster.tags import is_dry_run, root_run_id, start_after_s
 from leadgen_dagster.vendor_resources import VendorsResource
 
@@ -118,6 +118,19 @@ def night_stage(
     with permanent_failures(name):
         tenant_id, day = parse_tenant_date(context.partition_key)
         postgres.require_tenant(tenant_id)
+    with last_attempt(context, f"{name} for tenant {tenant_id}"):  # the run's first line names the cause
+        yield from _night_stage(context, postgres, name, tenant_id, day, vendors=vendors)
+
+
+def _night_stage(
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    name: str,
+    tenant_id: str,
+    day: date,
+    *,
+    vendors: VendorsResource,
+) -> Iterator[Stage]:
     stage = Stage(tenant_id, day, name, context.run_id, dry_run=night_dry_run(context, vendors))
     record = not stage.dry_run
     if record:

@@ -275,9 +275,10 @@ RENDERED_PYTHON_LOGS = yaml.safe_load(render_instance_yaml(Settings()))["python_
 STAMP = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}"  # Dagster's console lines
 
 
-def materialize(db: DbHandle, instance: dg.DagsterInstance, **tags: str) -> dg.ExecuteInJobResult:
+def materialize(db: DbHandle, instance: dg.DagsterInstance, raise_on_error: bool = True,
+                **tags: str) -> dg.ExecuteInJobResult:  # fmt: skip
     return dg.materialize(CRM_ASSETS, partition_key=f"{DAY.isoformat()}|{TENANT}", resources=resources(db.app_dsn),
-                          instance=instance, tags=tags)  # fmt: skip
+                          instance=instance, tags=tags, raise_on_error=raise_on_error)  # fmt: skip
 
 
 @pytest.fixture
@@ -339,6 +340,23 @@ def test_an_odoo_retry_line_has_a_timestamp_and_names_the_tenant(night, sim, ope
     (record,) = [e for e in instance.all_logs(result.run_id) if "retry 1 of" in e.user_message]
     assert f"for tenant {TENANT}: HTTP 503" in record.user_message and record.step_key == "odoo_sync"
     assert record.level == logging.WARNING and SECRET not in record.user_message
+
+
+def test_a_night_failed_by_a_dead_odoo_names_the_cause_on_its_first_line(night, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    db, instance = night
+    owner_conn.execute("UPDATE odoo_connections SET base_url = 'http://127.0.0.1:9'")  # nothing listens there
+    result = materialize(db, instance, raise_on_error=False)
+    assert not result.success
+    # what the run page shows, from the instance's event log: the step's and the run's error
+    events = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
+    kinds = [e.event_type_value for e in events]
+    assert kinds.count("STEP_UP_FOR_RETRY") == 2  # transient: retried by the RetryPolicy first
+    (step,) = [e.step_failure_data.error for e in events if e.event_type_value == "STEP_FAILURE"]
+    (run,) = [e.event_specific_data.error for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE]
+    cause = f"odoo_sync for tenant {TENANT}: Odoo at http://127.0.0.1:9 is unreachable for tenant {TENANT}"
+    for error in (step, run):
+        first = error.message.splitlines()[0]
+        assert cause in first and "max_retries" not in error.message, error.message
 
 
 def test_dry_run_tag_calls_no_vendor_and_writes_nothing(night, sim, openai, owner_conn) -> None:  # type: ignore[no-untyped-def]

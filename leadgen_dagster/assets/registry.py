@@ -16,7 +16,7 @@ from leadgen_core.clock import today_sg
 from leadgen_core.errors import ConfigError
 from leadgen_core.registry.upsert import latest_staged, refresh_finished, upsert_companies
 from leadgen_dagster.resources import PostgresResource, SettingsResource
-from leadgen_dagster.retries import TRANSIENT_RETRY, permanent_failures
+from leadgen_dagster.retries import TRANSIENT_RETRY, last_attempt, permanent_failures
 from leadgen_dagster.stage import CODE_VERSION
 
 GROUP = "registry"
@@ -61,7 +61,7 @@ def acra_staging(
     def progress(resource_id: str, seen: int, rejected: int) -> None:
         context.log.info(f"acra {resource_id}: {seen} rows read, {rejected} quarantined")
 
-    with permanent_failures("acra_staging"):
+    with last_attempt(context, "acra_staging"), permanent_failures("acra_staging"):
         total = asyncio.run(
             stage_registry(
                 settings.get(), conn=lambda: postgres.shared(operation="acra staging"), day=day, progress=progress
