@@ -653,3 +653,35 @@ def test_openai_rate_limit_carries_retry_after() -> None:
         assert statuses(sim) == [200, 429]
     assert caught.value.retry_after == pytest.approx(0.25)
     assert isinstance(caught.value, VendorError)
+
+
+def _completion(content: str | None, *, finish: str = "stop", refusal: str | None = None) -> Any:
+    from openai.types.chat import ChatCompletion
+
+    return ChatCompletion.model_validate({
+        "id": "c", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": finish,
+                     "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+    })  # fmt: skip
+
+
+def test_structured_answers_read_as_the_sdk_parse_read_them() -> None:
+    """extract() sends the schema once built and reads the answer itself; its outcomes match `parse`."""
+    import openai
+    import pydantic
+
+    from leadgen_core.vendors.openai_extract import RESPONSE_FORMAT, _structured
+
+    assert RESPONSE_FORMAT["type"] == "json_schema" and RESPONSE_FORMAT["json_schema"]["strict"] is True
+    good = _completion('{"description": "Acme", "industry": null, "employees_est": null, "products": [], '
+                       '"hq": null, "emails": [], "key_people": []}')  # fmt: skip
+    facts = _structured(good)
+    assert facts is not None and facts.description == "Acme"
+    assert _structured(_completion(None, refusal="I can't help with that")) is None
+    assert _structured(_completion("")) is None
+    with pytest.raises(openai.LengthFinishReasonError):
+        _structured(_completion('{"descr', finish="length"))
+    with pytest.raises(openai.ContentFilterFinishReasonError):
+        _structured(_completion(None, finish="content_filter"))
+    with pytest.raises(pydantic.ValidationError):
+        _structured(_completion('{"description": 5}'))
