@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from leadgen_core.db.pool import Database
+from leadgen_core.sandbox.base import FaultConfig
 from leadgen_core.sandbox.openai_sim import OpenAISim
 from leadgen_core.sandbox.profile import SandboxProfile
 from leadgen_core.spend.openai_limiter import OpenAILimiter
@@ -135,3 +136,22 @@ def test_a_key_spent_elsewhere_is_honoured_through_the_429_reset(app_db: Databas
         # the answer's x-ratelimit-remaining-tokens now bounds the bucket: a booking of a minute's
         # worth waits for the refill, which it would not if the bucket still thought itself full
         assert limiter.tokens.book(59_000) > 50
+
+
+def test_a_429s_retry_after_shuts_the_bucket_for_as_long_as_it_says(app_db: Database) -> None:
+    # the 429 says "try again later" and Retry-After: 3 (no reset header): the retry waits 3 s, not 1
+    with OpenAISim(api_key=KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=3)) as sim:
+        limiter = OpenAILimiter(conn_of(app_db), api_key=KEY, model="gpt-4o-mini", rpm=600, tpm=60_000)
+        extractor = OpenAIExtractor(base_url=f"{sim.base_url}/v1", api_key=KEY, max_retries=0)
+        extractor.limiter = limiter
+
+        async def twice() -> float:
+            async with extractor:
+                await extractor.complete_text(system="s", user="u", max_tokens=5)
+                started = time.monotonic()
+                await extractor.complete_text(system="s", user="u", max_tokens=5)
+                return time.monotonic() - started
+
+        took = asyncio.run(twice())
+        statuses = [r.status for r in sim.log]
+    assert statuses == [200, 429, 200] and took >= 2.9

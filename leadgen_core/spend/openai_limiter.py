@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from leadgen_core.retry_after import retry_after_seconds
 from leadgen_core.spend.ratelimit import SharedTokenBucket
 from leadgen_core.vendors.openai_tiers import parse_duration, tier_limits, try_again_seconds
 
@@ -111,11 +112,17 @@ class OpenAILimiter:
             await self.requests.cap(requests)
 
     async def refused(self, *, kind: str | None, message: str | None, headers: Mapping[str, str]) -> float:
-        """A 429: keep the bucket it names shut until its reset; the seconds it was shut for."""
+        """A 429: keep the bucket it names shut until its reset; the seconds it was shut for.
+
+        The reset is the longest of the message's "try again in", the Retry-After header, or else
+        the x-ratelimit-reset-* header. A shut bucket more than MAX_WAIT_S away makes the next
+        reservation give up (TimeoutError: the item fails `rate_limited:queue`, retried later)."""
         bucket = self.requests if kind == "requests" else self.tokens
         header = "x-ratelimit-reset-requests" if kind == "requests" else "x-ratelimit-reset-tokens"
         named = try_again_seconds(message)
-        wait = named if named is not None else parse_duration(headers.get(header))
+        sent = retry_after_seconds(headers.get("retry-after"))  # honoured as sent, when OpenAI sends one
+        told = [w for w in (named, sent) if w is not None]
+        wait = max(told) if told else parse_duration(headers.get(header))
         wait = max(MIN_BLOCK_S, wait if wait is not None else 1.0)
         await bucket.block(wait)
         return wait
