@@ -128,8 +128,13 @@ def test_night_then_rematerialisation_makes_no_billable_call(night, instance, cl
     # paid calls took shared slots (single ZeroBounce validations have no shared bucket to take)
     assert "vendor:tavily" in buckets and cluster.zerobounce.requests_to("/v2/validate")
     # OpenAI is paced by its key's requests- and tokens-per-minute buckets instead
-    token_buckets = {r[0].rsplit(":", 1)[1] for r in q(night.owner_dsn, "SELECT bucket FROM rate_limit_token_buckets")}
-    assert token_buckets == {"requests", "tokens"}
+    token_buckets = [r[0] for r in q(night.owner_dsn, "SELECT bucket FROM rate_limit_token_buckets")]
+    assert {b.rsplit(":", 1)[1] for b in token_buckets if ":tenant:" not in b} == {"requests", "tokens"}
+    # ...and the tenant's share of the tokens (tenants on one key share its TPM fairly)
+    assert [b for b in token_buckets if ":tenant:" in b] == [
+        b for b in token_buckets if b.endswith(":tokens:tenant:alpha")
+    ]
+    assert any(b.endswith(":tokens:tenant:alpha") for b in token_buckets)
     crawl = metadata(result, "crawled_sites")
     assert crawl["units_tavily"] == billed["tavily"] - metadata(result, "web_extractions").get("units_tavily", 0)
     sent = zerobounce_addresses(cluster)

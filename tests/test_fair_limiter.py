@@ -15,15 +15,18 @@ import time
 import pytest
 
 from leadgen_core.db.pool import Database
-from leadgen_core.spend.ratelimit import SharedRateLimiter
+from leadgen_core.spend.ratelimit import SharedRateLimiter, SharedTokenBucket
 from tests.conftest import DbHandle
 
 RATE = 40.0  # slots a second
 BUCKET = "vendor:test-fair"
+TOKEN_BUCKET = "openai:test-fair:tokens"
+TOKEN_COST = 500  # tokens a call books: RATE calls a second is the bucket's tokens per minute
 
 
-def run_tenants(dsn: str, workers: dict[str, int], *, seconds: float) -> dict[str, list[float]]:
-    """Each tenant's slot times (monotonic) while WORKERS[tenant] callers book for SECONDS."""
+def run_tenants(dsn: str, workers: dict[str, int], *, seconds: float, tokens: bool = False) -> dict[str, list[float]]:
+    """Each tenant's slot times (monotonic) while WORKERS[tenant] callers book for SECONDS (with
+    TOKENS, TOKEN_COST units each of a tokens-per-minute bucket instead of request slots)."""
     times: dict[str, list[float]] = {t: [] for t in workers}
     start = threading.Barrier(len(workers))
     stop_at: list[float] = []
@@ -31,10 +34,12 @@ def run_tenants(dsn: str, workers: dict[str, int], *, seconds: float) -> dict[st
     def tenant(name: str, n: int) -> None:
         db = Database(dsn, min_size=1, max_size=min(n, 6), name=f"fair-{name}")
         limiter = SharedRateLimiter(db.global_transaction, bucket=BUCKET, rate_per_s=RATE, tenant=name)
+        bucket = SharedTokenBucket(db.global_transaction, bucket=TOKEN_BUCKET, per_minute=RATE * TOKEN_COST * 60,
+                                   capacity=2 * TOKEN_COST, tenant=name)  # fmt: skip
 
         async def worker() -> None:
             while time.monotonic() < stop_at[0]:
-                await limiter.acquire()
+                await (bucket.take(TOKEN_COST) if tokens else limiter.acquire())
                 times[name].append(time.monotonic())
 
         async def main() -> None:
@@ -58,9 +63,17 @@ def in_window(times: list[float], lo: float, hi: float) -> int:
     return sum(lo <= t < hi for t in times)
 
 
-@pytest.mark.parametrize("workers", [{"alpha": 20, "beta": 2}, {"alpha": 20, "beta": 2, "gamma": 6}])
-def test_each_waiting_tenant_gets_an_equal_share(clean_db: DbHandle, workers: dict[str, int]) -> None:
-    times = run_tenants(clean_db.app_dsn, workers, seconds=6.0)
+@pytest.mark.parametrize(
+    ("workers", "tokens"),
+    [
+        ({"alpha": 20, "beta": 2}, False),
+        ({"alpha": 20, "beta": 2, "gamma": 6}, False),
+        ({"alpha": 20, "beta": 2}, True),
+    ],
+    ids=["requests-2", "requests-3", "tokens-2"],
+)
+def test_each_waiting_tenant_gets_an_equal_share(clean_db: DbHandle, workers: dict[str, int], tokens: bool) -> None:
+    times = run_tenants(clean_db.app_dsn, workers, seconds=6.0, tokens=tokens)
     first = min(min(ts) for ts in times.values())
     # after a second of warm-up (alpha's first bookings are queued ahead of the others'), every
     # tenant waits throughout: count their slots over the next four seconds

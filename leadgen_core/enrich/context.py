@@ -158,6 +158,7 @@ def openai_limiter(
         tier=limits.tier,
         rpm=override * 60 if override else limits.rpm,
         tpm=limits.tpm,
+        tenant=(accounts or NightAccounts("")).tenant_id,
     )
 
 

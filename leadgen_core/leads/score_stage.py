@@ -300,7 +300,8 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
         # the extraction stage's RPM/TPM buckets (same key, same model): they pace every request
         limits = accounts.openai_limits(s)
         owned.limiter = OpenAILimiter.for_tier(ctx.global_conn, api_key=api_key, model=s.openai_model,
-                                               tier=limits.tier, rpm=limits.rpm, tpm=limits.tpm)  # fmt: skip
+                                               tier=limits.tier, rpm=limits.rpm, tpm=limits.tpm,
+                                               tenant=ctx.tenant_id)  # fmt: skip
         pace = _unpaced
     text_writer = writer or owned
     batcher = (

@@ -13,7 +13,9 @@ into 429s on a tier-1 key long before its 500 RPM. So every call:
    what our buckets think is free), and on a 429 keeps the bucket shut until the named reset.
 
 Buckets are per key (a hash of it, never the key) and model, so a tenant's own key gets its own
-limits and tenants on the platform's key share one. Extraction and rationales share them.
+limits and tenants on the platform's key share one, fairly: each call also books its tenant's
+share of the tokens (`SharedTokenBucket` with a tenant), 1/K of the TPM with K tenants waiting.
+Extraction and rationales share them.
 """
 
 from __future__ import annotations
@@ -59,12 +61,14 @@ class OpenAILimiter:
         model: str,
         rpm: float,
         tpm: float,
+        tenant: str = "",
     ) -> None:
         key_id = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
         base = f"{BUCKET_PREFIX}{key_id}:{model}"
         self.rpm, self.tpm = rpm, tpm
         self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm)
-        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm)
+        # TENANT: tenants sharing the key get equal shares of its tokens per minute (SharedTokenBucket)
+        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, tenant=tenant)
 
     @classmethod
     def for_tier(
@@ -76,10 +80,11 @@ class OpenAILimiter:
         tier: int,
         rpm: float | None = None,
         tpm: float | None = None,
+        tenant: str = "",
     ) -> OpenAILimiter:
         """The documented limits of TIER, unless RPM or TPM are set explicitly."""
         limits = tier_limits(tier)
-        return cls(conn, api_key=api_key, model=model, rpm=rpm or limits.rpm, tpm=tpm or limits.tpm)
+        return cls(conn, api_key=api_key, model=model, rpm=rpm or limits.rpm, tpm=tpm or limits.tpm, tenant=tenant)
 
     async def reserve(self, tokens: int) -> Reservation:
         """One request and TOKENS (capped at a minute's worth), waiting until both are free."""

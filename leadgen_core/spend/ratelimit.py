@@ -123,6 +123,24 @@ VALUES (%(bucket)s, %(capacity)s - %(cost)s, clock_timestamp())
 ON CONFLICT (bucket) DO UPDATE SET level = {_REFILLED} - %(cost)s, updated_at = clock_timestamp()
 RETURNING greatest(0, -level / %(per_s)s)::float8
 """  # noqa: S608 - the f-string inserts a constant expression; every value is a bound parameter
+# A tenant's share of a token bucket: its own bucket (`<bucket>:tenant:<id>`) refilling at 1/K of
+# the rate, K the tenants active on the bucket (booked in the last ACTIVE_WINDOW_S, or still in
+# debt, i.e. waiting) counting this one. One statement: count, then take.
+TAKE_SHARE_SQL = """
+WITH active AS (
+    SELECT 1 + count(*) AS k FROM rate_limit_token_buckets
+    WHERE left(bucket, length(%(prefix)s)) = %(prefix)s AND bucket <> %(bucket)s
+        AND (updated_at > clock_timestamp() - make_interval(secs => %(active_s)s) OR level < 0)
+)
+INSERT INTO rate_limit_token_buckets AS b (bucket, level, updated_at)
+SELECT %(bucket)s, %(capacity)s / active.k - %(cost)s, clock_timestamp() FROM active
+ON CONFLICT (bucket) DO UPDATE SET
+    level = least(%(capacity)s / (SELECT k FROM active),
+                  b.level + %(per_s)s / (SELECT k FROM active) * extract(epoch FROM (clock_timestamp() - b.updated_at)))
+        - %(cost)s,
+    updated_at = clock_timestamp()
+RETURNING greatest(0, -level / (%(per_s)s / (SELECT k FROM active)))::float8
+"""
 ADJUST_SQL = f"""
 INSERT INTO rate_limit_token_buckets AS b (bucket, level, updated_at)
 VALUES (%(bucket)s, least(%(ceiling)s, %(capacity)s + %(delta)s), clock_timestamp())
@@ -135,7 +153,9 @@ class SharedTokenBucket:
     """A limit of PER_MINUTE units (tokens, say) for BUCKET across every process.
 
     `take(cost)` books COST units and sleeps until the refill covers them; callers book ahead in
-    arrival order, so a large reservation waits its turn instead of starving. `adjust` settles a
+    arrival order, so a large reservation waits its turn instead of starving. With a TENANT a
+    caller first books its tenant's share (`take`), so tenants waiting on the bucket get equal
+    shares of it however many calls each has in flight. `adjust` settles a
     reservation (a refund is positive), `cap` lowers the level to what the vendor says remains,
     `block` keeps the bucket empty for a while (a 429's reset).
     """
@@ -147,6 +167,7 @@ class SharedTokenBucket:
         bucket: str,
         per_minute: float,
         capacity: float | None = None,
+        tenant: str = "",
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
@@ -154,6 +175,9 @@ class SharedTokenBucket:
         self.bucket = bucket
         self.per_s = per_minute / 60.0
         self.capacity = float(capacity if capacity is not None else per_minute)
+        self.tenant = tenant
+        self.share_prefix = f"{bucket}:tenant:"
+        self.share_bucket = f"{self.share_prefix}{tenant}" if tenant else ""
 
     def _params(self, **extra: float) -> dict[str, object]:
         return {"bucket": self.bucket, "per_s": self.per_s, "capacity": self.capacity, **extra}
@@ -165,26 +189,62 @@ class SharedTokenBucket:
         assert row is not None
         return max(0.0, float(row[0]))
 
-    def _adjust(self, *, delta: float = 0.0, ceiling: float | None = None) -> None:
+    def book_share(self, cost: float) -> float:
+        """Book COST units in the tenant's share (see TAKE_SHARE_SQL); the seconds to wait for them."""
+        params = {**self._params(cost=min(cost, self.capacity)), "bucket": self.share_bucket,
+                  "prefix": self.share_prefix, "active_s": ACTIVE_WINDOW_S}  # fmt: skip
+        with self._conn() as c:
+            row = c.execute(TAKE_SHARE_SQL, params).fetchone()
+        assert row is not None
+        return max(0.0, float(row[0]))
+
+    def _adjust(self, *, delta: float = 0.0, ceiling: float | None = None, bucket: str | None = None) -> None:
         params = self._params(delta=delta, ceiling=self.capacity if ceiling is None else ceiling)
+        if bucket is not None:
+            params["bucket"] = bucket
         with self._conn() as c:
             c.execute(ADJUST_SQL, params)
 
-    async def take(self, cost: float, *, max_wait_s: float = MAX_WAIT_S) -> None:
-        wait = await asyncio.to_thread(self.book, cost)
+    async def _wait(self, wait: float, cost: float, max_wait_s: float, *, share: bool) -> None:
+        """Sleep WAIT for COST units; beyond MAX_WAIT_S, or when cancelled, give them back."""
+        give_back = self._give_back_share if share else self._give_back
         if wait > max_wait_s:
-            await self.adjust(min(cost, self.capacity))  # give the booking back: it will not be used
+            await give_back(min(cost, self.capacity))  # the booking will not be used
             raise TimeoutError(f"rate limiter {self.bucket}: {cost:.0f} units are {wait:.0f}s away")
         if wait > 0:
             try:
                 await asyncio.sleep(wait)
             except asyncio.CancelledError:  # a cancelled caller's units go back, as a refused one's do
-                await asyncio.shield(self.adjust(min(cost, self.capacity)))
+                await asyncio.shield(give_back(min(cost, self.capacity)))
                 raise
 
+    async def take(self, cost: float, *, max_wait_s: float = MAX_WAIT_S) -> None:
+        """COST units, waiting their turn. With a TENANT, first its share: with K tenants waiting on
+        the bucket, each books the shared bucket at most at 1/K of its rate, so a tenant with more
+        calls in flight waits in its own share instead of queueing ahead of everyone's."""
+        if self.share_bucket:
+            wait = await asyncio.to_thread(self.book_share, cost)
+            await self._wait(wait, cost, max_wait_s, share=True)
+        try:
+            wait = await asyncio.to_thread(self.book, cost)
+            await self._wait(wait, cost, max_wait_s, share=False)
+        except BaseException:
+            if self.share_bucket:
+                await asyncio.shield(self._give_back_share(min(cost, self.capacity)))
+            raise
+
+    async def _give_back(self, units: float) -> None:
+        await asyncio.to_thread(lambda: self._adjust(delta=units))
+
+    async def _give_back_share(self, units: float) -> None:
+        await asyncio.to_thread(lambda: self._adjust(delta=units, bucket=self.share_bucket))
+
     async def adjust(self, delta: float) -> None:
-        """Give back DELTA units (or take more when negative), never above the capacity."""
-        await asyncio.to_thread(lambda: self._adjust(delta=delta))
+        """Give back DELTA units (or take more when negative), never above the capacity (the
+        tenant's share too, so a settled reservation's slack goes back to both)."""
+        await self._give_back(delta)
+        if self.share_bucket:
+            await self._give_back_share(delta)
 
     async def cap(self, remaining: float) -> None:
         """The vendor says only REMAINING units are left: never believe there are more."""
