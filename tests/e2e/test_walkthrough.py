@@ -296,6 +296,7 @@ def step_7_backfill_one_tenant_over_3_dates(walk: Walk) -> None:
     dialog.get_by_text("Select a partition or create one").click()
     page.get_by_role("menuitem", name=tenant).or_(page.get_by_text(tenant, exact=True)).first.click()
     page.keyboard.press("Escape")  # closes the tenant picker, not the dialog
+    page.get_by_placeholder("Filter partitions").wait_for(state="hidden")
     dialog.get_by_text("3 partitions", exact=True).wait_for()
     walk.shot("backfill-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
