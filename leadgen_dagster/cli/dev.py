@@ -137,7 +137,7 @@ def kickoff(port: int, env: dict[str, str]) -> None:
 
 def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:
     """Wait for `dagster dev`; once asked to stop, give it STOP_GRACE_S and then SIGKILL its group
-    (a last resort: interrupted, `dagster dev` stops its webserver, daemon and code servers itself)."""
+    (a last resort: interrupted, Dagster's processes stop themselves)."""
     deadline: float | None = None
     while True:
         try:
@@ -183,9 +183,9 @@ def dev(port: int, no_kickoff: bool, verbose: bool) -> None:
 
         def on_signal(signum: int, _frame: object) -> None:
             stop["sig"] = signum
-            if started:  # Ctrl-C to `dagster dev` alone: it stops its webserver, daemon and code servers
+            if started:  # Ctrl-C to Dagster's whole process group, as a terminal sends it to its foreground group
                 try:
-                    os.kill(started[0].pid, signal.SIGINT)
+                    os.killpg(started[0].pid, signal.SIGINT)
                 except ProcessLookupError:
                     pass
 
