@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python -m bench.target_selection
 	$(BIN)/python -m bench.nightly
 	$(BIN)/python -m bench.odoo_sync
+	$(BIN)/python -m bench.page_cpu
 
 clean:
 	rm -rf $(VENV) .leadgen .pytest_cache .mypy_cache .ruff_cache tests/e2e/screenshots
