@@ -265,3 +265,17 @@ def test_sandbox_up_serves_in_the_foreground_until_a_signal(tmp_path: Path, sig:
     assert "export TAVILY_BASE_URL=" in out and "sandbox stopped" in err
     with pytest.raises(httpx.ConnectError):  # and nothing is left listening
         httpx.post(f"{env['TAVILY_BASE_URL']}/search", json={"query": "x"}, timeout=2)
+
+
+def test_dev_refuses_a_port_already_in_use() -> None:
+    """A second `leadgen dev` on a taken port stops before starting anything, and says why."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["dev", "--port", str(port), "--no-kickoff"])
+    assert result.exit_code != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in result.output
+    assert "Traceback" not in result.output

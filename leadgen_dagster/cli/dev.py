@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,6 +98,20 @@ def instance_setup(env: dict[str, str]) -> None:
     _log(f"tenant partitions: {', '.join(tenants) or 'none'}")
 
 
+def port_free_or_exit(port: int) -> None:
+    """Refuse a UI port something already listens on: the start-up check would otherwise find that
+    server (another `leadgen dev`, say) and launch today's nights on its instance."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise click.ClickException(
+                f"port {port} on 127.0.0.1 is already in use (another leadgen dev or Dagster?): "
+                "stop it or pass --port N"
+            ) from None
+
+
 def wait_for_ui(port: int, proc: subprocess.Popen[Any]) -> bool:
     deadline = time.monotonic() + UI_WAIT_S
     while time.monotonic() < deadline:
@@ -162,6 +177,7 @@ def _wait(proc: subprocess.Popen[Any], stop: dict[str, int]) -> int:
 @friendly
 def dev(port: int, no_kickoff: bool, verbose: bool) -> None:
     """Run the product: database, sandbox, demo tenants, Dagster UI and daemon on 127.0.0.1."""
+    port_free_or_exit(port)
     s = settings()
     sandbox = uses_sandbox(s)
     env = dict(os.environ)
