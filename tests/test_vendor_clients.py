@@ -638,7 +638,10 @@ def test_openai_errors_map_to_the_tree(openai_sim: OpenAISim) -> None:
                 call(extractor(sim, max_retries=0), action)
         sim.faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=0.6)
         with pytest.raises(VendorUnavailable) as timed_out:
-            call(extractor(sim, max_retries=0, timeout_s=0.1), lambda c: c.extract(company_name="A", corpus="t"))
+            call(
+                extractor(sim, max_retries=0, timeout_s=0.1, slowest_output_tokens_per_s=1e9),
+                lambda c: c.extract(company_name="A", corpus="t"),
+            )
         assert "timed out" in str(timed_out.value)
 
 
@@ -685,3 +688,13 @@ def test_structured_answers_read_as_the_sdk_parse_read_them() -> None:
         _structured(_completion(None, finish="content_filter"))
     with pytest.raises(pydantic.ValidationError):
         _structured(_completion('{"description": 5}'))
+
+
+def test_a_completion_timeout_grows_with_the_answer_it_allows() -> None:
+    """Ten rationales (1,200 tokens) at 60 tokens/s take 20 s: a flat 20 s timeout cut them off."""
+    from leadgen_core.vendors.openai_extract import SLOWEST_OUTPUT_TOKENS_PER_S, completion_timeout_s
+
+    assert completion_timeout_s(20.0, 0) == 20.0
+    ten_rationales = 10 * 120
+    assert completion_timeout_s(20.0, ten_rationales) >= 20.0 + ten_rationales / 60.0
+    assert completion_timeout_s(20.0, ten_rationales) == 20.0 + ten_rationales / SLOWEST_OUTPUT_TOKENS_PER_S

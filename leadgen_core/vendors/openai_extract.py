@@ -145,6 +145,16 @@ class _LlmFacts(BaseModel):
 
 # structured outputs add the schema to the prompt; strict mode's wrapper adds a little more
 SCHEMA_TOKENS = len(json.dumps(_LlmFacts.model_json_schema())) // CHARS_PER_TOKEN_BOUND + 64
+# The slowest output speed a completion's timeout allows for: gpt-4o-mini typically streams ~60-100
+# tokens/s (the realistic sandbox's OUTPUT_TOKENS_PER_S is 60); a third of that leaves room for a slow day.
+SLOWEST_OUTPUT_TOKENS_PER_S = 20.0
+
+
+def completion_timeout_s(base_s: float, max_tokens: int, tokens_per_s: float = SLOWEST_OUTPUT_TOKENS_PER_S) -> float:
+    """The timeout of one completion: BASE_S (connect, queue, first token) plus MAX_TOKENS at TOKENS_PER_S."""
+    return base_s + max(0, max_tokens) / tokens_per_s
+
+
 # The strict json_schema response format of _LlmFacts, as the SDK's `parse` would send it.
 RESPONSE_FORMAT = type_to_response_format_param(_LlmFacts)
 
@@ -250,11 +260,14 @@ class OpenAIExtractor:
         timeout_s: float = 20.0,
         max_retries: int = 2,
         corpus_char_limit: int = CORPUS_CHAR_LIMIT,
+        slowest_output_tokens_per_s: float = SLOWEST_OUTPUT_TOKENS_PER_S,
     ) -> None:
         self._client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s
         )
         self._model = model
+        self._timeout_s = timeout_s
+        self._slowest_tokens_per_s = slowest_output_tokens_per_s
         self._corpus_limit = corpus_char_limit
         self.limiter: RateLimiter | None = None  # the shared RPM/TPM buckets, when the caller has them
 
@@ -295,11 +308,15 @@ class OpenAIExtractor:
     async def _send(self, *, parse: bool, prompt_tokens: int, max_tokens: int, **kwargs: Any) -> Any:
         """One chat completion, through the shared RPM/TPM buckets when a limiter is attached."""
         limiter = self.limiter
+        # An answer streams out at the model's output speed: ten rationales of 150 tokens take ~25 s
+        # at 60 tokens/s, past a flat 20 s timeout (measured: 6 of 94 rationale batches timed out in
+        # the realistic sandbox). So the timeout grows with the tokens the answer may hold.
+        timeout = completion_timeout_s(self._timeout_s, max_tokens, self._slowest_tokens_per_s)
         if limiter is None:
-            plain = self._client.chat.completions
+            plain = self._client.with_options(timeout=timeout).chat.completions
             return await (plain.parse(**kwargs) if parse else plain.create(**kwargs))
         # the buckets pace the calls and name the waits; the SDK's blind backoff would only add 429s
-        raw_api = self._client.with_options(max_retries=0).chat.completions.with_raw_response
+        raw_api = self._client.with_options(max_retries=0, timeout=timeout).chat.completions.with_raw_response
         for attempt in range(RATE_LIMIT_ATTEMPTS):
             reservation = await limiter.reserve(prompt_tokens + max_tokens)
             try:
