@@ -39,6 +39,7 @@ TITLE_RE = re.compile(
 # Every alternative of TITLE_RE contains one of these (case-sensitive, as TITLE_RE is).
 TITLE_STEMS = ("Founder", "Owner", "CEO", "CTO", "COO", "CFO", "Chief", "Director", "Head of", "Manager", "Partner",
                "President", "Chairman")  # fmt: skip
+TITLE_STEM_RE = re.compile("|".join(map(re.escape, TITLE_STEMS)))  # one C scan, not 13 `in` tests
 DIGIT_RE = re.compile(r"\d")
 CUES = (
     "founded", "established", "since", "employees", "staff", "team of", "specialists", "products",
@@ -129,7 +130,7 @@ def score_passage(text: str, *, name_words: frozenset[str]) -> float:
     marketing copy, and the expressions were most of the corpus's CPU."""
     lowered = text.lower()
     score = 4.0 * min(3, len(EMAIL_RE.findall(text))) if "@" in text else 0.0
-    if any(stem in text for stem in TITLE_STEMS):
+    if TITLE_STEM_RE.search(text):
         score += 3.0 * min(3, len(TITLE_RE.findall(text)))
     score += 2.0 if DIGIT_RE.search(text) and PHONE_RE.search(text) else 0.0
     score += min(3, sum(cue in lowered for cue in CUES))
