@@ -429,3 +429,28 @@ def test_openai_plain_text_honours_max_tokens(openai_sim: OpenAISim, http: httpx
     short = http.post(url, json={"model": "m", "messages": msg, "max_tokens": 3}, headers=auth).json()["choices"][0]
     assert short["finish_reason"] == "length"
     assert len(short["message"]["content"]) <= 12
+
+
+def test_a_burst_of_new_connections_all_complete_their_handshake() -> None:
+    """Sixty clients connecting at once (ten run workers opening their pools) are all queued by the
+    kernel, even before the server accepts one: the listen backlog is the simulator's 256, not the
+    stdlib's 5, with which the handshakes past the sixth were dropped and clients saw connection
+    errors."""
+    import socket
+    from http.server import BaseHTTPRequestHandler
+
+    from leadgen_core.sandbox.base import _QuietServer
+
+    server = _QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # listening, never accepting
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(60):
+            sock = socket.socket()
+            sock.settimeout(0.5)
+            sockets.append(sock)
+            sock.connect(server.server_address)  # a dropped handshake times out here
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
+    assert len(sockets) == 60

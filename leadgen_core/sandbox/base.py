@@ -105,7 +105,13 @@ Route = Callable[[SimRequest], SimResponse]
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client hanging up mid-answer (a crawler's timeout, say) is normal here, not a traceback."""
+    """A client hanging up mid-answer (a crawler's timeout, say) is normal here, not a traceback.
+
+    The listen backlog is a class attribute because `listen()` runs in the constructor: set on the
+    instance afterwards it changed nothing, and the stdlib's 5 dropped the handshakes of a burst
+    of new connections (ten run workers at once), which clients saw as connection errors."""
+
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -190,7 +196,6 @@ class SimServer:
 
         server = _QuietServer(("127.0.0.1", self._port), Handler)
         server.daemon_threads = True
-        server.request_queue_size = 256
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=f"{self.name}-sim", daemon=True)
         self._thread.start()
