@@ -155,3 +155,84 @@ def test_a_429s_retry_after_shuts_the_bucket_for_as_long_as_it_says(app_db: Data
         took = asyncio.run(twice())
         statuses = [r.status for r in sim.log]
     assert statuses == [200, 429, 200] and took >= 2.9
+
+
+class CountingLimiter:
+    """The limiter's interface, counting what the extractor books and gives back."""
+
+    def __init__(self) -> None:
+        self.reserved = self.released = self.settled = 0
+
+    async def reserve(self, tokens: int) -> int:
+        self.reserved += 1
+        return tokens
+
+    async def release(self, reservation: int) -> None:
+        self.released += 1
+
+    async def settle(self, reservation: int, *, counted: int) -> None:
+        self.settled += 1
+
+    async def observe(self, headers: object) -> None:
+        return None
+
+    async def refused(self, *, kind: str | None, message: str | None, headers: object) -> float:
+        return 0.0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again on exit: connecting is refused
+
+
+async def _ask(extractor: OpenAIExtractor, limiter: CountingLimiter) -> None:
+    extractor.limiter = limiter  # type: ignore[assignment]
+    await extractor.complete_text(system="s", user="u", max_tokens=5)
+
+
+def test_a_refused_connection_is_tried_again_and_its_bookings_given_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing was sent, so nothing can be billed: the SDK's own retries (off on the limiter's
+    path) are made by the extractor, each booking given back."""
+    monkeypatch.setattr("leadgen_core.vendors.openai_extract.CONNECT_RETRY_DELAY_S", 0.01)
+    limiter = CountingLimiter()
+    extractor = OpenAIExtractor(base_url=f"http://127.0.0.1:{_closed_port()}/v1", api_key=KEY, max_retries=2)
+    with pytest.raises(Exception, match="connection error"):
+        asyncio.run(_ask(extractor, limiter))
+    assert (limiter.reserved, limiter.released, limiter.settled) == (3, 3, 0)
+
+
+def test_a_connection_dropped_after_sending_is_not_sent_again() -> None:
+    """A server that reads the request and hangs up may have processed it: one attempt, and its
+    booking is kept (the tokens may have been counted)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    seen: list[int] = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            seen.append(1)
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    limiter = CountingLimiter()
+    port = server.getsockname()[1]
+    extractor = OpenAIExtractor(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=2)
+    try:
+        with pytest.raises(Exception, match="connection error"):
+            asyncio.run(_ask(extractor, limiter))
+    finally:
+        server.close()
+    assert len(seen) == 1
+    assert (limiter.reserved, limiter.released) == (1, 0)

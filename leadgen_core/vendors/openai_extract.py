@@ -16,6 +16,7 @@ RATE_LIMIT_ATTEMPTS times.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -68,6 +69,7 @@ def answer_token_bound() -> int:
 
 EXTRACT_MAX_TOKENS = answer_token_bound()
 RATE_LIMIT_ATTEMPTS = 4
+CONNECT_RETRY_DELAY_S = 0.5  # before the first retry of a connection never made; grows linearly
 CHARS_PER_TOKEN_BOUND = 3  # prompts average ~4 characters a token; 3 keeps the estimate an upper bound
 MESSAGE_OVERHEAD_TOKENS = 16  # role markers and framing of the two chat messages
 EMAIL_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
@@ -225,6 +227,13 @@ def sanitise(raw: _LlmFacts, corpus: str) -> CompanyFacts:
     )
 
 
+def never_sent(exc: BaseException) -> bool:
+    """Whether the SDK's connection error is one where no connection was made (refused, or failed
+    during the TCP or TLS handshake): the request never left, so sending it again cannot pay twice.
+    The SDK wraps its transport's exception (httpx2's ConnectError) as the cause."""
+    return not isinstance(exc, openai.APITimeoutError) and type(exc.__cause__).__name__ == "ConnectError"
+
+
 def _vendor_error(exc: Exception) -> Exception:
     """The errors-tree equivalent of an SDK exception; never quotes the vendor's message (it can echo the key)."""
     if isinstance(exc, openai.APITimeoutError):
@@ -267,6 +276,7 @@ class OpenAIExtractor:
         )
         self._model = model
         self._timeout_s = timeout_s
+        self._max_retries = max_retries
         self._slowest_tokens_per_s = slowest_output_tokens_per_s
         self._corpus_limit = corpus_char_limit
         self.limiter: RateLimiter | None = None  # the shared RPM/TPM buckets, when the caller has them
@@ -317,16 +327,30 @@ class OpenAIExtractor:
             return await (plain.parse(**kwargs) if parse else plain.create(**kwargs))
         # the buckets pace the calls and name the waits; the SDK's blind backoff would only add 429s
         raw_api = self._client.with_options(max_retries=0, timeout=timeout).chat.completions.with_raw_response
-        for attempt in range(RATE_LIMIT_ATTEMPTS):
+        refusals = unsent = 0
+        while True:
             reservation = await limiter.reserve(prompt_tokens + max_tokens)
             try:
                 raw = await (raw_api.parse(**kwargs) if parse else raw_api.create(**kwargs))
             except openai.RateLimitError as exc:
                 await limiter.release(reservation)  # a refusal is not counted against the limits
                 body = exc.body if isinstance(exc.body, dict) else {}
-                if exc.code == "insufficient_quota" or attempt == RATE_LIMIT_ATTEMPTS - 1:
+                refusals += 1
+                if exc.code == "insufficient_quota" or refusals == RATE_LIMIT_ATTEMPTS:
                     raise
                 await limiter.refused(kind=body.get("type"), message=body.get("message"), headers=exc.response.headers)
+                continue
+            except openai.APIConnectionError as exc:
+                # A read error or a timeout after sending is not retried and keeps its reservation:
+                # the request may have been processed. No connection made means nothing was sent and
+                # nothing can be billed: try again, as the SDK itself would (its retries are off here).
+                if not never_sent(exc):
+                    raise
+                await limiter.release(reservation)
+                if unsent >= self._max_retries:
+                    raise
+                unsent += 1
+                await asyncio.sleep(CONNECT_RETRY_DELAY_S * unsent)
                 continue
             except openai.APIStatusError:
                 await limiter.release(reservation)
@@ -341,7 +365,6 @@ class OpenAIExtractor:
             counted = usage.prompt_tokens + max_tokens if usage else prompt_tokens + max_tokens
             await limiter.settle(reservation, counted=counted)
             return completion
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def complete_text(self, *, system: str, user: str, max_tokens: int) -> tuple[str, int]:
         """A short free-text answer (rationales) and the tokens it cost."""
