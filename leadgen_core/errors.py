@@ -74,7 +74,13 @@ class PartitionKeyError(LeadgenError):
 
 
 class VendorError(LeadgenError):
-    """A vendor call failed."""
+    """A vendor call failed.
+
+    `charged` is what the vendor billed for the earlier requests of the same paid call before this
+    one failed (a Lusha lookup is a prospecting request, then a search-and-enrich request): the
+    Spender records it, so a failure in the second step never loses the credits of the first."""
+
+    charged: int = 0
 
     def __init__(self, vendor: str, message: str) -> None:
         super().__init__(f"{vendor}: {message}")

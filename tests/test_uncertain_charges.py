@@ -175,3 +175,38 @@ def test_a_retry_after_past_the_stage_deadline_leaves_the_item_failed_without_sl
     assert statuses == [200, 429] and elapsed < 2.0  # no sleep through the 20 s
     row = ledger(app_db, "tavily")
     assert (row.units, row.uncertain) == (1, 0)  # the refused search's reservation was released
+
+
+def test_a_lookup_failing_at_its_second_request_keeps_the_first_requests_bill(
+    app_db: Database, owner_conn: Any
+) -> None:
+    """A Lusha lookup is a prospecting request, then a search-and-enrich request. When the second
+    fails (here the account runs out of credits: HTTP 402), the first was billed all the same: the
+    ledger keeps those credits, as Lusha's own counter does, and releases only the rest."""
+    from leadgen_core.sandbox.lusha import SEARCH_CREDITS, people_at
+
+    add_tenant(owner_conn, "alpha")
+    domains = [f"firm-{i}.com.sg" for i in range(1, 8)]
+    domain = next(d for d in domains if people_at(d))  # a company Lusha knows people at
+    company = add_company(owner_conn, "P1", domain)
+    sim = LushaSim(api_key=LUSHA_KEY).start()
+    try:
+        sim.credits = SEARCH_CREDITS * len(people_at(domain))  # the prospecting page, nothing more
+        ctx = dataclasses.replace(
+            context(app_db, lusha_base_url=sim.base_url, lusha_api_key=LUSHA_KEY),
+            vendors=VendorConfig(timeout_s=5.0, rates={"lusha": 100.0}, lusha_base_url=sim.base_url,
+                                 lusha_api_key=LUSHA_KEY),
+        )  # fmt: skip
+
+        async def night() -> Any:
+            async with open_toolkit(ctx, needs={"lusha"}) as kit:
+                return (await LushaLookups(kit).run([company]))[company.company_id]
+
+        answer = asyncio.run(night())
+    finally:
+        sim.stop()
+    assert isinstance(answer, BaseException)  # the lookup failed at its enrich request
+    assert [r.path for r in sim.log] == ["/v3/contacts/prospecting", "/v3/contacts/search-and-enrich"]
+    assert sim.billable_units > 0
+    row = ledger(app_db, "lusha")
+    assert (row.units, row.uncertain) == (sim.billable_units, 0)  # was (0, 0): the bill was lost

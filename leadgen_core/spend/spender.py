@@ -18,10 +18,12 @@ Every billable call in the product goes through `Spender.call`:
    was in flight leaves its rows behind; the tenant's next run (one run per tenant at a time)
    reconciles them: their units move to the ledger's uncertain units, shown by `leadgen budget
    show`, since the vendor may or may not have charged the call.
-4. A failed call releases its whole reservation, except one that raised `ChargeUncertain` (a
+4. A failed call releases its reservation, except one that raised `ChargeUncertain` (a
    billable request that timed out after it was sent): its reservation moves to the ledger's
    uncertain units, since the vendor may have charged it, and the caller retries its items
-   another way (never the same request blindly).
+   another way (never the same request blindly). A call of several requests (a Lusha lookup:
+   prospecting, then search-and-enrich) that fails after earlier requests were billed names
+   those bills (`VendorError.charged`): they stay spent, only the rest is released or uncertain.
 
 The ledger day is the Singapore calendar day on which the money is spent (`clock()`, by default
 `clock.today_sg`), never the partition's date: catch-up nights, backfills and re-runs of old
@@ -47,7 +49,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from leadgen_core.clock import today_sg
-from leadgen_core.errors import BudgetExhausted, ChargeUncertain
+from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
 from leadgen_core.spend import budget
 
 T = TypeVar("T")
@@ -163,11 +165,12 @@ class Spender:
         held = await asyncio.to_thread(self._reserve, vendor, estimate, key)
         try:
             value, charged = await run()
-        except ChargeUncertain:
-            await asyncio.to_thread(self._mark_uncertain, vendor, estimate, held)
-            raise
-        except BaseException:
-            await asyncio.to_thread(self._release, vendor, estimate, held)
+        except BaseException as exc:
+            # what earlier requests of this call were billed is spent; the rest of the reservation
+            # is released, or uncertain when the failed request may have been charged
+            billed = exc.charged if isinstance(exc, VendorError) else 0
+            uncertain = isinstance(exc, ChargeUncertain)
+            await asyncio.to_thread(self._fail, vendor, estimate, billed, held, uncertain)
             raise
         await asyncio.to_thread(
             self._record, vendor, estimate, charged, held, key if cacheable else None, value, record
@@ -246,16 +249,23 @@ class Spender:
         assert row is not None
         return _Reservation(int(row[0]), day)
 
-    def _release(self, vendor: str, units: int, held: _Reservation) -> None:
+    def _fail(self, vendor: str, reserved: int, billed: int, held: _Reservation, uncertain: bool) -> None:
+        """A failed call's reservation, in one transaction: BILLED units (its earlier requests' bills)
+        stay spent; the rest is released, or moved to the uncertain units when the failed request
+        may have been charged (ChargeUncertain)."""
+        rest = max(0, reserved - billed)
         with self.tenant_conn() as conn:
-            budget.release(conn, tenant_id=self.tenant_id, day=held.day, vendor=vendor, units=units)
+            if billed > reserved:
+                self._settle_in(conn, vendor, reserved, billed, held.day)
+            if uncertain:
+                budget.mark_uncertain(conn, tenant_id=self.tenant_id, day=held.day, vendor=vendor, units=rest)
+            elif rest:
+                budget.release(conn, tenant_id=self.tenant_id, day=held.day, vendor=vendor, units=rest)
             conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
-
-    def _mark_uncertain(self, vendor: str, units: int, held: _Reservation) -> None:
-        with self.tenant_conn() as conn:
-            budget.mark_uncertain(conn, tenant_id=self.tenant_id, day=held.day, vendor=vendor, units=units)
-            conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
-        self.uncertain[vendor] = self.uncertain.get(vendor, 0) + units
+        if uncertain:
+            self.uncertain[vendor] = self.uncertain.get(vendor, 0) + rest
+        if billed:
+            self.spent[vendor] = self.spent.get(vendor, 0) + billed
 
     def _settle_in(self, conn: psycopg.Connection, vendor: str, reserved: int, charged: int, day: date) -> None:
         if charged < reserved:

@@ -16,11 +16,12 @@ then counts as the documented price of what it returned (nothing, for an empty a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from leadgen_core.errors import VendorResponseError
+from leadgen_core.errors import VendorError, VendorResponseError
 from leadgen_core.vendors.base import VendorClient
 from leadgen_core.vendors.http import expect_list
 from leadgen_core.vendors.limits import LUSHA_MAX_ITEMS
@@ -108,6 +109,17 @@ def _work_email(emails: list[Any]) -> str | None:
     return _str(candidates[0]["email"].lower()) if candidates else None
 
 
+@contextmanager
+def _billed_so_far(credits: int) -> Iterator[None]:
+    """A failure of a later request of a lookup carries the credits its earlier requests were billed,
+    so the Spender records them (`VendorError.charged`) instead of releasing them with the rest."""
+    try:
+        yield
+    except VendorError as exc:
+        exc.charged += credits
+        raise
+
+
 class LushaClient(VendorClient):
     """Async Lusha V3 client (`api_key` header)."""
 
@@ -144,7 +156,8 @@ class LushaClient(VendorClient):
                 break
         if not previews:
             return LushaResult((), credits)
-        people, enrich_credits = await self._enrich(previews)
+        with _billed_so_far(credits):
+            people, enrich_credits = await self._enrich(previews)
         return LushaResult(tuple(c for _, c in people), credits + enrich_credits)
 
     async def find_contacts_bulk(self, companies: Sequence[CompanyRef], *, titles: Sequence[str]) -> LushaBulkResult:
@@ -160,9 +173,11 @@ class LushaClient(VendorClient):
         previews: dict[str, dict[str, Any]] = {}
         per_company: dict[str, int] = {}
         for page in range(MAX_BULK_PAGES):
-            found = await self._post(
-                "/v3/contacts/prospecting", {"pagination": {"page": page, "size": BULK_PAGE_SIZE}, "filters": filters}
-            )
+            with _billed_so_far(credits):
+                found = await self._post(
+                    "/v3/contacts/prospecting",
+                    {"pagination": {"page": page, "size": BULK_PAGE_SIZE}, "filters": filters},
+                )
             results = expect_list(VENDOR, found.get("results"), what="prospecting results")[:BULK_PAGE_SIZE]
             credits += _billed(found, documented=SEARCH_CREDITS * len(results))
             for item in results:
@@ -181,7 +196,8 @@ class LushaClient(VendorClient):
         refs = list(previews)
         for start in range(0, len(refs), LUSHA_MAX_ITEMS):
             chunk = {r: previews[r] for r in refs[start : start + LUSHA_MAX_ITEMS]}
-            people, enrich_credits = await self._enrich(chunk)
+            with _billed_so_far(credits):
+                people, enrich_credits = await self._enrich(chunk)
             credits += enrich_credits
             for ref, contact in people:
                 contacts.setdefault(ref.rsplit(":", 1)[0], []).append(contact)
