@@ -77,10 +77,9 @@ def server_dsn(settings: Settings) -> tuple[str, str]:
     """(DSN of a maintenance database on the chosen server, "external" | "embedded")."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value(), "external"
-    from leadgen_core.db.embedded import embedded_dsn
-    from leadgen_dagster.cli.main import private_runtime_dir
+    from leadgen_core.db.embedded import embedded_dsn, private_runtime_dir
 
-    private_runtime_dir()  # as the CLI does: no platformdirs warning, no shared /tmp folder
+    private_runtime_dir(settings.home)  # as the CLI does: no platformdirs warning, no shared /tmp folder
     return embedded_dsn(settings.home), "embedded"
 
 

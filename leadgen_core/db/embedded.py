@@ -7,6 +7,7 @@ children, and a one-off CLI command starts and stops it on its own.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +18,16 @@ from leadgen_core.errors import ConfigError
 _SERVERS: dict[str, Any] = {}
 START_ATTEMPTS = 4
 RETRY_PAUSE_S = 5.0
+
+
+def private_runtime_dir(home: str | Path) -> None:
+    """Without XDG_RUNTIME_DIR (a container, cron, CI), the embedded Postgres' platformdirs warns on
+    every start and falls back to a shared /tmp folder; a private one under HOME serves."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    run_dir = Path(home).resolve() / "run"
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
 
 
 def embedded_dsn(home: str | Path, *, name: str = "pg") -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import click
 
@@ -22,15 +20,11 @@ def main() -> None:
 
 
 def private_runtime_dir() -> None:
-    """Without XDG_RUNTIME_DIR (a container, cron, CI), the embedded Postgres' platformdirs warns on
-    every command and falls back to a shared /tmp folder; a private one under LEADGEN_HOME serves."""
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return
+    """The embedded Postgres' private XDG_RUNTIME_DIR under LEADGEN_HOME (no warning per command)."""
+    from leadgen_core.db.embedded import private_runtime_dir as under
     from leadgen_dagster.cli.common import settings
 
-    run_dir = Path(settings().home).resolve() / "run"
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
+    under(settings().home)
 
 
 main.add_command(admin.db)
