@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leadgen_core.errors import BudgetExhausted, RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
 from leadgen_core.retry_after import retry_after_seconds
+from leadgen_core.retry_policy import RetryPolicy
 
 VENDOR = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -69,7 +70,6 @@ def answer_token_bound() -> int:
 
 EXTRACT_MAX_TOKENS = answer_token_bound()
 RATE_LIMIT_ATTEMPTS = 4
-CONNECT_RETRY_DELAY_S = 0.5  # before the first retry of a connection never made; grows linearly
 CHARS_PER_TOKEN_BOUND = 3  # prompts average ~4 characters a token; 3 keeps the estimate an upper bound
 MESSAGE_OVERHEAD_TOKENS = 16  # role markers and framing of the two chat messages
 EMAIL_RE = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
@@ -276,7 +276,9 @@ class OpenAIExtractor:
         )
         self._model = model
         self._timeout_s = timeout_s
-        self._max_retries = max_retries
+        # a connection never made is tried again on the project's one backoff curve, as often as
+        # the SDK would have (its own retries are off on the limiter's path)
+        self._connect_retry = RetryPolicy(max_attempts=max_retries + 1)
         self._slowest_tokens_per_s = slowest_output_tokens_per_s
         self._corpus_limit = corpus_char_limit
         self.limiter: RateLimiter | None = None  # the shared RPM/TPM buckets, when the caller has them
@@ -347,10 +349,10 @@ class OpenAIExtractor:
                 if not never_sent(exc):
                     raise
                 await limiter.release(reservation)
-                if unsent >= self._max_retries:
-                    raise
                 unsent += 1
-                await asyncio.sleep(CONNECT_RETRY_DELAY_S * unsent)
+                if unsent >= self._connect_retry.max_attempts:
+                    raise
+                await asyncio.sleep(self._connect_retry.backoff(unsent))
                 continue
             except openai.APIStatusError:
                 await limiter.release(reservation)
