@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     secret_prefixes: CsvList = Field(
         default_factory=lambda: ["ODOO_", "TENANT_SECRET_"], validation_alias="LEADGEN_SECRET_PREFIXES"
     )
-    pool_max_size: int = Field(default=10, validation_alias="LEADGEN_POOL_MAX_SIZE", ge=1)
+    # 6 per run worker keeps SCHED_TENANT_CONCURRENCY (10) nights within Postgres' default
+    # max_connections of 100: 10 x (6 + 2 for Dagster's storage) + 10 for the webserver and daemon.
+    pool_max_size: int = Field(default=6, validation_alias="LEADGEN_POOL_MAX_SIZE", ge=1)
     # The level of a run's console lines (python_logs.python_log_level of the rendered dagster.yaml):
     # INFO shows each stage's progress; DEBUG (`leadgen dev -v`) adds Dagster's per-event lines.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -72,7 +74,11 @@ class Settings(BaseSettings):
     # --- scheduling -----------------------------------------------------------------------
     sched_enabled: bool = Field(default=True, validation_alias="SCHED_ENABLED")
     sched_start_cron: str = Field(default="0 1 * * *", validation_alias="SCHED_START_CRON")
-    sched_tenant_concurrency: int = Field(default=3, validation_alias="SCHED_TENANT_CONCURRENCY", ge=1)
+    # Tenant nights at once. Nights on shared vendor accounts move through the same buckets, so
+    # the more of them run together (fair-shared, starts staggered), the nearer the whole night
+    # comes to the shared floor; 3 at a time ran 10 tenants in four waves at 4.0 x that floor,
+    # 10 at a time at 1.3 x (BENCHMARKS.md, ten tenants x 1,000).
+    sched_tenant_concurrency: int = Field(default=10, validation_alias="SCHED_TENANT_CONCURRENCY", ge=1)
     # Workers per stage inside a run. The predecessor's 8 ran every vendor call of a company in
     # one worker; here each stage's workers only keep requests in flight while the shared rate
     # limiters (vendors) and the per-domain limiter (web sites) decide the pace, so more workers

@@ -50,7 +50,7 @@ class PostgresResource(dg.ConfigurableResource):
     """The pipeline's pool, connected as the application role (RLS in force)."""
 
     dsn: str = Field(description="DSN of the application role (LEADGEN_APP_DATABASE_URL).")
-    max_size: int = Field(default=10, description="Pool size: company workers share it (LEADGEN_POOL_MAX_SIZE).")
+    max_size: int = Field(default=6, description="Pool size: company workers share it (LEADGEN_POOL_MAX_SIZE).")
 
     _db: Database | None = PrivateAttr(default=None)
 
