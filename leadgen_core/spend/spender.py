@@ -4,26 +4,39 @@ Every billable call in the product goes through `Spender.call`:
 
 1. The request's fingerprint is looked up in `vendor_response_cache`. A hit costs nothing, so
    re-materialising a partition, or a second tenant asking about the same company, is free.
+   A miss claims the fingerprint in `vendor_inflight` (single flight, sql/045): a worker of any
+   tenant that finds the fingerprint claimed by a call in progress does not pay for it again; it
+   waits, holding no connection and no rate-limit slot, polling the cache with backoff (0.1 s to
+   1 s) until the owner's answer is there (a cache hit, `Paid(value, 0, True)`). When the claim
+   disappears without an answer (the owner failed) or expires, the waiter claims it and pays
+   itself. Waiting ends at the stage's deadline (or the claim's expiry) with `FlightTimeout`, a
+   TimeoutError: callers leave the item failed, to be retried. Callers with a cache of their own
+   (ZeroBounce's per-address `email_verification_cache`) claim their items with `claim`, wait
+   with `wait`, and hand the claim to `call`.
 2. Otherwise the estimated units are reserved in the tenant's ledger (`budget.reserve`, one
-   conditional upsert). A refused reservation raises `BudgetExhausted`: the caller degrades the
-   item and the night goes on.
+   conditional upsert). The lookup, the claim, a second lookup (an answer recorded while the
+   claim waited on the owner's row) and the reservation with its journal row are one transaction
+   on the tenant's connection. A refused reservation drops the claim and raises
+   `BudgetExhausted`: the caller degrades the item and the night goes on.
 3. The call runs. The moment it answers, ONE transaction records everything the answer means
    before anything else is done with it: the cache row (and the rows of every item of a batched
    answer, `items=`), the settlement of the reservation to the units the vendor actually charged
    (the difference released — a ZeroBounce `unknown`, a Lusha miss — or, if the vendor charged
    more than estimated, the extra reserved), and the end of the reservation's journal row. A
    process killed after the answer but before that commit is the only window left: one request
-   per worker.
+   per worker. The claim is deleted in that same transaction, so a waiter sees the answer and
+   the claim's end at once.
    Each reservation is journaled with its run id (`spend_reservations`). A run killed while a call
    was in flight leaves its rows behind; the tenant's next run (one run per tenant at a time)
    reconciles them: their units move to the ledger's uncertain units, shown by `leadgen budget
-   show`, since the vendor may or may not have charged the call.
+   show`, since the vendor may or may not have charged the call; its claims are deleted.
 4. A failed call releases its reservation, except one that raised `ChargeUncertain` (a
    billable request that timed out after it was sent): its reservation moves to the ledger's
    uncertain units, since the vendor may have charged it, and the caller retries its items
    another way (never the same request blindly). A call of several requests (a Lusha lookup:
    prospecting, then search-and-enrich) that fails after earlier requests were billed names
    those bills (`VendorError.charged`): they stay spent, only the rest is released or uncertain.
+   The claim is deleted in the same transaction: a waiter then claims and pays itself.
 
 The ledger day is the Singapore calendar day on which the money is spent (`clock()`, by default
 `clock.today_sg`), never the partition's date: catch-up nights, backfills and re-runs of old
@@ -31,7 +44,8 @@ dates all draw on today's cap, so one real day can never spend more than one day
 reservation is released and settled on the day it was made, even when the call ends after
 midnight.
 
-In dry-run mode nothing is called: the would-be call and its estimate are added to a forecast.
+In dry-run mode nothing is called and nothing is claimed: the would-be call and its estimate are
+added to a forecast.
 """
 
 from __future__ import annotations
@@ -39,7 +53,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
@@ -75,6 +91,34 @@ ON CONFLICT (vendor, fingerprint) DO UPDATE SET response = EXCLUDED.response, un
     created_at = now(), expires_at = EXCLUDED.expires_at
 """
 
+CACHE_MANY_SQL = """
+SELECT fingerprint, response FROM vendor_response_cache
+WHERE vendor = %s AND fingerprint = ANY(%s) AND expires_at > now()
+"""
+# Claims the keys nobody holds, and those whose claim has expired; returns the keys claimed. The
+# row lock of a claim being inserted or deleted makes a second claimer wait for that outcome.
+CLAIM_SQL = """
+INSERT INTO vendor_inflight AS f (vendor, fingerprint, token, owner_tenant, run_id, expires_at)
+SELECT %(vendor)s, k, %(token)s, %(tenant)s, %(run)s, now() + make_interval(secs => %(ttl)s)
+FROM unnest(%(keys)s::text[]) AS k
+ON CONFLICT (vendor, fingerprint) DO UPDATE
+    SET token = EXCLUDED.token, owner_tenant = EXCLUDED.owner_tenant, run_id = EXCLUDED.run_id,
+        claimed_at = now(), expires_at = EXCLUDED.expires_at
+    WHERE f.expires_at <= now()
+RETURNING f.fingerprint
+"""
+UNCLAIM_SQL = "DELETE FROM vendor_inflight WHERE vendor = %s AND token = %s"
+UNCLAIM_SOME_SQL = "DELETE FROM vendor_inflight WHERE vendor = %s AND token = %s AND fingerprint = ANY(%s)"
+LIVE_CLAIMS_SQL = """
+SELECT fingerprint FROM vendor_inflight WHERE vendor = %s AND fingerprint = ANY(%s) AND expires_at > now()
+"""
+DEAD_CLAIMS_SQL = """
+DELETE FROM vendor_inflight WHERE owner_tenant = %(tenant)s AND run_id IS DISTINCT FROM %(run)s
+"""
+CLAIM_TTL_S = 900.0  # a claim's backstop: an owner that vanished without its run being reconciled
+POLL_FIRST_S = 0.1
+POLL_MAX_S = 1.0
+
 TenantConn = Callable[[], AbstractContextManager[psycopg.Connection]]
 
 
@@ -109,15 +153,56 @@ class DryRunSkipped(BudgetExhausted):
     """Raised instead of calling a vendor in dry-run mode (callers degrade as for a cap)."""
 
 
+class FlightTimeout(TimeoutError):
+    """Another worker's call of the same request did not end before the deadline.
+
+    A TimeoutError, as the shared rate limiter's: callers record the item failed (retried later).
+    ANSWERS holds what did arrive of a wait for several keys."""
+
+    def __init__(self, message: str, answers: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.answers = answers or {}
+
+
 # Writes what an answer means (its items' cache rows, verification rows) inside the settlement's
 # transaction: RECORD(conn, value).
 Recorder = Callable[[psycopg.Connection, Any], None]
+# The answers already recorded for some flight keys: LOOKUP(conn, keys) -> {key: answer}.
+Lookup = Callable[[psycopg.Connection, list[str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The flight keys of VENDOR that one call owns (sql/045): it pays for them, others wait."""
+
+    vendor: str
+    token: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Flights:
+    """The outcome of claiming keys: those claimed, those answered already, those another call holds."""
+
+    claim: Claim | None
+    answered: dict[str, Any]
+    busy: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class _Reservation:
     reservation_id: int
     day: date
+
+
+@dataclass(frozen=True)
+class _Begun:
+    """What `_begin` found: a cached answer, a reservation (with the call's claim), or neither (busy)."""
+
+    hit: bool = False
+    value: Any = None
+    held: _Reservation | None = None
+    claim: Claim | None = None
 
 
 @dataclass
@@ -136,6 +221,9 @@ class Spender:
     cache_hits: dict[str, int] = field(default_factory=dict)
     uncertain: dict[str, int] = field(default_factory=dict)
     run_id: str | None = None  # journaled with each reservation; None outside Dagster (tests, CLI)
+    deadline: float | None = None  # time.monotonic() past which nobody waits for another's flight
+    claim_ttl_s: float = CLAIM_TTL_S
+    shared: dict[str, int] = field(default_factory=dict)  # answers waited for (another call paid)
 
     async def call(
         self,
@@ -146,23 +234,42 @@ class Spender:
         run: Callable[[], Awaitable[tuple[Any, int]]],
         cacheable: bool = True,
         record: Recorder | None = None,
+        claim: Claim | None = None,
     ) -> Paid[Any]:
         """Run a billable call. RUN returns (json-serialisable value, units actually charged).
 
         RECORD writes what the answer means (a batched answer's per-item cache rows with
         `cache_in`, the verification rows of a ZeroBounce answer) in the same transaction as the
-        settlement, so a crash never leaves a paid answer unrecorded.
+        settlement, so a crash never leaves a paid answer unrecorded. A cacheable call is single
+        flight by its fingerprint; a call that is not cacheable may bring the CLAIM of its items
+        (`claim`), which it ends with the settlement, the failure, or a refused reservation.
         """
         key = fingerprint(vendor, request)
-        if cacheable:
-            hit = await asyncio.to_thread(self._cache_get, vendor, key)
-            if hit is not None:
-                self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
-                return Paid(hit, 0, True)
-        if self.dry_run:
+        if self.dry_run:  # a dry run never claims
+            if cacheable:
+                hit = await asyncio.to_thread(self._cache_get, vendor, key)
+                if hit is not None:
+                    self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
+                    return Paid(hit, 0, True)
             self.forecast.add(vendor, estimate)
             raise DryRunSkipped(vendor, "dry run: no billable call made")
-        held = await asyncio.to_thread(self._reserve, vendor, estimate, key)
+        if cacheable and claim is not None:
+            raise ValueError("a cacheable call claims its own fingerprint")
+        while True:
+            begun = await asyncio.to_thread(self._begin, vendor, estimate, key, cacheable, claim)
+            if begun.hit:
+                self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
+                return Paid(begun.value, 0, True)
+            if begun.held is not None:
+                break
+            # another call (of any tenant) is paying for this request right now: wait for its answer
+            answers, _freed = await self.wait(vendor, [key], self._cache_lookup(vendor))
+            if key in answers:
+                self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
+                self.shared[vendor] = self.shared.get(vendor, 0) + 1
+                return Paid(answers[key], 0, True)
+            # the owner failed or its claim expired: claim it again (and pay, unless answered by then)
+        held, own = begun.held, begun.claim
         try:
             value, charged = await run()
         except BaseException as exc:
@@ -170,23 +277,76 @@ class Spender:
             # is released, or uncertain when the failed request may have been charged
             billed = exc.charged if isinstance(exc, VendorError) else 0
             uncertain = isinstance(exc, ChargeUncertain)
-            await asyncio.to_thread(self._fail, vendor, estimate, billed, held, uncertain)
+            await asyncio.to_thread(self._fail, vendor, estimate, billed, held, uncertain, own)
             raise
-        await asyncio.to_thread(
-            self._record, vendor, estimate, charged, held, key if cacheable else None, value, record
-        )
+        try:
+            await asyncio.to_thread(
+                self._record, vendor, estimate, charged, held, key if cacheable else None, value, record, own
+            )
+        except BaseException:
+            await self.unclaim(own)  # let the waiters claim it rather than wait for the expiry
+            raise
         self.spent[vendor] = self.spent.get(vendor, 0) + charged
         return Paid(value, charged, False)
+
+    async def claim(self, vendor: str, keys: Sequence[str], lookup: Lookup) -> Flights:
+        """Claim the flight KEYS of VENDOR nobody else holds (an expired claim is taken over).
+
+        For callers with their own cache (LOOKUP reads it): a key answered by the time it was
+        claimed is given back and returned as answered; the call that pays for the claimed keys
+        gets the claim (`call(claim=...)`), which ends with its settlement or failure; keys another
+        call holds are busy: `wait` for them. Never in a dry run (nothing is paid)."""
+        if self.dry_run:
+            raise RuntimeError("a dry run never claims")
+
+        def step() -> Flights:
+            with self.tenant_conn() as conn:
+                return self._claim_in(conn, vendor, keys, lookup)
+
+        return await asyncio.to_thread(step)
+
+    async def unclaim(self, claim: Claim | None) -> None:
+        """End CLAIM if it still stands (a caller's failure before `call` ended it); never raises."""
+        if claim is not None:
+            await asyncio.to_thread(self._unclaim_quietly, claim)
+
+    async def wait(self, vendor: str, keys: Sequence[str], lookup: Lookup) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """Wait until each of KEYS is answered (LOOKUP) or its claim has ended without an answer.
+
+        Polls with backoff (0.1 s doubling to 1 s), holding no connection in between. Returns the
+        answers and the keys freed without one (claim them again). Raises FlightTimeout past the
+        stage's deadline, or past a claim's lifetime when there is none."""
+        end = self.deadline if self.deadline is not None else time.monotonic() + self.claim_ttl_s + POLL_MAX_S
+        pending = set(keys)
+        answers: dict[str, Any] = {}
+        freed: list[str] = []
+        delay = POLL_FIRST_S
+        while pending:
+            await asyncio.sleep(max(0.0, min(delay, end - time.monotonic())))
+            live, found = await asyncio.to_thread(self._poll, vendor, sorted(pending), lookup)
+            answers.update(found)
+            pending -= found.keys()
+            freed.extend(k for k in sorted(pending) if k not in live)
+            pending &= live
+            if pending and time.monotonic() >= end:
+                raise FlightTimeout(
+                    f"{vendor}: {len(pending)} requests still in flight elsewhere at the deadline", answers
+                )
+            delay = min(POLL_MAX_S, delay * 2)
+        return answers, tuple(freed)
 
     def reconcile(self) -> dict[str, int]:
         """Close the reservations of dead runs of this tenant: their units become uncertain.
 
         Runs of one tenant never overlap (the run queue's tag limit, `leadgen night`'s lock), so a
         reservation of another run is one a killed process left open: its call may have been
-        charged or not. Returns the uncertain units per vendor.
+        charged or not. Its claims of single flight (sql/045) are deleted. Returns the uncertain
+        units per vendor.
         """
         moved: dict[str, int] = {}
         with self.tenant_conn() as conn:
+            # its claims too: the killed run will never answer them (the waiters then pay themselves)
+            conn.execute(DEAD_CLAIMS_SQL, {"tenant": self.tenant_id, "run": self.run_id})
             for day, vendor, units in conn.execute(
                 DEAD_RESERVATIONS_SQL, {"tenant": self.tenant_id, "run": self.run_id}
             ).fetchall():
@@ -209,6 +369,79 @@ class Spender:
             row = conn.execute(CACHE_GET_SQL, (vendor, key)).fetchone()
         return None if row is None else row[0]
 
+    def _cache_lookup(self, vendor: str) -> Lookup:
+        def lookup(conn: psycopg.Connection, keys: list[str]) -> dict[str, Any]:
+            return {str(k): v for k, v in conn.execute(CACHE_MANY_SQL, (vendor, keys)).fetchall()}
+
+        return lookup
+
+    def _claim_in(self, conn: psycopg.Connection, vendor: str, keys: Sequence[str], lookup: Lookup) -> Flights:
+        wanted = sorted(set(keys))  # one order for every claimer: no deadlock between batches
+        token = str(uuid.uuid4())
+        params = {"vendor": vendor, "token": token, "tenant": self.tenant_id, "run": self.run_id,
+                  "ttl": self.claim_ttl_s, "keys": wanted}  # fmt: skip
+        got = [str(r[0]) for r in conn.execute(CLAIM_SQL, params).fetchall()]
+        # A later statement sees what committed while the claim waited on another's row: an owner
+        # that recorded its answer (and deleted its claim) just before this claim was made.
+        answered = lookup(conn, got) if got else {}
+        if answered:
+            conn.execute(UNCLAIM_SOME_SQL, (vendor, token, list(answered)))
+        mine = tuple(k for k in got if k not in answered)
+        claimed = set(got)
+        busy = tuple(k for k in wanted if k not in claimed)
+        return Flights(Claim(vendor, token, mine) if mine else None, answered, busy)
+
+    def _poll(self, vendor: str, keys: list[str], lookup: Lookup) -> tuple[set[str], dict[str, Any]]:
+        """The keys still claimed (not expired), then the answers: an answer recorded between the
+        two reads is found; one recorded before both ends the claim too."""
+        with self.global_conn() as conn:
+            live = {str(r[0]) for r in conn.execute(LIVE_CLAIMS_SQL, (vendor, keys)).fetchall()}
+            found = lookup(conn, keys)
+        return live - found.keys(), found
+
+    def _unclaim_quietly(self, claim: Claim) -> None:
+        try:
+            with self.global_conn() as conn:
+                conn.execute(UNCLAIM_SQL, (claim.vendor, claim.token))
+        except Exception:  # noqa: BLE001, S110 - the expiry and the next run's reconcile remain
+            pass
+
+    def _begin(self, vendor: str, units: int, key: str, cacheable: bool, claim: Claim | None) -> _Begun:
+        """One transaction: the cache, the claim of KEY (when cacheable), the reservation and its journal."""
+        refused: BudgetExhausted | None = None
+        with self.tenant_conn() as conn:
+            own = claim
+            if cacheable:
+                row = conn.execute(CACHE_GET_SQL, (vendor, key)).fetchone()
+                if row is not None:
+                    return _Begun(hit=True, value=row[0])
+                flights = self._claim_in(conn, vendor, [key], self._cache_lookup(vendor))
+                if key in flights.answered:
+                    return _Begun(hit=True, value=flights.answered[key])
+                if flights.claim is None:
+                    return _Begun()  # another call holds it
+                own = flights.claim
+            day = self.clock()
+            try:
+                budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units,
+                               cap=self._cap(vendor))  # fmt: skip
+            except BudgetExhausted as exc:  # the statement succeeded (no row): the transaction goes on
+                refused = exc
+                if own is not None:  # nothing will be paid: the waiters may claim it
+                    conn.execute(UNCLAIM_SQL, (vendor, own.token))
+            else:
+                row = conn.execute(JOURNAL_SQL, (self.tenant_id, day, vendor, units, self.run_id, key)).fetchone()
+                assert row is not None
+                return _Begun(held=_Reservation(int(row[0]), day), claim=own)
+        assert refused is not None
+        raise refused  # after the commit: the claim's end stands
+
+    def _reserve(self, vendor: str, units: int, key: str) -> _Reservation:
+        """Reserve UNITS on today's ledger (or raise BudgetExhausted) and journal the reservation."""
+        held = self._begin(vendor, units, key, False, None).held
+        assert held is not None
+        return held
+
     def _cache_put(self, vendor: str, key: str, value: Any, units: int) -> None:
         with self.global_conn() as conn:
             conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), units, self.cache_ttl_days))
@@ -226,9 +459,13 @@ class Spender:
         key: str | None,
         value: Any,
         record: Recorder | None,
+        claim: Claim | None = None,
     ) -> None:
-        """The answer's cache row, what it means, the settlement and the journal's end: one transaction."""
+        """The answer's cache row, what it means, the settlement, the journal's end and the claim's
+        end: one transaction."""
         with self.tenant_conn() as conn:
+            if claim is not None:  # first: claims are locked before ledger rows, as in `_begin`
+                conn.execute(UNCLAIM_SQL, (claim.vendor, claim.token))
             if key is not None:
                 conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), charged, self.cache_ttl_days))
             if record is not None:
@@ -239,22 +476,22 @@ class Spender:
     def _cap(self, vendor: str) -> int:
         return int(self.caps.get(vendor, 0))
 
-    def _reserve(self, vendor: str, units: int, key: str) -> _Reservation:
-        """Reserve UNITS on today's ledger (or raise BudgetExhausted) and journal the reservation."""
-        day = self.clock()
-        with self.tenant_conn() as conn:
-            budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units,
-                           cap=self._cap(vendor))  # fmt: skip
-            row = conn.execute(JOURNAL_SQL, (self.tenant_id, day, vendor, units, self.run_id, key)).fetchone()
-        assert row is not None
-        return _Reservation(int(row[0]), day)
-
-    def _fail(self, vendor: str, reserved: int, billed: int, held: _Reservation, uncertain: bool) -> None:
+    def _fail(
+        self,
+        vendor: str,
+        reserved: int,
+        billed: int,
+        held: _Reservation,
+        uncertain: bool,
+        claim: Claim | None = None,
+    ) -> None:
         """A failed call's reservation, in one transaction: BILLED units (its earlier requests' bills)
         stay spent; the rest is released, or moved to the uncertain units when the failed request
-        may have been charged (ChargeUncertain)."""
+        may have been charged (ChargeUncertain). The claim ends: a waiter claims it and pays itself."""
         rest = max(0, reserved - billed)
         with self.tenant_conn() as conn:
+            if claim is not None:
+                conn.execute(UNCLAIM_SQL, (claim.vendor, claim.token))
             if billed > reserved:
                 self._settle_in(conn, vendor, reserved, billed, held.day)
             if uncertain:
