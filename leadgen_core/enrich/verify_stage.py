@@ -18,6 +18,14 @@ out after it was sent (`ChargeUncertain`) is never re-sent: the Spender records 
 as uncertain, and a batch's addresses are then validated one by one (a single that times out is
 degraded). Results, including catch-all and unknown as their own tiers, are stored in
 `email_verification_cache`.
+
+Single flight per address, across tenants (sql/045): before an address is paid for, it is
+claimed in `vendor_inflight` (key: the address's fingerprint). An address another tenant's call
+is verifying right now is left out of the batch (or not sent singly) and waited for, polling the
+verification cache without holding a connection, a rate-limit slot or an in-flight place; its
+answer is then taken as the other tenant's verification (`verified_elsewhere`). When that call
+fails instead, the address is claimed and sent here. The claim ends in the transaction that
+records the verification rows (or the failure). A dry run claims nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from leadgen_core.enrich import contacts_store
@@ -34,13 +43,25 @@ from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report
 from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
 from leadgen_core.night.stage_status import Outcome, Status
 from leadgen_core.scoring.freemail import is_freemail
-from leadgen_core.spend.spender import DryRunSkipped
+from leadgen_core.spend.spender import Claim, DryRunSkipped, Flights, FlightTimeout, Paid, Recorder, fingerprint
 
 STAGE = "email_verifications"
 UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on the next one
 # ZeroBounce takes 5 batch calls a minute: more batches in flight would only queue on the shared
 # limiter (and past its 120 s horizon when several tenants verify at once).
 PARALLEL_BATCHES = 2
+VENDOR = "zerobounce"
+# An address verified (by any tenant) recently enough that it is not sent: as emails_to_verify.
+FRESH_SQL = """
+SELECT email, status FROM email_verification_cache
+WHERE email = ANY(%(emails)s) AND verified_at > now() - make_interval(days => %(ttl_days)s)
+  AND (status <> 'unknown' OR verified_at > now() - make_interval(hours => %(unknown_hours)s))
+"""
+
+
+def flight_key(email: str) -> str:
+    """The single-flight key of an address (the same in single and batch mode, for every tenant)."""
+    return fingerprint(VENDOR, {"verify": email.lower()})
 
 
 def _rows(answer: Any) -> list[tuple[str, str, str, bool, Any]]:
@@ -59,8 +80,68 @@ class _Batches:
         self.retry_singly: list[str] = []  # addresses of batches whose charge is uncertain
         self._semaphore = asyncio.Semaphore(min(kit.ctx.workers, PARALLEL_BATCHES))
         self._singles = asyncio.Semaphore(kit.ctx.settings.zerobounce_in_flight)
+        self._emails: dict[str, str] = {}  # flight key -> address
+        if kit.zerobounce is not None and kit.spender.deadline is None:
+            kit.spender.deadline = kit.zerobounce.deadline  # the stage's: nobody waits past it
 
-    async def _send(self, emails: list[str]) -> None:
+    # --- single flight --------------------------------------------------------------------------
+    def _fresh(self, conn: Any, keys: list[str]) -> dict[str, Any]:
+        """The statuses of KEYS' addresses verified (by anyone) recently enough not to be sent."""
+        settings = self.kit.ctx.settings
+        emails = [self._emails[k] for k in keys if k in self._emails]
+        params = {"emails": emails, "ttl_days": settings.email_verify_ttl_days, "unknown_hours": UNKNOWN_RECHECK_HOURS}
+        return {flight_key(str(e)): str(status) for e, status in conn.execute(FRESH_SQL, params).fetchall()}
+
+    def _took(self, answers: dict[str, Any]) -> None:
+        """Answers another call paid for: the addresses are verified, not by this tenant's money."""
+        for key, status in answers.items():
+            self.status[self._emails[key]] = str(status)
+        self.kit.count("verified_elsewhere", len(answers))
+
+    async def _claim(self, emails: list[str]) -> tuple[Claim | None, list[str], list[str]]:
+        """Claim EMAILS: (the claim, the addresses claimed, the addresses another call holds)."""
+        self._emails.update({flight_key(e): e for e in emails})
+        flights: Flights = await self.kit.spender.claim(VENDOR, [flight_key(e) for e in emails], self._fresh)
+        self._took(flights.answered)
+        mine = set(flights.claim.keys) if flights.claim is not None else set()
+        busy = set(flights.busy)
+        return flights.claim, [e for e in emails if flight_key(e) in mine], [e for e in emails if flight_key(e) in busy]
+
+    async def _await(self, emails: list[str]) -> list[str]:
+        """Wait for the addresses other calls are verifying; returns those left unanswered (to send).
+        An address still in flight elsewhere at the stage's deadline fails (retried another night)."""
+        try:
+            answers, freed = await self.kit.spender.wait(VENDOR, [flight_key(e) for e in emails], self._fresh)
+        except FlightTimeout as exc:
+            self._took(exc.answers)
+            self._fail([e for e in emails if e not in self.status], exc)
+            return []
+        self._took(answers)
+        return [self._emails[k] for k in freed]
+
+    async def _paid(
+        self,
+        *,
+        request: Any,
+        estimate: int,
+        run: Callable[[], Awaitable[tuple[Any, int]]],
+        requests: int,
+        record: Recorder,
+        claim: Claim | None,
+    ) -> Paid[Any]:
+        """`Toolkit.paid` with the addresses' claim: REQUESTS rate-limit slots, taken only once paying."""
+        limiter = self.kit.limiters[VENDOR]
+
+        async def limited() -> tuple[Any, int]:
+            for _ in range(requests):
+                await limiter.acquire()
+            return await run()
+
+        return await self.kit.spender.call(
+            vendor=VENDOR, request=request, estimate=estimate, run=limited, cacheable=False, record=record, claim=claim
+        )
+
+    async def _send(self, emails: list[str], claim: Claim | None = None) -> None:
         zerobounce = self.kit.zerobounce
         if zerobounce is None:
             raise RuntimeError("the stage did not ask for the ZeroBounce client")
@@ -70,10 +151,10 @@ class _Batches:
             rows = [[v.email, v.status, v.sub_status, v.free_email, v.did_you_mean] for v in results]
             return rows, sum(1 for v in results if v.charged)
 
-        paid = await self.kit.paid(
-            vendor="zerobounce", request={"op": "validatebatch", "emails": emails}, estimate=len(emails), run=run,
-            cacheable=False,  # email_verification_cache is the cache, keyed per address
-            record=lambda conn, value: contacts_store.save_verifications(conn, _rows(value)),
+        paid = await self._paid(
+            request={"op": "validatebatch", "emails": emails}, estimate=len(emails), run=run, requests=1,
+            # email_verification_cache is the cache, keyed per address (and so is the claim)
+            record=lambda conn, value: contacts_store.save_verifications(conn, _rows(value)), claim=claim,
         )  # fmt: skip
         rows = _rows(paid.value)
         self.status.update({r[0]: r[1] for r in rows})
@@ -82,7 +163,7 @@ class _Batches:
             if email not in self.status:  # ZeroBounce left it out of the answer
                 self.problem[email] = Outcome(0, "degraded", "vendor_response:zerobounce", error="no result returned")
 
-    async def _send_one(self, email: str) -> None:
+    async def _send_one(self, email: str, claim: Claim | None = None) -> None:
         zerobounce = self.kit.zerobounce
         if zerobounce is None:
             raise RuntimeError("the stage did not ask for the ZeroBounce client")
@@ -92,10 +173,10 @@ class _Batches:
             return [v.email, v.status, v.sub_status, v.free_email, v.did_you_mean], int(v.charged)
 
         # requests=0: /v2/validate is not behind the batch endpoint's 5-a-minute bucket
-        paid = await self.kit.paid(
-            vendor="zerobounce", request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,
-            cacheable=False,  # email_verification_cache is the cache, written with the settlement
-            record=lambda conn, value: contacts_store.save_verifications(conn, _rows([value])),
+        paid = await self._paid(
+            request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,
+            # email_verification_cache is the cache, written with the settlement (the claim ends there)
+            record=lambda conn, value: contacts_store.save_verifications(conn, _rows([value])), claim=claim,
         )  # fmt: skip
         (row,) = _rows([paid.value])
         self.status[row[0]] = row[1]
@@ -106,8 +187,22 @@ class _Batches:
             self._fail([email], BudgetExhausted("zerobounce", "daily cap reached"))
             return
         try:
-            async with self._singles:
-                await self._send_one(email)
+            if self.kit.ctx.dry_run:  # a dry run claims nothing
+                async with self._singles:
+                    await self._send_one(email)
+                return
+            while True:
+                claim, mine, busy = await self._claim([email])
+                if mine:
+                    try:
+                        async with self._singles:
+                            await self._send_one(email, claim)
+                    except BaseException:
+                        await self.kit.spender.unclaim(claim)  # if it failed before the Spender ended it
+                        raise
+                    return
+                if not busy or not await self._await(busy):
+                    return  # verified meanwhile, by another call (or failed past the deadline)
         except DryRunSkipped as exc:
             self._fail([email], exc)
         except BudgetExhausted as exc:
@@ -123,18 +218,39 @@ class _Batches:
         self.problem.update(dict.fromkeys(emails, outcome))
 
     async def verify(self, emails: list[str]) -> None:
+        """Batches of EMAILS; an address another call is verifying is waited for, and sent here only
+        if that call fails."""
+        todo = emails
+        while todo:
+            busy = await self._verify_chunks(todo)
+            todo = await self._await(busy) if busy else []
+
+    async def _verify_chunks(self, emails: list[str]) -> list[str]:
+        """Send EMAILS in budget-fitting batches, each of the addresses it claimed; returns those
+        another call holds."""
+        busy: list[str] = []
         pending = [emails]
         while pending:
             chunk = pending.pop(0)
             if self.cap_spent and not self.kit.ctx.dry_run:
                 self._fail(chunk, BudgetExhausted("zerobounce", "daily cap reached"))
                 continue
+            claim: Claim | None = None
             try:
-                async with self._semaphore:
-                    await self._send(chunk)
+                if not self.kit.ctx.dry_run:  # a dry run claims nothing
+                    claim, chunk, held = await self._claim(chunk)
+                    busy.extend(held)
+                    if not chunk:
+                        continue
+                try:
+                    async with self._semaphore:
+                        await self._send(chunk, claim)
+                except BaseException:
+                    await self.kit.spender.unclaim(claim)  # if it failed before the Spender ended it
+                    raise
             except DryRunSkipped as exc:
                 self._fail(chunk, exc)
-            except BudgetExhausted as exc:
+            except BudgetExhausted as exc:  # the refused reservation ended the claim: halves claim anew
                 if len(chunk) == 1:
                     self.cap_spent = True
                     self._fail(chunk, exc)
@@ -147,6 +263,7 @@ class _Batches:
                 self.retry_singly.extend(chunk)
             except (VendorError, TimeoutError) as exc:
                 self._fail(chunk, exc)
+        return busy
 
 
 def company_outcome(company_id: int, *, states: list[EmailState], sendable: set[str], batches: _Batches) -> Outcome:
