@@ -43,7 +43,17 @@ from leadgen_core.enrich.runner import StageReport, error_outcome, finish_report
 from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
 from leadgen_core.night.stage_status import Outcome, Status
 from leadgen_core.scoring.freemail import is_freemail
-from leadgen_core.spend.spender import Claim, DryRunSkipped, Flights, FlightTimeout, Paid, Recorder, fingerprint
+from leadgen_core.spend.spender import (
+    Claim,
+    DryRunSkipped,
+    Flight,
+    FlightBusy,
+    Flights,
+    FlightTimeout,
+    Paid,
+    Recorder,
+    fingerprint,
+)
 
 STAGE = "email_verifications"
 UNKNOWN_RECHECK_HOURS = 20  # not again the same night (other tenants), but on the next one
@@ -127,7 +137,8 @@ class _Batches:
         run: Callable[[], Awaitable[tuple[Any, int]]],
         requests: int,
         record: Recorder,
-        claim: Claim | None,
+        claim: Claim | None = None,
+        flight: Flight | None = None,
     ) -> Paid[Any]:
         """`Toolkit.paid` with the addresses' claim: REQUESTS rate-limit slots, taken only once paying."""
         limiter = self.kit.limiters[VENDOR]
@@ -138,8 +149,9 @@ class _Batches:
             return await run()
 
         return await self.kit.spender.call(
-            vendor=VENDOR, request=request, estimate=estimate, run=limited, cacheable=False, record=record, claim=claim
-        )
+            vendor=VENDOR, request=request, estimate=estimate, run=limited, cacheable=False, record=record,
+            claim=claim, flight=flight, wait=False,  # waiting is done without the stage's in-flight places
+        )  # fmt: skip
 
     async def _send(self, emails: list[str], claim: Claim | None = None) -> None:
         zerobounce = self.kit.zerobounce
@@ -163,7 +175,7 @@ class _Batches:
             if email not in self.status:  # ZeroBounce left it out of the answer
                 self.problem[email] = Outcome(0, "degraded", "vendor_response:zerobounce", error="no result returned")
 
-    async def _send_one(self, email: str, claim: Claim | None = None) -> None:
+    async def _send_one(self, email: str) -> None:
         zerobounce = self.kit.zerobounce
         if zerobounce is None:
             raise RuntimeError("the stage did not ask for the ZeroBounce client")
@@ -172,12 +184,20 @@ class _Batches:
             v = await zerobounce.validate(email)
             return [v.email, v.status, v.sub_status, v.free_email, v.did_you_mean], int(v.charged)
 
+        # The address is claimed, read again from the verification cache, and its unit reserved in
+        # one transaction (a dry run claims nothing); FlightBusy when another call holds it.
+        key = flight_key(email)
+        self._emails[key] = email
+        flight = None if self.kit.ctx.dry_run else Flight(key, self._fresh)
         # requests=0: /v2/validate is not behind the batch endpoint's 5-a-minute bucket
         paid = await self._paid(
             request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,
             # email_verification_cache is the cache, written with the settlement (the claim ends there)
-            record=lambda conn, value: contacts_store.save_verifications(conn, _rows([value])), claim=claim,
+            record=lambda conn, value: contacts_store.save_verifications(conn, _rows([value])), flight=flight,
         )  # fmt: skip
+        if paid.cached:  # verified meanwhile by another call
+            self._took({key: paid.value})
+            return
         (row,) = _rows([paid.value])
         self.status[row[0]] = row[1]
         self.kit.count("verified_now")
@@ -187,22 +207,14 @@ class _Batches:
             self._fail([email], BudgetExhausted("zerobounce", "daily cap reached"))
             return
         try:
-            if self.kit.ctx.dry_run:  # a dry run claims nothing
-                async with self._singles:
-                    await self._send_one(email)
-                return
             while True:
-                claim, mine, busy = await self._claim([email])
-                if mine:
-                    try:
-                        async with self._singles:
-                            await self._send_one(email, claim)
-                    except BaseException:
-                        await self.kit.spender.unclaim(claim)  # if it failed before the Spender ended it
-                        raise
+                try:
+                    async with self._singles:
+                        await self._send_one(email)
                     return
-                if not busy or not await self._await(busy):
-                    return  # verified meanwhile, by another call (or failed past the deadline)
+                except FlightBusy:  # another call is verifying it: wait without an in-flight place
+                    if not await self._await([email]):
+                        return  # verified by that call (or failed past the deadline)
         except DryRunSkipped as exc:
             self._fail([email], exc)
         except BudgetExhausted as exc:

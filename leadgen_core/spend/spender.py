@@ -11,8 +11,9 @@ Every billable call in the product goes through `Spender.call`:
    disappears without an answer (the owner failed) or expires, the waiter claims it and pays
    itself. Waiting ends at the stage's deadline (or the claim's expiry) with `FlightTimeout`, a
    TimeoutError: callers leave the item failed, to be retried. Callers with a cache of their own
-   (ZeroBounce's per-address `email_verification_cache`) claim their items with `claim`, wait
-   with `wait`, and hand the claim to `call`.
+   (ZeroBounce's per-address `email_verification_cache`) give `call` a `Flight` (the key and how
+   to read its answer), or, for a batch, claim their items with `claim`, wait with `wait`, and
+   hand the claim to `call`.
 2. Otherwise the estimated units are reserved in the tenant's ledger (`budget.reserve`, one
    conditional upsert). The lookup, the claim, a second lookup (an answer recorded while the
    claim waited on the owner's row) and the reservation with its journal row are one transaction
@@ -153,6 +154,15 @@ class DryRunSkipped(BudgetExhausted):
     """Raised instead of calling a vendor in dry-run mode (callers degrade as for a cap)."""
 
 
+class FlightBusy(Exception):  # noqa: N818 - a state, not an error: the caller waits (`wait`) and retries
+    """Raised by `call(wait=False)` instead of waiting: another call holds the flight's key."""
+
+    def __init__(self, vendor: str, key: str) -> None:
+        super().__init__(f"{vendor}: the request is in flight elsewhere")
+        self.vendor = vendor
+        self.key = key
+
+
 class FlightTimeout(TimeoutError):
     """Another worker's call of the same request did not end before the deadline.
 
@@ -169,6 +179,15 @@ class FlightTimeout(TimeoutError):
 Recorder = Callable[[psycopg.Connection, Any], None]
 # The answers already recorded for some flight keys: LOOKUP(conn, keys) -> {key: answer}.
 Lookup = Callable[[psycopg.Connection, list[str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Flight:
+    """The single-flight KEY of a call that is not cacheable, and LOOKUP, where its answer is
+    recorded (a ZeroBounce address and the verification cache)."""
+
+    key: str
+    lookup: Lookup
 
 
 @dataclass(frozen=True)
@@ -235,14 +254,19 @@ class Spender:
         cacheable: bool = True,
         record: Recorder | None = None,
         claim: Claim | None = None,
+        flight: Flight | None = None,
+        wait: bool = True,
     ) -> Paid[Any]:
         """Run a billable call. RUN returns (json-serialisable value, units actually charged).
 
         RECORD writes what the answer means (a batched answer's per-item cache rows with
         `cache_in`, the verification rows of a ZeroBounce answer) in the same transaction as the
         settlement, so a crash never leaves a paid answer unrecorded. A cacheable call is single
-        flight by its fingerprint; a call that is not cacheable may bring the CLAIM of its items
-        (`claim`), which it ends with the settlement, the failure, or a refused reservation.
+        flight by its fingerprint; a call that is not cacheable may be single flight by FLIGHT's
+        key (claimed here; an answer found by FLIGHT's lookup is returned as `Paid(answer, 0,
+        True)`), or bring the CLAIM of its items (`claim`). Either ends with the settlement, the
+        failure, or a refused reservation. With WAIT false, a key another call holds raises
+        FlightBusy instead of being waited for (the caller waits without its own slots).
         """
         key = fingerprint(vendor, request)
         if self.dry_run:  # a dry run never claims
@@ -253,21 +277,26 @@ class Spender:
                     return Paid(hit, 0, True)
             self.forecast.add(vendor, estimate)
             raise DryRunSkipped(vendor, "dry run: no billable call made")
-        if cacheable and claim is not None:
-            raise ValueError("a cacheable call claims its own fingerprint")
+        if sum((cacheable, claim is not None, flight is not None)) > 1:
+            raise ValueError("a call is single flight one way: cacheable, a flight or a claim")
+        if cacheable:
+            flight = Flight(key, self._cache_lookup(vendor))
         while True:
-            begun = await asyncio.to_thread(self._begin, vendor, estimate, key, cacheable, claim)
+            begun = await asyncio.to_thread(self._begin, vendor, estimate, key, cacheable, claim, flight)
             if begun.hit:
                 self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
                 return Paid(begun.value, 0, True)
             if begun.held is not None:
                 break
+            assert flight is not None  # only a flight can be busy
+            if not wait:
+                raise FlightBusy(vendor, flight.key)
             # another call (of any tenant) is paying for this request right now: wait for its answer
-            answers, _freed = await self.wait(vendor, [key], self._cache_lookup(vendor))
-            if key in answers:
+            answers, _freed = await self.wait(vendor, [flight.key], flight.lookup)
+            if flight.key in answers:
                 self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
                 self.shared[vendor] = self.shared.get(vendor, 0) + 1
-                return Paid(answers[key], 0, True)
+                return Paid(answers[flight.key], 0, True)
             # the owner failed or its claim expired: claim it again (and pay, unless answered by then)
         held, own = begun.held, begun.claim
         try:
@@ -406,18 +435,24 @@ class Spender:
         except Exception:  # noqa: BLE001, S110 - the expiry and the next run's reconcile remain
             pass
 
-    def _begin(self, vendor: str, units: int, key: str, cacheable: bool, claim: Claim | None) -> _Begun:
-        """One transaction: the cache, the claim of KEY (when cacheable), the reservation and its journal."""
+    def _begin(
+        self, vendor: str, units: int, key: str, cacheable: bool, claim: Claim | None, flight: Flight | None = None
+    ) -> _Begun:
+        """One transaction: the cache (when CACHEABLE), the claim of FLIGHT's key, the reservation and
+        its journal."""
         refused: BudgetExhausted | None = None
+        if cacheable and flight is None:
+            flight = Flight(key, self._cache_lookup(vendor))
         with self.tenant_conn() as conn:
             own = claim
             if cacheable:
                 row = conn.execute(CACHE_GET_SQL, (vendor, key)).fetchone()
                 if row is not None:
                     return _Begun(hit=True, value=row[0])
-                flights = self._claim_in(conn, vendor, [key], self._cache_lookup(vendor))
-                if key in flights.answered:
-                    return _Begun(hit=True, value=flights.answered[key])
+            if flight is not None:
+                flights = self._claim_in(conn, vendor, [flight.key], flight.lookup)
+                if flight.key in flights.answered:
+                    return _Begun(hit=True, value=flights.answered[flight.key])
                 if flights.claim is None:
                     return _Begun()  # another call holds it
                 own = flights.claim
@@ -438,7 +473,7 @@ class Spender:
 
     def _reserve(self, vendor: str, units: int, key: str) -> _Reservation:
         """Reserve UNITS on today's ledger (or raise BudgetExhausted) and journal the reservation."""
-        held = self._begin(vendor, units, key, False, None).held
+        held = self._begin(vendor, units, key, False, None, None).held
         assert held is not None
         return held
 
