@@ -66,8 +66,14 @@ def claims(owner: psycopg.Connection) -> list[tuple[str, str, str | None]]:
     return owner.execute("SELECT fingerprint, owner_tenant, run_id FROM vendor_inflight ORDER BY 1, 2").fetchall()
 
 
+def count(owner: psycopg.Connection, query: str) -> int:
+    row = owner.execute(query).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(row[0])
+
+
 def open_reservations(owner: psycopg.Connection) -> int:
-    return int(owner.execute("SELECT count(*) FROM spend_reservations").fetchone()[0])
+    return count(owner, "SELECT count(*) FROM spend_reservations")
 
 
 def put_claim(owner: psycopg.Connection, key: str, tenant: str, *, run_id: str | None, expires_in_s: float) -> None:
@@ -121,6 +127,8 @@ def test_when_the_owner_fails_a_waiter_claims_and_pays_itself(
                                                                   run=failing))  # fmt: skip
         await asyncio.sleep(0.1)  # alpha holds the claim
         second = spender(app_db, "beta").call(vendor="tavily", request=REQUEST, estimate=2, run=working)
+        a: BaseException | Paid[Any]
+        b: BaseException | Paid[Any]
         a, b = await asyncio.gather(first, second, return_exceptions=True)
         return a, b
 
@@ -295,9 +303,10 @@ def test_two_tenants_verifying_shared_addresses_at_once_pay_for_each_address_onc
     elsewhere = sum(s.kit.counters.get("verified_elsewhere", 0) for s in senders.values())
     assert elsewhere == 20
     # and the asset check's truth: no address verified twice
-    twice = owner_conn.execute(
-        "SELECT count(*) FROM (SELECT email FROM email_verification_log GROUP BY email HAVING count(*) > 1) t"
-    ).fetchone()[0]
+    twice = count(
+        owner_conn,
+        "SELECT count(*) FROM (SELECT email FROM email_verification_log GROUP BY email HAVING count(*) > 1) t",
+    )
     assert twice == 0
     assert claims(owner_conn) == [] and open_reservations(owner_conn) == 0
 
