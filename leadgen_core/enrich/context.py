@@ -234,6 +234,7 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
         for client in (kit.tavily, kit.lusha, kit.zerobounce):
             if client is not None:
                 client.deadline = deadline
+        spender.deadline = deadline  # nobody waits for another tenant's call of a request past it
         if "crawler" in needs:
             kit.crawler = clients.crawler_parts(v, s)
             stack.push_async_callback(kit.crawler.fetcher.aclose)
