@@ -143,6 +143,69 @@ def social_link(url: str) -> str | None:
     return None
 
 
+# Links `urljoin` would resolve by plain concatenation: ASCII path characters without ";" (params),
+# ":" (a scheme), whitespace or "\\", a non-empty query and an optional fragment. Anything else
+# (dot segments and "//" are checked apart) takes the `urljoin` path.
+_PCHARS = r"[A-Za-z0-9\-._~!$&'()*+,=@%/]"
+_QCHARS = r"[A-Za-z0-9\-._~!$&'()*+,=@%/:?]"
+_SIMPLE_LINK = re.compile(rf"({_PCHARS}*)(?:\?({_QCHARS}+))?(?:#({_QCHARS}+))?")
+_SIMPLE_ABSOLUTE = re.compile(
+    rf"(https?://[A-Za-z0-9\-.]+(?::[0-9]{{1,5}})?)(/{_PCHARS}*)?(?:\?({_QCHARS}+))?(?:#({_QCHARS}+))?"
+)
+
+
+class _Base:
+    """A page's own URL, split once, to resolve its links without `urljoin` when that is exact."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = base_url
+        self.ok = False
+        match = _SIMPLE_ABSOLUTE.fullmatch(base_url)
+        if match is None:
+            return
+        self.origin = match.group(1)
+        path = match.group(2) or ""
+        self.dir = path[: path.rfind("/") + 1] or "/"
+        self.social = social_link(self.origin + "/x") is not None
+        self.ok = "//" not in path and "/." not in path
+
+    def link(self, href: str) -> tuple[str | None, bool]:
+        """The absolute http(s) link without its fragment (None for javascript:, data: and links
+        over MAX_URL_CHARS: the same answer as `_link_slow`), and whether it may be a social
+        profile (False for a link resolved against this page's own, non-social host)."""
+        if self.ok:
+            first = href[:1]
+            if first == "/" and href[1:2] != "/" or first.isalnum() and ":" not in href:
+                match = _SIMPLE_LINK.fullmatch(href)
+                if match is not None:
+                    path = match.group(1)
+                    if "//" not in path and "/." not in path and path[:1] != ".":
+                        prefix = self.origin if first == "/" else self.origin + self.dir
+                        return _joined(prefix, path, match.group(2), match.group(3)), self.social
+            elif href.startswith(("http://", "https://")):
+                match = _SIMPLE_ABSOLUTE.fullmatch(href)
+                if match is not None:
+                    return _joined(match.group(1), match.group(2) or "", match.group(3), match.group(4)), True
+        return _link_slow(self.url, href), True
+
+
+def _joined(prefix: str, path: str, query: str | None, fragment: str | None) -> str | None:
+    """prefix + path (+ "?" query), or None when, with a non-empty fragment, it is over MAX_URL_CHARS."""
+    url = prefix + path if query is None else f"{prefix}{path}?{query}"
+    return url if len(url) + (len(fragment) + 1 if fragment else 0) <= MAX_URL_CHARS else None
+
+
+def _link_slow(base_url: str, href: str) -> str | None:
+    try:
+        url = urljoin(base_url, href)
+        parts = urlsplit(url)
+    except ValueError:
+        return None  # "http://[x": an unbalanced IPv6 bracket, or a port urlsplit refuses
+    if parts.scheme not in ("http", "https") or len(url) > MAX_URL_CHARS:
+        return None  # javascript:, data:, and absurd URLs
+    return urlunsplit(parts._replace(fragment=""))
+
+
 def _add(bucket: dict[str, None], value: str | None, cap: int) -> None:
     if value and len(bucket) < cap:
         bucket.setdefault(value, None)
@@ -160,6 +223,7 @@ def parse_page(html: str, base_url: str) -> PageSignals:
     phones: dict[str, None] = {}
     social: dict[str, None] = {}
     anchors: dict[str, str] = {}
+    base = _Base(base_url)
     for a in tree.css("a[href]"):
         href = (a.attributes.get("href") or "").strip()
         lower = href.lower()
@@ -169,12 +233,11 @@ def parse_page(html: str, base_url: str) -> PageSignals:
         if lower.startswith("tel:"):
             _add(phones, normalise_phone(unquote(href[4:]), assume_local=True), MAX_PHONES)
             continue
-        url = urljoin(base_url, href)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or len(url) > MAX_URL_CHARS:
+        url, maybe_social = base.link(href)
+        if url is None:
             continue  # javascript:, data:, and absurd URLs
-        url = urlunsplit(parts._replace(fragment=""))
-        _add(social, social_link(url), MAX_SOCIAL_LINKS)
+        if maybe_social:
+            _add(social, social_link(url), MAX_SOCIAL_LINKS)
         if url not in anchors and len(anchors) < MAX_LINKS:
             anchors[url] = _clean(a.text(separator=" "), 100)
 
