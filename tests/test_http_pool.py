@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ import pytest
 
 from leadgen_core.enrich.context import http_pool_limits
 from leadgen_core.settings import Settings
+from leadgen_core.vendors.pool import ShardedTransport, shard_count, sharded_client
 
 
 class _Counting(ThreadingHTTPServer):
@@ -73,3 +75,58 @@ def test_a_smaller_keepalive_pool_reconnects_every_wave(server: _Counting) -> No
     url = f"http://127.0.0.1:{server.server_address[1]}/v2/validate"
     asyncio.run(_waves(url, httpx.Limits(max_connections=48, max_keepalive_connections=16), in_flight=48, waves=4))
     assert len(server.ports) > 48
+
+
+# --- the sharded pool (vendors.pool) ------------------------------------------------------------
+
+
+def test_shard_count_and_split() -> None:
+    assert shard_count(None) == shard_count(0) == shard_count(8) == 1
+    assert shard_count(9) == 2
+    assert shard_count(64) == 8
+    assert shard_count(10_000) == 16
+    transport = ShardedTransport(httpx.Limits(max_connections=50, max_keepalive_connections=20), shards=4)
+    assert transport.shards == 4
+    assert transport._capacity == [13, 13, 12, 12]
+    assert ShardedTransport(httpx.Limits(max_connections=2, max_keepalive_connections=2), shards=8).shards == 2
+
+
+async def _sharded_waves(url: str, limits: httpx.Limits, *, in_flight: int, waves: int) -> ShardedTransport:
+    async with sharded_client(limits, timeout=httpx.Timeout(10.0, pool=0.5)) as http:
+        transport = http._transport
+        assert isinstance(transport, ShardedTransport)
+        for _ in range(waves):
+            answers = await asyncio.gather(*(http.get(url) for _ in range(in_flight)))
+            assert all(a.status_code == 200 for a in answers)
+            assert transport._busy == [0] * transport.shards  # every response closed gave its slot back
+        async with http.stream("GET", url) as resp:
+            assert sum(transport._busy) == 1  # a streamed response holds its slot until it is closed
+            await resp.aread()
+        assert sum(transport._busy) == 0
+        return transport
+
+
+def test_sharded_pool_keeps_every_in_flight_connection_alive(server: _Counting) -> None:
+    """The stage's client: 48 in flight over 6 shards of 8 never waits for a connection (pool
+    timeout 0.5 s) and the later waves reuse the first wave's connections."""
+    settings = Settings(ZEROBOUNCE_IN_FLIGHT=48)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2/validate"
+    transport = asyncio.run(_sharded_waves(url, http_pool_limits(settings, workers=32), in_flight=48, waves=4))
+    assert transport.shards == 6
+    assert len(server.ports) <= 48
+
+
+def test_sharded_pool_releases_the_slot_of_a_failed_request() -> None:
+    async def scenario() -> list[int]:
+        with socket.socket() as sock:  # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        async with sharded_client(httpx.Limits(max_connections=16, max_keepalive_connections=16)) as http:
+            transport = http._transport
+            assert isinstance(transport, ShardedTransport)
+            for _ in range(20):
+                with pytest.raises(httpx.ConnectError):
+                    await http.get(f"http://127.0.0.1:{port}/")
+            return transport._busy
+
+    assert asyncio.run(scenario()) == [0, 0]
