@@ -130,3 +130,17 @@ def test_sharded_pool_releases_the_slot_of_a_failed_request() -> None:
             return transport._busy
 
     assert asyncio.run(scenario()) == [0, 0]
+
+
+def test_one_verifying_tls_context_for_every_shard_and_stage() -> None:
+    import ssl
+
+    from leadgen_core.vendors.pool import shared_ssl_context
+
+    context = shared_ssl_context()
+    assert context is shared_ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert shared_ssl_context(trust_env=False).verify_mode == ssl.CERT_REQUIRED
+    transport = ShardedTransport(httpx.Limits(max_connections=32, max_keepalive_connections=32))
+    pools = [shard._pool for shard in transport._shards]
+    assert all(pool._ssl_context is context for pool in pools)

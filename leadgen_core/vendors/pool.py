@@ -18,6 +18,8 @@ sent. `sharded_client` wraps it in one `httpx.AsyncClient`, so callers see the u
 from __future__ import annotations
 
 import math
+import os
+import ssl
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
@@ -26,7 +28,28 @@ import httpx
 SHARD_CONNECTIONS = 8  # connections a shard holds (bench.http_cpu: 16 a shard cost 0.79 ms a request, 8 0.61, 4 0.55)
 MAX_SHARDS = 16
 
-__all__ = ["SHARD_CONNECTIONS", "ShardedTransport", "shard_count", "sharded_client"]
+__all__ = ["SHARD_CONNECTIONS", "ShardedTransport", "shard_count", "shared_ssl_context", "sharded_client"]
+
+_SSL_CONTEXTS: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+
+def shared_ssl_context(*, trust_env: bool = True) -> ssl.SSLContext:
+    """The verifying TLS context httpx would build (`httpx.create_ssl_context(trust_env=...)`:
+    certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when TRUST_ENV), built once per process
+    and CA setting.
+
+    Building one loads the CA bundle, about 20 ms of CPU; httpx builds one for every transport,
+    so each stage's clients (and every shard) paid it again. A context holds no per-connection
+    state (SNI and the hostname check are per connection), so sharing it changes nothing else."""
+    key = (
+        (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if trust_env
+        else (False, None, None)
+    )
+    context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        context = _SSL_CONTEXTS.setdefault(key, httpx.create_ssl_context(trust_env=trust_env))
+    return context
 
 
 def shard_count(max_connections: int | None) -> int:
@@ -75,6 +98,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             n = min(n, limits.max_connections)
         self._capacity: list[int] = []
         self._shards: list[httpx.AsyncHTTPTransport] = []
+        trust_env = transport_kwargs.get("trust_env", True)
+        transport_kwargs.setdefault("verify", shared_ssl_context(trust_env=bool(trust_env)))
         for i in range(n):
             size = _split(limits.max_connections, n, i)
             keepalive = _split(limits.max_keepalive_connections, n, i)
