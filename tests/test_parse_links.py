@@ -1,17 +1,31 @@
-"""parse_page resolves simple links without urljoin: the answer must be urljoin's, byte for byte.
+"""parse_page finds links, emails and phones without the slow generic calls: the answers must be
+urljoin's and the plain finditer scans', match for match.
 
 `_Base.link` is compared with `_link_slow` (urljoin + urlsplit/urlunsplit, the reference) on a
 corpus of ordinary, tricky and hostile hrefs against several base URLs, and on random hrefs drawn
-from the characters that matter to URL parsing.
+from the characters that matter to URL parsing; `_email_matches` and `_phone_matches` with
+`_EMAIL.finditer` and `_PHONE.finditer` on tricky and random texts.
 """
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
-from leadgen_core.crawler.parse import MAX_URL_CHARS, _Base, _link_slow, parse_page, social_link
+from leadgen_core.crawler.parse import (
+    _EMAIL,
+    _PHONE,
+    MAX_AT_SIGNS,
+    MAX_URL_CHARS,
+    _Base,
+    _email_matches,
+    _link_slow,
+    _phone_matches,
+    parse_page,
+    social_link,
+)
 
 BASES = (
     "https://acme.example.sg/",
@@ -191,3 +205,56 @@ def test_links_on_a_social_site_are_social_links() -> None:
         "https://www.linkedin.com/company/acme",
         "https://www.linkedin.com/company/people",
     )
+
+
+# --- emails and phones in the text: the same matches as the plain finditer scans ------------------
+
+TEXTS = (
+    "",
+    "@",
+    "@@@",
+    "a@b.co",
+    "write to info@acme.example.sg or sales@acme.example.sg.",
+    "x.y@a.b.c.example.com-z@q.example",
+    "a@b.com-x@y.com",
+    "first.last+tag@sub.acme.example.sg, (at) and @ alone",
+    "_a@b.com a_@b.com .a@b.com -a@b.com %a@b.com +a@b.com",
+    "K@b.com ſam@b.com İbrahim@b.com ı@b.com é@b.com aé@b.com",
+    "logo@2x.png and photo@3x.jpg",
+    "a" * 64 + "@b.com " + "a" * 65 + "@b.com " + "a" * 200 + "@b.com",
+    "x@" + "b" * 70 + ".com",
+    "mei.wong@b0-trading.example.sg\u00a0ryan@b0.example.sg",
+    "a@b@c.com a@@b.com @a.com a@.com a@b.c a@b.comm@d.org",
+    "call +65 6123 4567 or (+65) 6123-4567 or 0065 6123 4567",
+    "a+65 6123 4567 _+65 6123 4567 ++65 61234567 x(+65)61234567 é+65 61234567",
+    "+1 (555) 123.4567 ext +44 20 7946 0958 001 212 555 0199",
+    "version 0.0.1 and 00 and +",
+)
+
+
+def _all(pattern: re.Pattern[str], text: str) -> list[str]:
+    return [m.group(0) for m in pattern.finditer(text)]
+
+
+def _check_text(text: str) -> None:
+    assert list(_email_matches(text)) == _all(_EMAIL, text), text
+    assert list(_phone_matches(text)) == _all(_PHONE, text), text
+
+
+def test_email_and_phone_matches_equal_finditer() -> None:
+    for text in TEXTS:
+        _check_text(text)
+
+
+def test_email_and_phone_matches_equal_finditer_on_random_text() -> None:
+    rng = random.Random(51205)
+    alphabet = "ab09@.-_%+ ()\n\tK\u017f\u0131é@@..--++00+("
+    pieces = ("info@acme.example.sg", "@", "a.b", "+65 6123 4567", "(+65)", "00", ".com", "-", "x" * 70)
+    for _ in range(4000):
+        parts = [rng.choice(pieces) if rng.random() < 0.3 else rng.choice(alphabet) for _ in range(rng.randint(0, 40))]
+        _check_text("".join(parts))
+
+
+def test_many_at_signs_take_the_plain_scan() -> None:
+    text = "a@b.com " * (MAX_AT_SIGNS + 10) + "@" * 1000
+    _check_text(text)
