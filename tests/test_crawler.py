@@ -641,3 +641,33 @@ def test_parse_links_text_and_caps() -> None:
     assert len(page.links) == 200
     assert "alert" not in page.text and "color" not in page.text
     assert page.text_chars == len(page.text) == 20_000
+
+
+def test_no_cookie_is_kept_or_sent_between_pages_or_sites() -> None:
+    """Requests go to the pinned IP: a cookie jar would hand one site's cookies to every other site
+    on the same address. The fetcher keeps none (it sends requests without an httpx client)."""
+    server = SimServer()
+    seen: list[str | None] = []
+
+    def page(req: Any) -> SimResponse:
+        seen.append(req.headers.get("cookie"))
+        return SimResponse(200, "<html><body>hi</body></html>", {"Set-Cookie": "sid=secret; Path=/"}, "text/html")
+
+    server.route("GET", "/", page, prefix=True)
+    with server:
+        fetcher = SafeFetcher(
+            resolver=SandboxResolver(overrides={"a.example.com": "127.0.0.1", "b.example.com": "127.0.0.1"}),
+            policy=AddressPolicy.sandbox([server.port]),
+            user_agent=UA,
+            timeout_s=3.0,
+            max_bytes=100_000,
+            max_redirects=2,
+        )
+
+        async def fetch_all() -> list[int]:
+            async with fetcher:
+                urls = [f"http://{host}.example.com:{server.port}{path}" for host in "ab" for path in ("/", "/x")]
+                return [(await fetcher.fetch(url)).status for url in urls]
+
+        assert run(fetch_all()) == [200, 200, 200, 200]
+    assert seen == [None, None, None, None]
