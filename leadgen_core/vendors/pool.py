@@ -168,4 +168,5 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 def sharded_client(limits: httpx.Limits, *, shards: int | None = None, **client_kwargs: object) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` over a `ShardedTransport` of LIMITS (what `httpx.AsyncClient(limits=...)`
     would be, with the pool split into shards)."""
-    return httpx.AsyncClient(transport=ShardedTransport(limits, shards=shards), **client_kwargs)  # type: ignore[arg-type]
+    # limits= still sizes the transports httpx mounts for environment proxies (HTTPS_PROXY ...)
+    return httpx.AsyncClient(transport=ShardedTransport(limits, shards=shards), limits=limits, **client_kwargs)  # type: ignore[arg-type]
