@@ -64,6 +64,8 @@ bench: install
 	$(BIN)/python -m bench.nightly
 	$(BIN)/python -m bench.odoo_sync
 	$(BIN)/python -m bench.page_cpu
+	$(BIN)/python -m bench.http_cpu
+	$(BIN)/python -m bench.crawl_cpu
 
 clean:
 	rm -rf $(VENV) .leadgen .pytest_cache .mypy_cache .ruff_cache tests/e2e/screenshots
