@@ -31,6 +31,7 @@ from leadgen_core.crawler import (
     RobotsCache,
     SafeFetcher,
     SandboxResolver,
+    SystemResolver,
     TooManyRedirects,
     UnsupportedContentType,
     check_url,
@@ -38,7 +39,7 @@ from leadgen_core.crawler import (
     parse_page,
 )
 from leadgen_core.crawler.fetch import FetchTimeout
-from leadgen_core.errors import BlockedAddress
+from leadgen_core.errors import BlockedAddress, FetchError
 from leadgen_core.sandbox.base import SimResponse, SimServer
 from leadgen_core.sandbox.web import WebSim
 
@@ -671,3 +672,39 @@ def test_no_cookie_is_kept_or_sent_between_pages_or_sites() -> None:
 
         assert run(fetch_all()) == [200, 200, 200, 200]
     assert seen == [None, None, None, None]
+
+
+def test_system_resolver_reuses_an_answer_and_the_guard_still_checks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {"a.example.com": "93.184.216.34", "evil.example.com": "10.0.0.7"}
+    calls: list[str] = []
+
+    def fake_getaddrinfo(host: str, port: object, **kwargs: object) -> list[tuple[Any, ...]]:
+        calls.append(host)
+        if host not in answers:
+            raise socket.gaierror("no such host")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    resolver = SystemResolver(ttl_s=30.0)
+    fetcher = SafeFetcher(
+        resolver=resolver, policy=AddressPolicy(), user_agent=UA, timeout_s=1.0, max_bytes=1000, max_redirects=1
+    )
+
+    async def scenario() -> None:
+        async with fetcher:
+            for path in ("/", "/about", "/team"):
+                _, ip, _ = await fetcher.vet(f"https://a.example.com{path}")
+                assert ip == "93.184.216.34"
+            for _ in range(2):  # a cached answer naming a private address is refused every time
+                with pytest.raises(BlockedAddress):
+                    await fetcher.vet("https://evil.example.com/")
+            for _ in range(2):  # failures are not cached
+                with pytest.raises(FetchError):
+                    await resolver.resolve("missing.example.com")
+
+    run(scenario())
+    assert calls == ["a.example.com", "evil.example.com", "missing.example.com", "missing.example.com"]
+    expired = SystemResolver(ttl_s=0.0)
+    run(expired.resolve("a.example.com"))
+    run(expired.resolve("a.example.com"))
+    assert expired.lookups == 2

@@ -20,6 +20,8 @@ import asyncio
 import ipaddress
 import re
 import socket
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,6 +35,8 @@ ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_HOST_CHARS = 253
 SANDBOX_IP = "127.0.0.1"
+DNS_CACHE_TTL_S = 30.0  # SystemResolver reuses an answer this long (a site's crawl takes seconds)
+DNS_CACHE_MAX_HOSTS = 4096
 # Metadata services are named explicitly: some (Oracle 192.0.0.192) count as "global" to ipaddress.
 METADATA_ADDRESSES = frozenset(
     {
@@ -213,11 +217,27 @@ class AddressPolicy:
 
 
 class SystemResolver:
-    """The operating system's resolver (getaddrinfo in a worker thread, so the loop keeps going)."""
+    """The operating system's resolver (getaddrinfo in a worker thread, so the loop keeps going).
+
+    A successful answer is reused for `ttl_s` (a crawl asks for the same host for robots.txt and
+    every page, within seconds): a lookup and a thread hand-off per hop bought nothing. This does
+    not weaken the guard: the fetcher still checks every address of the answer on every hop and
+    connects to the address it checked, so an answer changing between lookups (rebinding) gains
+    nothing from being looked up less often. Failures are not cached."""
+
+    def __init__(self, *, ttl_s: float = DNS_CACHE_TTL_S, max_hosts: int = DNS_CACHE_MAX_HOSTS) -> None:
+        self._ttl = ttl_s
+        self._max = max(1, max_hosts)
+        self._answers: OrderedDict[str, tuple[float, tuple[str, ...]]] = OrderedDict()
+        self.lookups = 0
 
     async def resolve(self, host: str) -> list[str]:
         if _as_ip(host) is not None:
             return [host]
+        cached = self._answers.get(host)
+        if cached is not None and cached[0] > time.monotonic():
+            return list(cached[1])
+        self.lookups += 1
         try:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
@@ -227,6 +247,11 @@ class SystemResolver:
             seen[str(sockaddr[0])] = None
         if not seen:
             raise FetchError(f"DNS lookup for {host} returned no addresses")
+        if self._ttl > 0:
+            self._answers[host] = (time.monotonic() + self._ttl, tuple(seen))
+            self._answers.move_to_end(host)
+            while len(self._answers) > self._max:
+                self._answers.popitem(last=False)
         return list(seen)
 
     def port_for(self, host: str, port: int) -> int:
