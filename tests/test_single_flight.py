@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 import psycopg
@@ -22,21 +20,19 @@ import pytest
 
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
-from leadgen_core.enrich.clients import VendorConfig
-from leadgen_core.enrich.context import EnrichContext, open_toolkit
 from leadgen_core.enrich.verify_stage import _Batches, flight_key
 from leadgen_core.errors import BudgetExhausted, VendorUnavailable
-from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
-from leadgen_core.settings import Settings
 from leadgen_core.spend import budget
 from leadgen_core.spend.spender import DryRunSkipped, FlightTimeout, Paid, Spender, fingerprint
+from tests import test_zerobounce_verify as zb
 from tests.conftest import add_tenant
+
+sim = zb.sim  # the ZeroBounce simulator fixture (realistic, time scale 100)
+context, send = zb.context, zb.send
 
 TENANTS = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")
 REQUEST = {"query": "Firm 201900001A Pte Ltd", "depth": "basic"}
-ZB_KEY = "sandbox-zerobounce-key"
-DAY = date(2026, 3, 2)
 
 
 @pytest.fixture
@@ -239,43 +235,6 @@ def test_a_run_killed_mid_call_leaves_a_claim_its_next_run_deletes(
 
 
 # --- ZeroBounce: the verify stage of two tenants sharing addresses --------------------------------
-@pytest.fixture
-def sim() -> Iterator[ZeroBounceSim]:
-    zb = ZeroBounceSim(api_key=ZB_KEY, profile=SandboxProfile(name=ProfileName.REALISTIC, time_scale=100))
-    zb.start()
-    try:
-        yield zb
-    finally:
-        zb.stop()
-
-
-def zb_context(db: Database, sim: ZeroBounceSim, tenant: str) -> EnrichContext:
-    vendors = VendorConfig(
-        zerobounce_base_url=sim.base_url,
-        zerobounce_api_key=ZB_KEY,
-        zerobounce_bulk_base_url=sim.bulk_base_url,
-        rates={"zerobounce": 100.0},
-    )
-    return EnrichContext(
-        tenant_id=tenant,
-        day=DAY,
-        run_id=None,
-        settings=Settings(ZEROBOUNCE_MAX_VERIFICATIONS=10_000),  # type: ignore[call-arg]
-        vendors=vendors,
-        tenant_conn=lambda: db.tenant_transaction(tenant),
-        global_conn=lambda: db.global_transaction(),
-    )
-
-
-async def send(ctx: EnrichContext, *, batch: bool, emails: list[str]) -> _Batches:
-    async with open_toolkit(ctx, needs={"zerobounce"}) as kit:
-        sender = _Batches(kit)
-        if batch:
-            await sender.verify(emails)
-        await asyncio.gather(*(sender.verify_one(e) for e in (sender.retry_singly if batch else emails)))
-        return sender
-
-
 def sent_addresses(sim: ZeroBounceSim) -> list[str]:
     singles = [r.query["email"][0] for r in sim.requests_to("/v2/validate")]
     batched = [i["email_address"] for r in sim.bulk.requests_to("/v2/validatebatch") for i in r.json()["email_batch"]]
@@ -290,7 +249,7 @@ def test_two_tenants_verifying_shared_addresses_at_once_pay_for_each_address_onc
     mine = {"alpha": emails[:40], "beta": emails[20:]}  # 20 addresses in common
 
     async def both() -> list[_Batches]:
-        return await asyncio.gather(*(send(zb_context(app_db, sim, t), batch=batch, emails=e) for t, e in mine.items()))
+        return await asyncio.gather(*(send(context(app_db, sim, t), batch=batch, emails=e) for t, e in mine.items()))
 
     senders = dict(zip(mine, asyncio.run(both()), strict=True))
     sent = sent_addresses(sim)
@@ -331,7 +290,7 @@ def test_an_address_another_tenant_holds_is_left_out_of_the_batch_and_waited_for
             conn.execute("DELETE FROM vendor_inflight WHERE fingerprint = %s", (flight_key(held),))
 
     async def run() -> _Batches:
-        sender, _ = await asyncio.gather(send(zb_context(app_db, sim, "alpha"), batch=True, emails=emails),
+        sender, _ = await asyncio.gather(send(context(app_db, sim, "alpha"), batch=True, emails=emails),
                                          answer_later())  # fmt: skip
         return sender
 
@@ -352,7 +311,7 @@ def test_the_stage_gives_up_waiting_at_its_deadline(
         "VALUES ('zerobounce', %s, gen_random_uuid(), 'beta', 'r')",
         (flight_key(held),),
     )
-    ctx = dataclasses.replace(zb_context(app_db, sim, "alpha"), deadline=time.monotonic() + 0.7)
+    ctx = dataclasses.replace(context(app_db, sim, "alpha"), deadline=time.monotonic() + 0.7)
     sender = asyncio.run(send(ctx, batch=False, emails=[held]))
     assert not sim.requests_to("/v2/validate")
     assert sender.problem[held].status == "failed"  # a TimeoutError: tried again on a later night

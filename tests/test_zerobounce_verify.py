@@ -46,7 +46,7 @@ def sim() -> Iterator[ZeroBounceSim]:
         zb.stop()
 
 
-def context(db: Database, sim: ZeroBounceSim, **config: Any) -> EnrichContext:
+def context(db: Database, sim: ZeroBounceSim, tenant: str = "alpha", **config: Any) -> EnrichContext:
     vendors = VendorConfig(
         zerobounce_base_url=sim.base_url,
         zerobounce_api_key=ZB_KEY,
@@ -55,12 +55,12 @@ def context(db: Database, sim: ZeroBounceSim, **config: Any) -> EnrichContext:
         **config,
     )
     return EnrichContext(
-        tenant_id="alpha",
+        tenant_id=tenant,
         day=DAY,
         run_id=None,
         settings=Settings(ZEROBOUNCE_MAX_VERIFICATIONS=10_000),  # type: ignore[call-arg]
         vendors=vendors,
-        tenant_conn=lambda: db.tenant_transaction("alpha"),
+        tenant_conn=lambda: db.tenant_transaction(tenant),
         global_conn=lambda: db.global_transaction(),
     )
 
