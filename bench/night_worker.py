@@ -105,6 +105,7 @@ def run_night(tenant: str, day: date, *, profile: Path | None) -> dict[str, Any]
         "started": started,
         "finished": finished,
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        "cpu_sys_s": usage.ru_stime,
         "maxrss_kb": usage.ru_maxrss,
         "samples": sampler.samples,
     }

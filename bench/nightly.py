@@ -482,6 +482,7 @@ def _result(
             n.tenant_id: round((n.night_s - sum(s.seconds or 0.0 for s in n.stats)) * k, 1) for n in nights
         },  # fmt: skip
         "cpu_s": round(cpu_s, 1),
+        "cpu_sys_s": round(sum(float(r.get("cpu_sys_s", 0.0)) for r in reports.values()), 1),
         "sandbox_process_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "bound_detail": bound.as_dict(),
         "degraded": dict(degraded.most_common()),

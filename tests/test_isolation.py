@@ -255,11 +255,21 @@ def test_one_connection_carries_nothing_between_borrowers(clean_db, owner_conn) 
             assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
 
         insert = "INSERT INTO suppression_emails (tenant_id, value, kind) VALUES ('tenant-a', %s, 'email')"
-        with pytest.raises(RuntimeError):
+
+        def failing_work() -> None:
             with db.tenant_transaction("tenant-a") as conn:
                 conn.execute(insert, ("gone@a.example",))
                 conn.execute("SELECT set_config('request.tenant_id', 'tenant-a', false)")
                 raise RuntimeError("work failed")
+
+        def failing_commit() -> None:
+            with db.tenant_transaction("tenant-a") as conn:
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS late (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+                conn.execute("SET timezone = 'Asia/Tokyo'")
+                conn.execute("INSERT INTO late VALUES (1), (1)")
+
+        with pytest.raises(RuntimeError):
+            failing_work()
         with db.tenant_transaction("tenant-a") as conn:  # a savepoint inside the block rolls back alone
             conn.execute(insert, ("kept@a.example",))
             with pytest.raises(psycopg.errors.UniqueViolation):
@@ -271,10 +281,7 @@ def test_one_connection_carries_nothing_between_borrowers(clean_db, owner_conn) 
             assert [r[0] for r in conn.execute("SELECT value FROM suppression_emails")] == ["kept@a.example"]
 
         with pytest.raises(DatabaseError, match="duplicate key"):  # the error comes from COMMIT itself
-            with db.tenant_transaction("tenant-a") as conn:
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS late (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
-                conn.execute("SET timezone = 'Asia/Tokyo'")
-                conn.execute("INSERT INTO late VALUES (1), (1)")
+            failing_commit()
         with db.global_transaction() as conn:
             assert conn.execute("SHOW timezone").fetchone()[0] != "Asia/Tokyo"
             assert conn.execute("SELECT to_regclass('pg_temp.late')").fetchone()[0] is None  # rolled back
