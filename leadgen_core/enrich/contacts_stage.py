@@ -244,13 +244,16 @@ class WebContacts:
 
 async def web_contacts(kit: Toolkit, company: store.Company, *, suppress: Suppression) -> WebContacts:
     ctx, cid, policy = kit.ctx, company.company_id, kit.ctx.settings.freemail_policy
-    snap = await ctx.in_global(lambda c: store.snapshot(c, company_id=cid, day=ctx.day))
-    extraction = await ctx.in_global(lambda c: store.extraction(c, company_id=cid, day=ctx.day))
+    snap, extraction = await ctx.in_global(
+        lambda c: (store.snapshot(c, company_id=cid, day=ctx.day), store.extraction(c, company_id=cid, day=ctx.day))
+    )  # one transaction for both reads, and one for the write and the read after it
     found = admit(kit, gather(snap, extraction.facts if extraction else None), suppress=suppress, policy=policy)
-    stored: list[str] = await ctx.in_global(
-        lambda c: contacts_store.save_candidates(c, company_id=cid, candidates=found, own_domain=company.website_domain)
-    )
-    known = await ctx.in_global(lambda c: contacts_store.company_emails(c, company_id=cid))
+
+    def save(c: psycopg.Connection) -> tuple[list[str], list[str]]:
+        stored = contacts_store.save_candidates(c, company_id=cid, candidates=found, own_domain=company.website_domain)
+        return stored, contacts_store.company_emails(c, company_id=cid)
+
+    stored, known = await ctx.in_global(save)
     emails = usable([*known, *stored], suppress=suppress, policy=policy)
     detail: dict[str, Any] = {"found": len(found), "stored_emails": len(stored), "usable_emails": len(set(emails))}
     return WebContacts(detail, emails)

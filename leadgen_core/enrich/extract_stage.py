@@ -108,10 +108,12 @@ async def extract_facts(kit: Toolkit, company: store.Company, *, corpus: str) ->
 
 async def extract_company(kit: Toolkit, company: store.Company) -> Outcome:
     ctx, cid = kit.ctx, company.company_id
-    if await ctx.in_global(lambda c: store.extraction(c, company_id=cid, day=ctx.day)) is not None:
+    done, snap = await ctx.in_global(
+        lambda c: (store.extraction(c, company_id=cid, day=ctx.day), store.snapshot(c, company_id=cid, day=ctx.day))
+    )  # one transaction: each is a round trip to a worker thread and the server
+    if done is not None:
         kit.count("extractions_reused")
         return Outcome(cid, "done", detail={"reused": True})
-    snap = await ctx.in_global(lambda c: store.snapshot(c, company_id=cid, day=ctx.day))
     parts: list[tuple[str, str]] = [(CRAWL_LABEL, snap.corpus)] if snap is not None and snap.corpus else []
     problem: Outcome | None = None
     if snap is None or snap.thin:

@@ -1,18 +1,23 @@
 """Working a stage over the night's pending companies.
 
 `run_companies` gives each pending company to WORK under a semaphore of SCHED_COMPANY_CONCURRENCY
-and records one `Outcome` per company as soon as it is known, so a crash loses at most the
-companies in flight. A company never aborts the batch: the final answers the product expects
-become a degraded item with a reason (`budget:<vendor>`, `dry_run`, `vendor_auth:<vendor>`...);
-transient vendor failures (`errors.is_transient`: `vendor_down:<vendor>`, `rate_limited:<vendor>`,
-`rate_limited:queue`) and anything unexpected become a failed item, with the reason and an
-attempt count, that the next materialisation (or night) retries. In a dry run nothing is recorded, so
-the real run that follows still finds every company pending.
+and records one `Outcome` per company. Outcomes are written in groups, at most STATUS_FLUSH_S after
+they are known (one pipelined transaction for all that finished meanwhile, not one each), so a crash
+loses at most the companies in flight and those of the last STATUS_FLUSH_S; their work (snapshots,
+extractions, paid answers) is already stored, and the re-run finds it. A company never aborts the
+batch: the final answers the product expects become a degraded item with a reason
+(`budget:<vendor>`, `dry_run`, `vendor_auth:<vendor>`...); transient vendor failures
+(`errors.is_transient`: `vendor_down:<vendor>`, `rate_limited:<vendor>`, `rate_limited:queue`) and
+anything unexpected become a failed item, with the reason and an attempt count, that the next
+materialisation (or night) retries. In a dry run nothing is recorded, so the real run that follows
+still finds every company pending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import math
 import statistics
 import time
@@ -39,6 +44,7 @@ from leadgen_core.redaction import redact
 from leadgen_core.spend.spender import DryRunSkipped
 
 PROGRESS_STEPS = 10
+STATUS_FLUSH_S = 0.25
 MAX_ERROR_CHARS = 500
 VENDOR_REASONS: tuple[tuple[type[VendorError], str], ...] = (
     (BudgetExhausted, "budget"),
@@ -137,12 +143,56 @@ class _ProgressLog:
             self._ctx.progress(f"{self._stage}: {self._done}/{self._total} companies ({parts})")
 
 
+class _StatusWriter:
+    """Outcomes written in groups: the first of a group waits STATUS_FLUSH_S, then one transaction
+    records everything that finished meanwhile. A failed write fails the stage, as before."""
+
+    def __init__(self, ctx: EnrichContext, stage: str) -> None:
+        self._ctx, self._stage = ctx, stage
+        self._pending: list[Outcome] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self._raise_failure()
+        self._pending.append(outcome)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write(delay=STATUS_FLUSH_S))
+
+    async def _write(self, *, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        ctx, stage = self._ctx, self._stage
+        while self._pending:
+            group, self._pending = self._pending, []
+            await ctx.in_tenant(
+                functools.partial(
+                    stage_status.record_many, tenant_id=ctx.tenant_id, day=ctx.day, stage=stage, outcomes=group
+                )
+            )
+
+    def _raise_failure(self) -> None:
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            self._task.result()
+
+    async def close(self) -> None:
+        """Write what is left; raises what a write raised."""
+        if self._task is not None:
+            await self._task
+        await self._write(delay=0)
+
+    async def abandon(self) -> None:
+        """The stage is failing anyway: write what finished, and let the first error stand."""
+        with contextlib.suppress(Exception):
+            await self.close()
+
+
 async def run_companies(kit: Toolkit, *, stage: str, company_ids: Sequence[int], work: Work) -> list[Outcome]:
     """WORK on every company, at most `ctx.workers` at a time; one recorded outcome each."""
     ctx = kit.ctx
     semaphore = asyncio.Semaphore(ctx.workers)
     progress = _ProgressLog(ctx, stage=stage, total=len(company_ids))
     secrets = kit.secrets
+    writer = _StatusWriter(ctx, stage)
 
     async def one(company_id: int) -> Outcome:
         async with semaphore:
@@ -153,15 +203,17 @@ async def run_companies(kit: Toolkit, *, stage: str, company_ids: Sequence[int],
                 outcome = error_outcome(company_id, exc, secrets=secrets)
             kit.company_seconds.append(time.monotonic() - started)
             if not ctx.dry_run:
-                await ctx.in_tenant(
-                    lambda conn: stage_status.record(
-                        conn, tenant_id=ctx.tenant_id, day=ctx.day, stage=stage, outcome=outcome
-                    )
-                )
+                writer.add(outcome)
             progress.tick(outcome)
             return outcome
 
-    return list(await asyncio.gather(*(one(c) for c in company_ids)))
+    try:
+        outcomes = list(await asyncio.gather(*(one(c) for c in company_ids)))
+    except BaseException:
+        await asyncio.shield(writer.abandon())
+        raise
+    await writer.close()
+    return outcomes
 
 
 async def pending_companies(ctx: EnrichContext, stage: str) -> list[int]:

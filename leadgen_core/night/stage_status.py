@@ -9,6 +9,7 @@ forecasts (`targets.dry_run_targets`), which it never stores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -84,16 +85,25 @@ def _finished(conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str
     return [int(r[0]) for r in rows]
 
 
+def _record_params(tenant_id: str, day: date, stage: str, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "tenant": tenant_id, "day": day, "company": outcome.company_id, "stage": stage,
+        "status": outcome.status, "reason": outcome.reason,
+        "error": outcome.error[:2000] if outcome.error else None,
+        "detail": Jsonb(outcome.detail) if outcome.detail is not None else None,
+    }  # fmt: skip
+
+
 def record(conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str, outcome: Outcome) -> None:
-    conn.execute(
-        RECORD_SQL,
-        {
-            "tenant": tenant_id, "day": day, "company": outcome.company_id, "stage": stage,
-            "status": outcome.status, "reason": outcome.reason,
-            "error": outcome.error[:2000] if outcome.error else None,
-            "detail": Jsonb(outcome.detail) if outcome.detail is not None else None,
-        },
-    )  # fmt: skip
+    conn.execute(RECORD_SQL, _record_params(tenant_id, day, stage, outcome))
+
+
+def record_many(
+    conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str, outcomes: Sequence[Outcome]
+) -> None:
+    """`record` for each of OUTCOMES (one per company), pipelined: one round trip for all of them."""
+    if outcomes:
+        conn.cursor().executemany(RECORD_SQL, [_record_params(tenant_id, day, stage, o) for o in outcomes])
 
 
 def summary(conn: psycopg.Connection, *, tenant_id: str, day: date, stage: str) -> dict[str, int]:
