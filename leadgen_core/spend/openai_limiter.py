@@ -20,6 +20,7 @@ Extraction and rationales share them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import psycopg
 
 from leadgen_core.retry_after import retry_after_seconds
-from leadgen_core.spend.ratelimit import SharedTokenBucket
+from leadgen_core.spend.ratelimit import SharedTokenBucket, apply_adjustments
 from leadgen_core.vendors.openai_tiers import parse_duration, tier_limits, try_again_seconds
 
 BUCKET_PREFIX = "openai:"
@@ -66,6 +67,7 @@ class OpenAILimiter:
         key_id = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
         base = f"{BUCKET_PREFIX}{key_id}:{model}"
         self.rpm, self.tpm = rpm, tpm
+        self._conn = conn
         self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm)
         # TENANT: tenants sharing the key get equal shares of its tokens per minute (SharedTokenBucket)
         self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, tenant=tenant)
@@ -108,13 +110,13 @@ class OpenAILimiter:
         await self.tokens.adjust(reservation.tokens)
 
     async def observe(self, headers: Mapping[str, str]) -> None:
-        """Never believe more is left than the x-ratelimit-remaining-* headers say."""
+        """Never believe more is left than the x-ratelimit-remaining-* headers say (one transaction)."""
         tokens = _header_int(headers, "x-ratelimit-remaining-tokens")
         requests = _header_int(headers, "x-ratelimit-remaining-requests")
-        if tokens is not None:
-            await self.tokens.cap(tokens)
-        if requests is not None:
-            await self.requests.cap(requests)
+        changes = [] if tokens is None else [self.tokens.adjust_params(ceiling=tokens)]
+        changes += [] if requests is None else [self.requests.adjust_params(ceiling=requests)]
+        if changes:
+            await asyncio.to_thread(apply_adjustments, self._conn, changes)
 
     async def refused(self, *, kind: str | None, message: str | None, headers: Mapping[str, str]) -> float:
         """A 429: keep the bucket it names shut until its reset; the seconds it was shut for.

@@ -149,6 +149,16 @@ SET level = least(%(ceiling)s, {_REFILLED} + %(delta)s), updated_at = clock_time
 """  # noqa: S608 - as above
 
 
+def apply_adjustments(
+    conn: Callable[[], AbstractContextManager[psycopg.Connection]], changes: list[dict[str, object]]
+) -> None:
+    """ADJUST_SQL once for each of CHANGES (`SharedTokenBucket.adjust_params`), in one transaction:
+    a call's settlement touches several buckets, and each transaction is two round trips."""
+    with conn() as c:
+        for params in changes:
+            c.execute(ADJUST_SQL, params)
+
+
 class SharedTokenBucket:
     """A limit of PER_MINUTE units (tokens, say) for BUCKET across every process.
 
@@ -198,12 +208,17 @@ class SharedTokenBucket:
         assert row is not None
         return max(0.0, float(row[0]))
 
-    def _adjust(self, *, delta: float = 0.0, ceiling: float | None = None, bucket: str | None = None) -> None:
+    def adjust_params(
+        self, *, delta: float = 0.0, ceiling: float | None = None, bucket: str | None = None
+    ) -> dict[str, object]:
+        """ADJUST_SQL's parameters: DELTA units back (taken when negative), the level at most CEILING."""
         params = self._params(delta=delta, ceiling=self.capacity if ceiling is None else ceiling)
         if bucket is not None:
             params["bucket"] = bucket
-        with self._conn() as c:
-            c.execute(ADJUST_SQL, params)
+        return params
+
+    def _adjust(self, *, delta: float = 0.0, ceiling: float | None = None, bucket: str | None = None) -> None:
+        apply_adjustments(self._conn, [self.adjust_params(delta=delta, ceiling=ceiling, bucket=bucket)])
 
     async def _wait(self, wait: float, cost: float, max_wait_s: float, *, share: bool) -> None:
         """Sleep WAIT for COST units; beyond MAX_WAIT_S, or when cancelled, give them back."""
@@ -241,10 +256,11 @@ class SharedTokenBucket:
 
     async def adjust(self, delta: float) -> None:
         """Give back DELTA units (or take more when negative), never above the capacity (the
-        tenant's share too, so a settled reservation's slack goes back to both)."""
-        await self._give_back(delta)
+        tenant's share too, so a settled reservation's slack goes back to both; one transaction)."""
+        changes = [self.adjust_params(delta=delta)]
         if self.share_bucket:
-            await self._give_back_share(delta)
+            changes.append(self.adjust_params(delta=delta, bucket=self.share_bucket))
+        await asyncio.to_thread(apply_adjustments, self._conn, changes)
 
     async def cap(self, remaining: float) -> None:
         """The vendor says only REMAINING units are left: never believe there are more."""
