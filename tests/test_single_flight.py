@@ -90,12 +90,15 @@ def test_tenants_asking_the_same_request_at_once_pay_for_it_once(
         await asyncio.sleep(0.5)  # a vendor call long enough for every tenant to arrive during it
         return {"results": ["answer"]}, 3
 
+    spenders = [spender(app_db, t) for t in tenants]
+
     async def all_at_once() -> list[Paid[Any]]:
-        spenders = [spender(app_db, t) for t in tenants]
         return await asyncio.gather(*(s.call(vendor="tavily", request=REQUEST, estimate=3, run=run) for s in spenders))
 
     paid = asyncio.run(all_at_once())
     assert len(calls) == 1  # one vendor call for six tenants
+    # the stage metadata's shared_answers: every other tenant waited for the payer's answer
+    assert sum(s.shared.get("tavily", 0) for s in spenders) == len(tenants) - 1
     assert all(p.value == {"results": ["answer"]} for p in paid)
     payers = [t for t, p in zip(tenants, paid, strict=True) if not p.cached]
     assert len(payers) == 1 and [p.units for p in paid if not p.cached] == [3]

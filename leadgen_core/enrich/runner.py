@@ -84,6 +84,7 @@ class StageReport:
     night: dict[str, int] = field(default_factory=dict)  # status -> count, over the whole night
     spent: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
+    shared: dict[str, int] = field(default_factory=dict)  # answers waited for: another tenant's call paid
     forecast_calls: dict[str, int] = field(default_factory=dict)
     forecast_units: dict[str, int] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -118,6 +119,7 @@ class StageReport:
             "degraded_by_reason": self.degraded_by_reason(),
             "vendor_units": dict(self.spent),
             "cache_hits": dict(self.cache_hits),
+            "shared_answers": dict(self.shared),
             "counters": dict(self.counters),
             "dry_run": self.dry_run,
             "forecast_calls": dict(self.forecast_calls),
@@ -234,6 +236,7 @@ async def finish_report(kit: Toolkit, report: StageReport, *, started: float) ->
     ctx, spender = kit.ctx, kit.spender
     report.spent = dict(spender.spent)
     report.cache_hits = dict(spender.cache_hits)
+    report.shared = dict(spender.shared)
     report.forecast_calls = dict(spender.forecast.calls)
     report.forecast_units = dict(spender.forecast.units)
     report.counters = dict(kit.counters)

@@ -37,6 +37,8 @@ def report_metadata(report: StageReport) -> dict[str, Any]:
         "processed": dg.MetadataValue.int(s["processed"]),
         "degraded_by_reason": dg.MetadataValue.json(s["degraded_by_reason"]),
         "cache_hits": dg.MetadataValue.json(s["cache_hits"]),
+        # single flight: answers this run waited for while another call (any tenant's) paid for them
+        "shared_answers": dg.MetadataValue.json(s["shared_answers"]),
         "counters": dg.MetadataValue.json(s["counters"]),
         "timing": dg.MetadataValue.json(s["timing"]),
         "dry_run": dg.MetadataValue.bool(report.dry_run),
