@@ -91,7 +91,9 @@ class Limits:
 
     def stage_workers(self, stage: str) -> int:
         if stage == "email_verifications":
-            return min(self.workers, self.verify_workers)
+            # the stage sends every address of the night at once, VERIFY_WORKERS in flight, however
+            # many companies: min(workers, ...) halved the 64 of the default ZEROBOUNCE_IN_FLIGHT
+            return self.verify_workers
         return self.odoo_workers if stage == "odoo_sync" else self.workers
 
 
