@@ -207,3 +207,14 @@ def test_acra_load_defaults_to_todays_singapore_date(clean_db, tmp_path: Path, m
     assert out.exit_code == 0, out.output
     assert q(clean_db.owner_dsn, "SELECT snapshot_date FROM staging_acra_companies") == [(today_sg(),)]
     assert q(clean_db.owner_dsn, "SELECT last_seen FROM companies") == [(today_sg(),)]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf"])
+def test_an_empty_file_is_refused_not_loaded_as_no_companies(tmp_path: Path, content: bytes) -> None:
+    from leadgen_core.acra.csv_source import iter_csv
+    from leadgen_core.errors import ConfigError
+
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="no ACRA header"):
+        list(iter_csv(path))

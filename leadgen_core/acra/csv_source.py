@@ -39,6 +39,7 @@ from leadgen_core.acra.validate import (
     require_upsert_columns,
     validate_row,
 )
+from leadgen_core.errors import ConfigError
 
 EXTRA_FIELD_PREFIX: Final = "_extra_"
 ESCAPED_BYTE_RE: Final = re.compile("[\udc80-\udcff]")
@@ -144,6 +145,8 @@ def iter_csv(path: str | Path) -> Iterator[tuple[int, RawRow]]:
             try:
                 fields = next(reader)
             except StopIteration:
+                if header is None:  # an empty (or blank) file is not a registry with no companies
+                    raise ConfigError(f"{path}: no ACRA header: the file is empty") from None
                 return
             except (csv.Error, _RecordTooLong) as exc:
                 lines.skip_record()
