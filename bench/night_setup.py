@@ -14,7 +14,7 @@ tenants' candidate sets; the overlap of the selected targets is reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -92,9 +92,16 @@ def load_registry(owner_dsn: str, *, rows: int, day: date, seed: int) -> LoadCou
 
 
 def add_tenants(
-    owner: psycopg.Connection, *, count: int, targets: int, odoo_url: str, night_caps: bool
-) -> list[BenchTenant]:
-    """COUNT active tenants with disjoint ICPs, a target cap of TARGETS and an Odoo connection."""
+    owner: psycopg.Connection, *, count: int, targets: int, odoo_url: str, night_caps: bool, nights: int = 1,
+    default_caps: Mapping[str, int] | None = None,
+) -> list[BenchTenant]:  # fmt: skip
+    """COUNT active tenants with disjoint ICPs, a target cap of TARGETS and an Odoo connection.
+
+    NIGHTS > 1 nights run in one clock day (the caps are daily): each vendor cap is NIGHTS times
+    the night's (per target with NIGHT_CAPS, else DEFAULT_CAPS, the settings' defaults)."""
+    caps = {v: per_target * targets for v, per_target in NIGHT_CAPS_PER_TARGET.items()} if night_caps else {}
+    if not night_caps and nights > 1:
+        caps = {v: int(c) for v, c in (default_caps or {}).items() if v != "targets"}
     tenants = []
     for i in range(count):
         with owner.transaction():
@@ -102,9 +109,8 @@ def add_tenants(
             set_tenant(owner, t.tenant_id)
             save_rules(owner, t.tenant_id, parse_rules({"ssic_codes": list(t.ssic_prefixes)}))
             set_cap(owner, tenant_id=t.tenant_id, vendor="targets", cap=targets)
-            if night_caps:
-                for vendor, per_target in NIGHT_CAPS_PER_TARGET.items():
-                    set_cap(owner, tenant_id=t.tenant_id, vendor=vendor, cap=per_target * targets)
+            for vendor, cap in caps.items():
+                set_cap(owner, tenant_id=t.tenant_id, vendor=vendor, cap=cap * nights)
             connect_odoo(owner, tenant_id=t.tenant_id, base_url=odoo_url, db_name=ODOO_DB, protocol="jsonrpc",
                          login=ODOO_LOGIN, secret_env=ODOO_SECRET_ENV)  # fmt: skip
         tenants.append(t)

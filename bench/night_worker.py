@@ -1,6 +1,7 @@
 """One tenant's night in its own process, as a run worker executes it (started by bench.nightly).
 
     python -m bench.night_worker --tenant T --day YYYY-MM-DD --out FILE [--profile FILE]
+        [--dry-run --time-scale K]
 
 It executes `tenant_night_job` of `leadgen_dagster.definitions` for the partition `day|tenant`
 with `execute_in_process` on the Dagster instance in DAGSTER_HOME, with the definitions' own
@@ -9,6 +10,9 @@ parent set). A sampler thread records (wall clock, process CPU) every SAMPLE_S, 
 split the CPU by stage with the stage times in `run_stage_stats`. FILE receives one JSON object:
 success, failed steps, CPU, peak RSS and the samples. `--profile` writes cProfile stats of the
 run in thread CPU time (the event loop's thread; database calls made in worker threads show as their waits).
+`--dry-run` runs the night with the `leadgen/dry_run=true` tag (nothing paid, nothing stored) and
+adds to FILE the forecast `leadgen night --dry-run` prints (`night_forecast_of`, with the tenant's
+history of real nights before DAY), for a sandbox K times faster than real (`--time-scale`).
 """
 
 from __future__ import annotations
@@ -68,10 +72,31 @@ def failed_checks(result: Any) -> list[str]:
     return out
 
 
-def run_night(tenant: str, day: date, *, profile: Path | None) -> dict[str, Any]:
+def forecast_report(result: Any, tenant: str, day: date, *, time_scale: float) -> dict[str, Any]:
+    """What the dry run RESULT forecasts for the night, as `leadgen night --dry-run` computes it."""
+    from leadgen_core.settings import Settings
+    from leadgen_dagster.cli.night import night_forecast_of, tenant_history
+
+    history = tenant_history(tenant, day)
+    fc = night_forecast_of(result, Settings(), time_scale=time_scale, history=history)
+    return {
+        "targets": fc.targets,
+        "calls": dict(fc.calls),
+        "units": dict(fc.units),
+        "seconds": fc.seconds,
+        "limits_seconds": fc.limits_seconds,
+        "history_seconds": fc.history_seconds,
+        "history_nights": history.nights if history is not None else 0,
+    }
+
+
+def run_night(
+    tenant: str, day: date, *, profile: Path | None, dry_run: bool = False, time_scale: float = 1.0
+) -> dict[str, Any]:
     import dagster as dg
 
     from leadgen_dagster.definitions import defs
+    from leadgen_dagster.tags import DRY_RUN_TAG
 
     job = defs.resolve_job_def("tenant_night_job")
     with dg.DagsterInstance.get() as instance, CpuSampler() as sampler:
@@ -81,7 +106,7 @@ def run_night(tenant: str, day: date, *, profile: Path | None) -> dict[str, Any]
             return job.execute_in_process(
                 partition_key=f"{day.isoformat()}|{tenant}",
                 instance=instance,
-                tags={TENANT_TAG: tenant},
+                tags={TENANT_TAG: tenant, **({DRY_RUN_TAG: "true"} if dry_run else {})},
                 raise_on_error=False,
             )
 
@@ -96,6 +121,7 @@ def run_night(tenant: str, day: date, *, profile: Path | None) -> dict[str, Any]
             prof.dump_stats(str(profile))
         finished = time.time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    forecast = forecast_report(result, tenant, day, time_scale=time_scale) if dry_run and result.success else None
     return {
         "tenant": tenant,
         "success": bool(result.success),
@@ -108,6 +134,7 @@ def run_night(tenant: str, day: date, *, profile: Path | None) -> dict[str, Any]
         "cpu_sys_s": usage.ru_stime,
         "maxrss_kb": usage.ru_maxrss,
         "samples": sampler.samples,
+        **({"forecast": forecast} if forecast is not None else {}),
     }
 
 
@@ -117,8 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--day", required=True, type=date.fromisoformat)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
-    report = run_night(args.tenant, args.day, profile=args.profile)
+    report = run_night(args.tenant, args.day, profile=args.profile, dry_run=args.dry_run, time_scale=args.time_scale)
     args.out.write_text(json.dumps(report), encoding="utf-8")
     raise SystemExit(0 if report["success"] else 1)
 

@@ -102,7 +102,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -167,6 +167,7 @@ DEFAULT_OPENAI_TIER = 2
 WALL_TARGET_S = 900.0  # issue 9: a 1,000-target night within 15 minutes (unscaled)
 RATIO_TARGET = 1.25
 FLOOR_RATIO_TARGET = 1.3
+FORECAST_TOLERANCE = 0.15  # issue 9: the dry run's forecast within +-15% of the real night
 PROGRESS_EVERY_S = 15.0
 POLL_S = 0.5
 LOG_TAIL_CHARS = 4000
@@ -182,6 +183,7 @@ class Options:
     profile: SandboxProfile = field(default_factory=lambda: SandboxProfile(ProfileName.REALISTIC))
     openai_tier: int = DEFAULT_OPENAI_TIER
     stagger_s: float | None = None  # unscaled seconds between tenant starts; None: SCHED_TENANT_STAGGER_S
+    forecast: bool = False  # the night before for real, then tonight's dry-run forecast, held against the night
 
 
 @dataclass
@@ -251,13 +253,18 @@ def child_env(cluster: SandboxCluster, *, owner_dsn: str, app_dsn: str, home: Pa
     }
 
 
-def start_worker(tenant: BenchTenant, *, env: dict[str, str], tmp: Path, cprofile: Path | None) -> Worker:
-    out, log = tmp / f"{tenant.tenant_id}.json", tmp / f"{tenant.tenant_id}.log"
-    cmd = [sys.executable, "-m", "bench.night_worker", "--tenant", tenant.tenant_id, "--day", DAY.isoformat(),
+def start_worker(
+    tenant: BenchTenant, *, env: dict[str, str], tmp: Path, cprofile: Path | None, day: date = DAY,
+    phase: str = "night", dry_run: bool = False, time_scale: float = 1.0,
+) -> Worker:  # fmt: skip
+    out, log = tmp / f"{tenant.tenant_id}-{phase}.json", tmp / f"{tenant.tenant_id}-{phase}.log"
+    cmd = [sys.executable, "-m", "bench.night_worker", "--tenant", tenant.tenant_id, "--day", day.isoformat(),
            "--out", str(out)]  # fmt: skip
+    if dry_run:
+        cmd += ["--dry-run", "--time-scale", repr(time_scale)]
     if cprofile is not None:
         cprofile.mkdir(parents=True, exist_ok=True)
-        cmd += ["--profile", str(cprofile / f"{tenant.tenant_id}.prof")]
+        cmd += ["--profile", str(cprofile / f"{tenant.tenant_id}-{phase}.prof")]
     handle = log.open("wb")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)  # noqa: S603
     return Worker(tenant, proc, out, log, handle)
@@ -265,10 +272,11 @@ def start_worker(tenant: BenchTenant, *, env: dict[str, str], tmp: Path, cprofil
 
 def run_workers(
     tenants: list[BenchTenant], *, env: dict[str, str], tmp: Path, limit: int, owner: psycopg.Connection,
-    cluster: SandboxCluster, cprofile: Path | None, offsets: dict[str, float] | None = None,
+    cluster: SandboxCluster, cprofile: Path | None, offsets: dict[str, float] | None = None, day: date = DAY,
+    phase: str = "night", dry_run: bool = False, time_scale: float = 1.0,
 ) -> tuple[list[Worker], float]:  # fmt: skip
-    """Every tenant's night, at most LIMIT at once, each not before its OFFSETS seconds (the schedule's
-    stagger, leadgen_core.night.stagger); (the workers, wall seconds)."""
+    """Every tenant's night of DAY, at most LIMIT at once, each not before its OFFSETS seconds (the
+    schedule's stagger, leadgen_core.night.stagger); (the workers, wall seconds). DRY_RUN: dry runs."""
     wait = offsets or {}
     queue = list(tenants)
     running: list[Worker] = []
@@ -278,15 +286,17 @@ def run_workers(
     try:
         while queue or running:
             while queue and len(running) < limit and time.perf_counter() - started >= wait.get(queue[0].tenant_id, 0):
-                running.append(start_worker(queue.pop(0), env=env, tmp=tmp, cprofile=cprofile))
+                w = start_worker(queue.pop(0), env=env, tmp=tmp, cprofile=cprofile, day=day, phase=phase,
+                                 dry_run=dry_run, time_scale=time_scale)  # fmt: skip
+                running.append(w)
             for w in [w for w in running if w.proc.poll() is not None]:
                 running.remove(w)
                 done.append(w)
                 w.log_handle.close()
-                progress(f"{w.tenant.tenant_id}: night ended, exit {w.proc.returncode}")
+                progress(f"{w.tenant.tenant_id}: {phase} ended, exit {w.proc.returncode}")
             if time.perf_counter() >= next_report:
                 next_report += PROGRESS_EVERY_S
-                states = "; ".join(f"{w.tenant.tenant_id}: {stage_progress(owner, w.tenant.tenant_id, DAY)}"
+                states = "; ".join(f"{w.tenant.tenant_id}: {stage_progress(owner, w.tenant.tenant_id, day)}"
                                    for w in running)  # fmt: skip
                 served = ", ".join(f"{name} {len(sim.log)}" for name, sim in cluster.sims.items() if name != "acra")
                 progress(f"{states} | requests: {served}")
@@ -330,26 +340,34 @@ def run(opts: Options) -> dict[str, object]:
         progress(f"server {facts['server_version']}; sandbox {opts.profile.name.value} x{k:g}, OpenAI tier "
                  f"{opts.openai_tier}; added latencies (ms, scaled) "
             f"{ {n: f.latency_ms for n, f in sandbox_faults(opts.profile).items()} } +-{JITTER:.0%}")  # fmt: skip
-        rows = registry_rows(opts.targets)
+        runs = 2 if opts.forecast else 1  # the forecast learns from the night before, in the same clock day
+        rows = registry_rows(opts.targets * runs)
         loaded = load_registry(bdb.owner_dsn, rows=rows, day=DAY, seed=opts.seed)
         progress(f"registry: {loaded.staged:,} companies for {DAY}")
         tenants = add_tenants(owner, count=opts.tenants, targets=opts.targets, odoo_url=cluster.odoo.base_url,
-                              night_caps=opts.night_caps)  # fmt: skip
+                              night_caps=opts.night_caps, nights=runs,
+                              default_caps=settings.vendor_caps())  # fmt: skip
         for t in tenants:
             found = live_candidates(owner, t.ssic_prefixes)
-            if found < opts.targets:
-                raise SystemExit(f"{t.tenant_id}: only {found} live candidates for {opts.targets} targets")
+            if found < opts.targets * runs:
+                raise SystemExit(f"{t.tenant_id}: only {found} live candidates for {runs} x {opts.targets} targets")
         caps = caps_in_force(owner, tenants[0].tenant_id, settings)
         progress(f"tenants {[t.tenant_id for t in tenants]}, {opts.targets} targets each, caps {caps}")
         env = child_env(cluster, owner_dsn=bdb.owner_dsn, app_dsn=bdb.app_dsn, home=tmp / "dagster_home")
         os.environ["LEADGEN_DAGSTER_PG_URL"] = env["LEADGEN_DAGSTER_PG_URL"]  # read by the instance config
         home = dagster_home(tmp / "dagster_home", settings)
         add_partitions(home, tenants)
-        settle_rate_buckets(owner)
-        cluster.reset_logs()
         stagger = settings.sched_tenant_stagger_s if opts.stagger_s is None else opts.stagger_s
         offsets = start_offsets([t.tenant_id for t in tenants], stagger_s=opts.profile.period(stagger),
                                 concurrency=limit, sla_s=opts.profile.period(settings.sla_minutes * 60))  # fmt: skip
+        forecasts: dict[str, dict[str, Any]] = {}
+        if opts.forecast:
+            forecasts = forecast_phase(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,
+                                       offsets=offsets, time_scale=k)  # fmt: skip
+        spent_before = tenant_ledger(owner)
+        ledger_before, uncertain_before = ledger_units(owner)
+        settle_rate_buckets(owner)
+        cluster.reset_logs()
         progress(f"starting {opts.tenants} night(s), {limit} at a time, offsets (scaled s) {offsets} ...")
         workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,
                                     cprofile=opts.cprofile, offsets=offsets)  # fmt: skip
@@ -371,6 +389,10 @@ def run(opts: Options) -> dict[str, object]:
             work_by_kind(cluster, who), stage_floors=nb.tenant_stage_floors, scale=k,
         )  # fmt: skip
         ledger, uncertain = ledger_units(owner)
+        ledger = {v: n - ledger_before.get(v, 0) for v, n in ledger.items()}  # the measured night's own
+        uncertain = {v: n - uncertain_before.get(v, 0) for v, n in uncertain.items() if n - uncertain_before.get(v, 0)}
+        spent = {t: {v: n - spent_before.get(t, {}).get(v, 0) for v, n in by_vendor.items()}
+                 for t, by_vendor in tenant_ledger(owner).items()}  # fmt: skip
         billed = cluster.billable_units()
         odoo_calls = len(cluster.odoo.log)
         overlap = owner.execute(
@@ -378,8 +400,81 @@ def run(opts: Options) -> dict[str, object]:
         ).fetchone()
     shared = int(overlap[0]) if overlap else 0
     vendor = VendorCheck(floor_s, floors, ledger, billed, odoo_calls, uncertain)
-    return _result(opts, settings=settings, wall=wall, bound=nb, reports=reports, nights=nights, rates=rates,
-                   facts=facts, kind=bdb.kind, caps=caps, rows=rows, shared=shared, vendor=vendor)  # fmt: skip
+    result = _result(opts, settings=settings, wall=wall, bound=nb, reports=reports, nights=nights, rates=rates,
+                     facts=facts, kind=bdb.kind, caps=caps, rows=rows, shared=shared, vendor=vendor)  # fmt: skip
+    if opts.forecast:
+        result.update(forecast_accuracy(forecasts, spent, {n.tenant_id: n.night_s for n in nights}, time_scale=k))
+    return result
+
+
+def forecast_phase(
+    tenants: list[BenchTenant], *, env: dict[str, str], tmp: Path, limit: int, owner: psycopg.Connection,
+    cluster: SandboxCluster, offsets: dict[str, float], time_scale: float,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """`--forecast`: every tenant's night before DAY for real (what the forecast learns the tenant's
+    costs and time per target from, `forecast.night_history`), then DAY's dry run; each tenant's
+    forecast (bench.night_worker's `forecast_report`)."""
+    before = DAY - timedelta(days=1)
+    settle_rate_buckets(owner)
+    progress(f"forecast: the night before ({before}) for real, the history the forecast learns from ...")
+    workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster, cprofile=None,
+                                offsets=offsets, day=before, phase="night-before")  # fmt: skip
+    failed = [w.tenant.tenant_id for w in workers if not worker_report(w).get("success")]
+    if failed:
+        raise SystemExit(f"forecast: the night before failed for {failed}")
+    progress(f"forecast: the night before took {wall:.1f}s (scaled); {DAY}'s dry runs ...")
+    workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster, cprofile=None,
+                                day=DAY, phase="dry-run", dry_run=True, time_scale=time_scale)  # fmt: skip
+    reports = {w.tenant.tenant_id: worker_report(w) for w in workers}
+    forecasts: dict[str, dict[str, Any]] = {t: r["forecast"] for t, r in reports.items() if r.get("forecast")}
+    if len(forecasts) < len(tenants):
+        raise SystemExit(f"forecast: no forecast from the dry run of {sorted(set(reports) - set(forecasts))}")
+    progress(f"forecast: dry runs took {wall:.1f}s (scaled): " + "; ".join(
+        f"{t}: {fc['units']} {fc['seconds'] * time_scale:.0f}s" for t, fc in forecasts.items()))  # fmt: skip
+    return forecasts
+
+
+def tenant_ledger(owner: psycopg.Connection) -> dict[str, dict[str, int]]:
+    """Units the vendor_usage ledger booked, per tenant and vendor (every day)."""
+    out: dict[str, dict[str, int]] = {}
+    for tenant, vendor, units in owner.execute(
+        "SELECT tenant_id, vendor, sum(units) FROM vendor_usage GROUP BY 1, 2"
+    ).fetchall():
+        out.setdefault(str(tenant), {})[str(vendor)] = int(units)
+    return out
+
+
+def forecast_accuracy(
+    forecasts: dict[str, dict[str, Any]], spent: dict[str, dict[str, int]], night_s: dict[str, float], *,
+    time_scale: float,
+) -> dict[str, object]:  # fmt: skip
+    """Each tenant's dry-run forecast against its real night: units per vendor (the ledger's) and the
+    duration (first stage's start to last stage's end, unscaled); the errors are forecast / real - 1,
+    and `forecast_errors` sums every tenant's forecast and real units (and seconds) first."""
+    per_tenant: dict[str, dict[str, Any]] = {}
+    totals: dict[str, list[float]] = {}
+    for tenant, fc in forecasts.items():
+        real = {v: n for v, n in spent.get(tenant, {}).items() if n}
+        rows: dict[str, Any] = {}
+        for vendor in sorted(set(real) | {v for v, n in fc["units"].items() if n}):
+            f, r = int(fc["units"].get(vendor, 0)), real.get(vendor, 0)
+            rows[vendor] = {"forecast": f, "real": r, "error": round(f / r - 1, 3) if r else None}
+            totals.setdefault(vendor, [0.0, 0.0])
+            totals[vendor][0] += f
+            totals[vendor][1] += r
+        f_s, r_s = float(fc["seconds"]) * time_scale, night_s.get(tenant, 0.0) * time_scale
+        rows["duration_s"] = {"forecast": round(f_s, 1), "real": round(r_s, 1),
+                              "error": round(f_s / r_s - 1, 3) if r_s else None}  # fmt: skip
+        totals.setdefault("duration_s", [0.0, 0.0])
+        totals["duration_s"][0] += f_s
+        totals["duration_s"][1] += r_s
+        rows["basis"] = "history" if fc["history_seconds"] > fc["limits_seconds"] else "vendor limits"
+        rows["history_nights"] = fc["history_nights"]
+        per_tenant[tenant] = rows
+    errors = {k: round(f / r - 1, 3) for k, (f, r) in totals.items() if r}
+    within = {k: abs(e) <= FORECAST_TOLERANCE for k, e in errors.items()}
+    progress("forecast vs night: " + ", ".join(f"{k} {e:+.1%}" for k, e in errors.items()))
+    return {"forecast_errors": errors, "forecast_within_15pct": within, "forecast": per_tenant}
 
 
 @dataclass(frozen=True)
@@ -541,6 +636,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="unscaled seconds between tenant starts (default SCHED_TENANT_STAGGER_S, the schedule's)",
     )
+    parser.add_argument(
+        "--forecast",
+        action="store_true",
+        help="run the night before for real, dry-run tonight, and hold the forecast against tonight's night",
+    )
     args = parser.parse_args(argv)
     targets = QUICK_TARGETS if args.quick else args.targets
     if targets <= 0:
@@ -552,7 +652,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     result = run(Options(targets, args.tenants, args.seed, args.night_caps, args.cprofile, profile,
-                         args.openai_tier, args.stagger))  # fmt: skip
+                         args.openai_tier, args.stagger, args.forecast))  # fmt: skip
     emit_result(result)
     if not result["success"]:
         raise SystemExit(1)
