@@ -1,7 +1,7 @@
 """Benchmark: a whole tenant night (1,000 targets) against the sandbox, next to its lower bounds.
 
     python -m bench.nightly [--targets N | --quick] [--tenants N] [--profile realistic|demo]
-        [--openai-tier N] [--time-scale K] [--stagger S] [--night-caps] [--cprofile DIR]
+        [--openai-tier N] [--time-scale K] [--stagger S] [--night-caps] [--cprofile DIR] [--forecast]
 
 What runs. A fresh bench database (bench.common) gets a synthetic registry through the real
 loader and `upsert_companies`, and tenants with disjoint ICPs, a target cap of N and an Odoo
@@ -77,6 +77,14 @@ The vendor floor (bench/vendor_floor.py) is the other bound: over every document
 (requests, tokens; per second, minute, hour, day) the night's work through it, plus the shortest
 fill before it and drain after it. Several tenants on shared accounts can approach it only if
 they do not move through the buckets in step.
+
+`--forecast` holds `leadgen night --dry-run`'s forecast against the night it forecasts: each
+tenant's night before DAY runs first, for real (the history the forecast learns costs and time
+per target from), then DAY's dry run (bench.night_worker --dry-run, the forecast exactly as the CLI
+computes it), then the measured night. The vendor caps are doubled (two nights in one clock day)
+and the registry sized for two nights. RESULT adds `forecast_errors` (forecast / real - 1, per
+vendor's ledger units and for the duration, unscaled, over all tenants), `forecast_within_15pct`
+and `forecast` (per tenant). The ledger check and every other figure are the measured night's.
 
 Output. Progress lines on stderr; a table of stages (wall from run_stage_stats, CPU of the worker
 processes in that stage, bound, calls); then `RESULT {json}` on stdout with profile, tenants,
