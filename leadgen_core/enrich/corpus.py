@@ -21,6 +21,7 @@ team and contact pages off the end. So the corpus is built in three steps:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +96,11 @@ def drop_repeats(pages: list[tuple[str, str]], *, shingle: int = SHINGLE_WORDS) 
     for label, text in pages:
         words = text.split()
         keys = _shingle_keys(words, shingle).tolist()
-        repeated = np.fromiter((key in seen for key in keys), dtype=bool, count=len(keys))
+        hits = seen.intersection(keys)  # one C-level pass; most pages repeat few of their runs
+        if hits:
+            repeated = np.fromiter(map(hits.__contains__, keys), dtype=bool, count=len(keys))
+        else:
+            repeated = np.zeros(len(keys), dtype=bool)
         seen.update(keys)
         # word j is dropped when a repeated run starts within (j - shingle, j]
         starts = np.concatenate(([0], np.cumsum(repeated, dtype=np.int64)))
@@ -110,16 +115,70 @@ def drop_repeats(pages: list[tuple[str, str]], *, shingle: int = SHINGLE_WORDS) 
 
 
 def _pieces(segment: str) -> list[str]:
-    pieces: list[str] = []
-    for sentence in SENTENCE_END_RE.split(segment):
+    return [piece for _, piece in _placed_pieces(segment)]
+
+
+def _placed_pieces(segment: str) -> list[tuple[int, str]]:
+    """SEGMENT's passages (sentences, long ones cut at a space near PASSAGE_CHARS), each with its
+    offset in SEGMENT."""
+    pieces: list[tuple[int, str]] = []
+    at = 0
+    for gap in (*SENTENCE_END_RE.finditer(segment), None):
+        end = gap.start() if gap is not None else len(segment)
+        sentence = segment[at:end]
         while len(sentence) > PASSAGE_CHARS:
             cut = sentence.rfind(" ", 0, PASSAGE_CHARS)
             cut = cut if cut > PASSAGE_CHARS // 2 else PASSAGE_CHARS
-            pieces.append(sentence[:cut])
-            sentence = sentence[cut:].lstrip()
+            pieces.append((at, sentence[:cut]))
+            rest = sentence[cut:]
+            sentence = rest.lstrip()
+            at += cut + len(rest) - len(sentence)
         if sentence.strip():
-            pieces.append(sentence)
+            pieces.append((at, sentence))
+        if gap is not None:
+            at = gap.end()
     return pieces
+
+
+def _found_in(
+    lowered: str, needles: tuple[str, ...] | frozenset[str], starts: list[int], ends: list[int]
+) -> list[set[str]]:
+    """For each piece (its span STARTS[i]..ENDS[i] in LOWERED), the NEEDLES wholly inside it.
+
+    One `str.find` scan of the segment per needle, instead of one substring test per needle and
+    passage: the same answer as `needle in piece` for every piece."""
+    found: list[set[str]] = [set() for _ in starts]
+    for needle in needles:
+        at = lowered.find(needle)
+        while at >= 0:
+            i = bisect_right(starts, at) - 1
+            if i >= 0 and at + len(needle) <= ends[i]:
+                found[i].add(needle)
+            at = lowered.find(needle, at + 1)
+    return found
+
+
+def _score_segment(segment: str, placed: list[tuple[int, str]], name_words: frozenset[str]) -> list[float]:
+    """`score_passage` of each of PLACED (pieces of SEGMENT with their offsets), with the substring
+    tests (cues, the company's name words) made once over the segment, and each regular expression
+    only on the pieces its cheap test admits."""
+    lowered = segment.lower()
+    if len(lowered) != len(segment):  # a character whose lower case is longer: offsets would drift
+        return [score_passage(piece, name_words=name_words) for _, piece in placed]
+    starts = [at for at, _ in placed]
+    ends = [at + len(piece) for at, piece in placed]
+    cues = _found_in(lowered, CUES, starts, ends)
+    names = _found_in(lowered, name_words, starts, ends) if name_words else None
+    scores: list[float] = []
+    for i, (_, text) in enumerate(placed):
+        score = 4.0 * min(3, len(EMAIL_RE.findall(text))) if "@" in text else 0.0
+        if TITLE_STEM_RE.search(text):
+            score += 3.0 * min(3, len(TITLE_RE.findall(text)))
+        score += 2.0 if DIGIT_RE.search(text) and PHONE_RE.search(text) else 0.0
+        score += min(3, len(cues[i]))
+        score += 1.0 if names is not None and names[i] else 0.0
+        scores.append(score)
+    return scores
 
 
 def score_passage(text: str, *, name_words: frozenset[str]) -> float:
@@ -152,11 +211,12 @@ def build_corpus(parts: list[tuple[str, str]], *, token_budget: int, char_limit:
     names = _name_words(company)
     passages: list[Passage] = []
     for index, (_, segments) in enumerate(drop_repeats(pages)):
-        for piece in (p for segment in segments for p in _pieces(segment)):
-            score = score_passage(piece, name_words=names)
-            if index == 0 and not passages:
-                score += OPENING_BONUS  # the company's own opening words: its description
-            passages.append(Passage(index, len(passages), piece, score))
+        for segment in segments:
+            placed = _placed_pieces(segment)
+            for (_, piece), score in zip(placed, _score_segment(segment, placed, names), strict=True):
+                if index == 0 and not passages:
+                    score += OPENING_BONUS  # the company's own opening words: its description
+                passages.append(Passage(index, len(passages), piece, score))
     room = min(token_budget * CHARS_PER_TOKEN, char_limit)
     kept: list[Passage] = []
     for passage in sorted((p for p in passages if p.score > 0), key=lambda p: (-p.score, p.order)):

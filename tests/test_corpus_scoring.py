@@ -1,0 +1,51 @@
+"""The corpus scores a segment's passages in one pass over the segment, with the same answer as
+scoring each passage on its own (`score_passage`), on the cases where the two could drift: a cue
+cut in two by a long sentence's cut, a character whose lower case is longer, overlapping cues."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from leadgen_core.enrich.corpus import (
+    CUES,
+    PASSAGE_CHARS,
+    _name_words,
+    _placed_pieces,
+    _score_segment,
+    score_passage,
+)
+
+WORDS = [*CUES, "Acme", "robots", "the", "of", "team", "Founder", "Head of Sales", "jane@acme.test", "+65 6123 4567",
+         "2004.", "İstanbul", "office.", "Call", "us", "ß", "Managing Director", "quality", "x" * 30]  # fmt: skip
+
+
+def _segment(rng: random.Random, words: int) -> str:
+    out = []
+    for _ in range(words):
+        word = rng.choice(WORDS)
+        out.append(word.capitalize() if rng.random() < 0.2 else word)
+        if rng.random() < 0.08:
+            out[-1] += rng.choice([".", "!", "?"])
+    return " ".join(out)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_segment_scores_equal_scoring_each_passage(seed: int) -> None:
+    rng = random.Random(seed)
+    segment = _segment(rng, rng.choice([5, 60, 400, 1500]))
+    if seed % 4 == 0:
+        segment = segment.replace("İstanbul", "Istanbul")  # lower case keeps the length: the one-pass path
+    names = _name_words(rng.choice(["Acme Robots Pte. Ltd.", "The Team Office Co", "Pte Ltd"]))
+    placed = _placed_pieces(segment)
+    assert all(segment[at : at + len(piece)] == piece for at, piece in placed)
+    assert all(len(piece) <= PASSAGE_CHARS for _, piece in placed)
+    assert _score_segment(segment, placed, names) == [score_passage(p, name_words=names) for _, p in placed]
+
+
+def test_a_cue_cut_in_two_counts_in_neither_piece() -> None:
+    segment = "a" * 13 + " " + "word " * 96 + "team of experts"  # the cut falls inside "team of"
+    placed = _placed_pieces(segment)
+    assert len(placed) == 2
+    assert _score_segment(segment, placed, frozenset()) == [score_passage(p, name_words=None) for _, p in placed]
