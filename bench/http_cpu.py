@@ -1,6 +1,6 @@
-"""Process CPU per vendor request of the stages' shared HTTP client, single pool against sharded.
+"""Process CPU per vendor request of the stages' shared HTTP client: httpx's pool, sharded, or over aiohttp.
 
-    python -m bench.http_cpu [--pool single|sharded|both] [--requests 2000] [--in-flight 64]
+    python -m bench.http_cpu [--pool single|sharded|aiohttp|both|all] [--requests 2000] [--in-flight 64]
                              [--latency-ms 20] [--shards N]
 
 A loopback JSON server runs in a child process (so its CPU is not counted) and answers every
@@ -8,7 +8,8 @@ GET after LATENCY_MS, keeping connections alive. The bench sends REQUESTS reques
 a time, through `leadgen_core.vendors.http.request_json` (what the Tavily, Lusha and ZeroBounce
 clients send through) on the client the stage builds: `single` is one `httpx.AsyncClient` with the
 stage's pool limits (`enrich.context.http_pool_limits`, as many kept-alive connections as in
-flight), `sharded` is `vendors.pool.sharded_client` over the same limits. It prints the bench
+flight), `sharded` is `vendors.pool.sharded_client` over the same limits, `aiohttp` is
+`vendors.aio_transport.aiohttp_client` (what the stages use since 2026-12-06). It prints the bench
 process's CPU (time.process_time) per request for each, after a warm-up wave that opens the
 connections. No database.
 """
@@ -24,6 +25,7 @@ import time
 import httpx
 
 from bench.common import emit_result, progress
+from leadgen_core.vendors.aio_transport import aiohttp_client
 from leadgen_core.vendors.http import request_json
 from leadgen_core.vendors.pool import sharded_client
 
@@ -75,7 +77,7 @@ async def _run(client: httpx.AsyncClient, url: str, *, requests: int, in_flight:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.http_cpu", description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", choices=("single", "sharded", "both"), default="both")
+    parser.add_argument("--pool", choices=("single", "sharded", "aiohttp", "both", "all"), default="all")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--in-flight", type=int, default=64, help="requests in flight = pool size (default 64)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="the server's answer delay (default 20)")
@@ -94,14 +96,17 @@ def main(argv: list[str] | None = None) -> None:
     server.start()
     sock.close()
     limits = httpx.Limits(max_connections=args.in_flight, max_keepalive_connections=args.in_flight)
-    pools = ("single", "sharded") if args.pool == "both" else (args.pool,)
+    pools = {"both": ("single", "sharded"), "all": ("single", "sharded", "aiohttp")}.get(args.pool, (args.pool,))
     result: dict[str, object] = {"requests": args.requests, "in_flight": args.in_flight, "latency_ms": args.latency_ms}
     try:
         for _ in range(args.repeat):
             for pool in pools:
-                client = (
-                    httpx.AsyncClient(limits=limits) if pool == "single" else sharded_client(limits, shards=args.shards)
-                )
+                if pool == "single":
+                    client = httpx.AsyncClient(limits=limits)
+                elif pool == "aiohttp":
+                    client = aiohttp_client(limits)
+                else:
+                    client = sharded_client(limits, shards=args.shards)
                 cpu_s = asyncio.run(_run(client, url, requests=args.requests, in_flight=args.in_flight))
                 ms = round(cpu_s * 1000 / args.requests, 3)
                 progress(f"{pool}: {ms} ms CPU a request")
