@@ -10,6 +10,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field, PrivateAttr
 
+from leadgen_core.db import steps as db_steps
 from leadgen_core.db.pool import Database
 from leadgen_core.errors import PartitionKeyError
 from leadgen_core.settings import Settings
@@ -56,6 +57,7 @@ class PostgresResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._db = Database(self.dsn, min_size=1, max_size=self.max_size, name="leadgen-dagster").open()
+        db_steps.configure(self.dsn)  # a local server: the stages' transactions run on their loop (LEADGEN_DB_STEPS)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._db is not None:

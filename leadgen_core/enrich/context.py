@@ -14,7 +14,6 @@ crawls) is still done and kept in the shared tables, and no stage status or ledg
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from leadgen_core.db.steps import db_step
 from leadgen_core.enrich import accounts as accounts_mod
 from leadgen_core.enrich import clients
 from leadgen_core.enrich.accounts import NightAccounts, night_accounts
@@ -91,7 +91,7 @@ class EnrichContext:
             with self.tenant_conn() as conn:
                 return fn(conn)
 
-        return await asyncio.to_thread(work)
+        return await db_step(work)
 
     async def in_global(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
         """Run FN in a global transaction on a worker thread."""
@@ -100,7 +100,7 @@ class EnrichContext:
             with self.global_conn() as conn:
                 return fn(conn)
 
-        return await asyncio.to_thread(work)
+        return await db_step(work)
 
 
 @dataclass
@@ -200,12 +200,12 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
     """Live tools for the vendors (and "crawler") in NEEDS, closed on exit."""
     s = ctx.settings
     # the tenant's own vendor keys (bring your own key) for the vendors this stage pays, if any
-    accounts = await asyncio.to_thread(
+    accounts = await db_step(
         night_accounts, ctx.tenant_conn, tenant_id=ctx.tenant_id,
         environ=os.environ if ctx.environ is None else ctx.environ, vendors=needs,
     )  # fmt: skip
     v = accounts.config(ctx.vendors)
-    spender = await asyncio.to_thread(build_spender, ctx)
+    spender = await db_step(build_spender, ctx)
     rates = {vendor: accounts.rate(vendor, v, s) for vendor in clients.VENDORS}
     limiters = {
         vendor: SharedRateLimiter(  # the tenant books: a shared bucket is shared fairly (sql/044)

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
+from leadgen_core.db.steps import db_step
 from leadgen_core.enrich.accounts import night_accounts
 from leadgen_core.enrich.clients import VendorConfig, openai_extractor
 from leadgen_core.errors import BudgetExhausted, VendorError, is_transient
@@ -274,16 +275,16 @@ def _finish(ctx: ScoreContext, report: ScoreReport) -> None:
 
 async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = None) -> ScoreReport:
     """Score every pending target of the tenant-night; WRITER None means the settings' OpenAI."""
-    pending, scoring, evidence = await asyncio.to_thread(_prepare, ctx)
+    pending, scoring, evidence = await db_step(_prepare, ctx)
     report = ScoreReport(dry_run=ctx.dry_run, pending=len(pending))
     s = ctx.settings
-    spender = await asyncio.to_thread(
+    spender = await db_step(
         functools.partial(open_spender, tenant_id=ctx.tenant_id, tenant_conn=ctx.tenant_conn,
                           global_conn=ctx.global_conn, default_caps=s.vendor_caps(),
                           cache_ttl_days=s.vendor_cache_ttl_days, dry_run=ctx.dry_run, run_id=ctx.run_id)
     )  # fmt: skip
     # the tenant's own OpenAI account if it connected one (its key, buckets and tier), else the platform's
-    accounts = await asyncio.to_thread(
+    accounts = await db_step(
         night_accounts, ctx.tenant_conn, tenant_id=ctx.tenant_id,
         environ=os.environ if ctx.environ is None else ctx.environ, vendors=(VENDOR,) if pending else (),
     )  # fmt: skip
@@ -323,7 +324,7 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
                 error = redact(f"{type(exc).__name__}: {exc}", run.secrets)[:MAX_ERROR_CHARS]
                 outcome, lead = Outcome(company_id, "failed", "error", error), None
             if not ctx.dry_run:
-                await asyncio.to_thread(run.persist, outcome, lead)
+                await db_step(run.persist, outcome, lead)
             report.outcomes.append(outcome)
             if lead is not None:
                 report.leads.append(lead)
@@ -338,7 +339,7 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     if report.forecast_calls.get(VENDOR):  # the leads' rationales would share requests
         report.forecast_calls[VENDOR] = math.ceil(report.forecast_calls[VENDOR] / RATIONALE_BATCH)
     report.rationale_requests = batcher.requests if batcher is not None else 0
-    await asyncio.to_thread(_finish, ctx, report)
+    await db_step(_finish, ctx, report)
     ctx.progress(f"lead_scores: {len(report.leads)} scored of {len(pending)} pending")
     return report
 

@@ -27,6 +27,7 @@ from datetime import date
 
 import psycopg
 
+from leadgen_core.db.steps import db_step
 from leadgen_core.errors import ConfigError, OdooError
 from leadgen_core.leads.connection import OdooConnection, load_connection
 from leadgen_core.leads.inputs import CompanyEvidence, ContactFact, TenantScoring, load_evidence
@@ -211,7 +212,7 @@ def _persist(ctx: SyncContext, done: Sequence[tuple[Outcome, list[LogItem]]]) ->
 
 async def sync_night(ctx: SyncContext) -> SyncReport:
     """Sync every pending scored target of the tenant-night to the tenant's Odoo, in batched chunks."""
-    prep = await asyncio.to_thread(_prepare, ctx)
+    prep = await db_step(_prepare, ctx)
     report = SyncReport(dry_run=ctx.dry_run, pending=len(prep.pending))
     report.unscored = len([c for c in prep.pending if c not in prep.scores and c not in prep.not_scored])
     closed: list[tuple[Outcome, list[LogItem]]] = [
@@ -232,11 +233,11 @@ async def sync_night(ctx: SyncContext) -> SyncReport:
         _tally(report, [(Outcome(p.company_id, "done"), dry_run_items(p)) for p in plans])
     else:
         if closed:
-            await asyncio.to_thread(_persist, ctx, closed)
+            await db_step(_persist, ctx, closed)
         _tally(report, closed)
         if plans:
             await _sync_plans(ctx, prep.connection, plans, report)
-        report.night = await asyncio.to_thread(_night, ctx)
+        report.night = await db_step(_night, ctx)
     ctx.progress(f"odoo_sync: {len(report.outcomes)} companies, {report.errors} item errors, "
                  f"{report.odoo_calls} Odoo calls")  # fmt: skip
     return report
@@ -265,7 +266,7 @@ async def _sync_plans(ctx: SyncContext, odoo: OdooConnection, plans: list[Compan
         nonlocal unreachable
         async with gate:
             done = await sync_chunk(client, chunk, key_field=key_field, tags=tags, secrets=secrets)
-            await asyncio.to_thread(_persist, ctx, done)
+            await db_step(_persist, ctx, done)
         _tally(report, done)
         for outcome, _ in done:
             unreachable = unreachable + 1 if _unreachable(outcome) else 0

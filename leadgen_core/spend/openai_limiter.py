@@ -20,7 +20,6 @@ Extraction and rationales share them.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from leadgen_core.db.steps import db_step
 from leadgen_core.retry_after import retry_after_seconds
 from leadgen_core.spend.ratelimit import SharedTokenBucket, apply_adjustments
 from leadgen_core.vendors.openai_tiers import parse_duration, tier_limits, try_again_seconds
@@ -116,7 +116,7 @@ class OpenAILimiter:
         changes = [] if tokens is None else [self.tokens.adjust_params(ceiling=tokens)]
         changes += [] if requests is None else [self.requests.adjust_params(ceiling=requests)]
         if changes:
-            await asyncio.to_thread(apply_adjustments, self._conn, changes)
+            await db_step(apply_adjustments, self._conn, changes)
 
     async def refused(self, *, kind: str | None, message: str | None, headers: Mapping[str, str]) -> float:
         """A 429: keep the bucket it names shut until its reset; the seconds it was shut for.

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from leadgen_core.db.steps import db_step
 from leadgen_core.errors import RateLimited
 
 MAX_WAIT_S = 120.0
@@ -102,16 +103,16 @@ class SharedRateLimiter:
 
     async def acquire(self) -> None:
         """Wait for a slot; TimeoutError (the slot returned) when it is more than MAX_WAIT_S away."""
-        slot, wait = await asyncio.to_thread(self.book_slot)
+        slot, wait = await db_step(self.book_slot)
         if wait > MAX_WAIT_S:
-            await asyncio.to_thread(self.give_back, slot)
+            await db_step(self.give_back, slot)
             raise TimeoutError(f"rate limiter {self.bucket}: next slot is {wait:.0f}s away")
         if wait > 0:
             try:
                 await asyncio.sleep(wait)
             except asyncio.CancelledError:
                 # shielded: the cancelled caller's slot goes back even while it is being torn down
-                await asyncio.shield(asyncio.to_thread(self.give_back, slot))
+                await asyncio.shield(db_step(self.give_back, slot))
                 raise
 
 
@@ -238,10 +239,10 @@ class SharedTokenBucket:
         the bucket, each books the shared bucket at most at 1/K of its rate, so a tenant with more
         calls in flight waits in its own share instead of queueing ahead of everyone's."""
         if self.share_bucket:
-            wait = await asyncio.to_thread(self.book_share, cost)
+            wait = await db_step(self.book_share, cost)
             await self._wait(wait, cost, max_wait_s, share=True)
         try:
-            wait = await asyncio.to_thread(self.book, cost)
+            wait = await db_step(self.book, cost)
             await self._wait(wait, cost, max_wait_s, share=False)
         except BaseException:
             if self.share_bucket:
@@ -249,10 +250,10 @@ class SharedTokenBucket:
             raise
 
     async def _give_back(self, units: float) -> None:
-        await asyncio.to_thread(lambda: self._adjust(delta=units))
+        await db_step(lambda: self._adjust(delta=units))
 
     async def _give_back_share(self, units: float) -> None:
-        await asyncio.to_thread(lambda: self._adjust(delta=units, bucket=self.share_bucket))
+        await db_step(lambda: self._adjust(delta=units, bucket=self.share_bucket))
 
     async def adjust(self, delta: float) -> None:
         """Give back DELTA units (or take more when negative), never above the capacity (the
@@ -260,15 +261,15 @@ class SharedTokenBucket:
         changes = [self.adjust_params(delta=delta)]
         if self.share_bucket:
             changes.append(self.adjust_params(delta=delta, bucket=self.share_bucket))
-        await asyncio.to_thread(apply_adjustments, self._conn, changes)
+        await db_step(apply_adjustments, self._conn, changes)
 
     async def cap(self, remaining: float) -> None:
         """The vendor says only REMAINING units are left: never believe there are more."""
-        await asyncio.to_thread(lambda: self._adjust(ceiling=remaining))
+        await db_step(lambda: self._adjust(ceiling=remaining))
 
     async def block(self, seconds: float) -> None:
         """Nothing passes for SECONDS (the vendor refused and named its reset)."""
-        await asyncio.to_thread(lambda: self._adjust(ceiling=-self.per_s * seconds))
+        await db_step(lambda: self._adjust(ceiling=-self.per_s * seconds))
 
 
 # --- request quotas over long windows (Lusha's hourly and daily plan limits) -------------------
@@ -357,7 +358,7 @@ class SharedQuota:
         """Take a request, waiting up to MAX_WAIT_S for a window to reset; RateLimited beyond."""
         deadline = time.monotonic() + MAX_WAIT_S
         while True:
-            wait = await asyncio.to_thread(self.take)
+            wait = await db_step(self.take)
             if wait <= 0:
                 return
             if time.monotonic() + wait > deadline:

@@ -66,6 +66,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from leadgen_core.clock import today_sg
+from leadgen_core.db.steps import db_step
 from leadgen_core.errors import BudgetExhausted, ChargeUncertain, VendorError
 from leadgen_core.spend import budget
 
@@ -271,7 +272,7 @@ class Spender:
         key = fingerprint(vendor, request)
         if self.dry_run:  # a dry run never claims
             if cacheable:
-                hit = await asyncio.to_thread(self._cache_get, vendor, key)
+                hit = await db_step(self._cache_get, vendor, key)
                 if hit is not None:
                     self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
                     return Paid(hit, 0, True)
@@ -282,7 +283,7 @@ class Spender:
         if cacheable:
             flight = Flight(key, self._cache_lookup(vendor))
         while True:
-            begun = await asyncio.to_thread(self._begin, vendor, estimate, key, cacheable, claim, flight)
+            begun = await db_step(self._begin, vendor, estimate, key, cacheable, claim, flight)
             if begun.hit:
                 self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
                 return Paid(begun.value, 0, True)
@@ -306,12 +307,10 @@ class Spender:
             # is released, or uncertain when the failed request may have been charged
             billed = exc.charged if isinstance(exc, VendorError) else 0
             uncertain = isinstance(exc, ChargeUncertain)
-            await asyncio.to_thread(self._fail, vendor, estimate, billed, held, uncertain, own)
+            await db_step(self._fail, vendor, estimate, billed, held, uncertain, own)
             raise
         try:
-            await asyncio.to_thread(
-                self._record, vendor, estimate, charged, held, key if cacheable else None, value, record, own
-            )
+            await db_step(self._record, vendor, estimate, charged, held, key if cacheable else None, value, record, own)
         except BaseException:
             await self.unclaim(own)  # let the waiters claim it rather than wait for the expiry
             raise
@@ -332,12 +331,12 @@ class Spender:
             with self.tenant_conn() as conn:
                 return self._claim_in(conn, vendor, keys, lookup)
 
-        return await asyncio.to_thread(step)
+        return await db_step(step)
 
     async def unclaim(self, claim: Claim | None) -> None:
         """End CLAIM if it still stands (a caller's failure before `call` ended it); never raises."""
         if claim is not None:
-            await asyncio.to_thread(self._unclaim_quietly, claim)
+            await db_step(self._unclaim_quietly, claim)
 
     async def wait(self, vendor: str, keys: Sequence[str], lookup: Lookup) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Wait until each of KEYS is answered (LOOKUP) or its claim has ended without an answer.
@@ -352,7 +351,7 @@ class Spender:
         delay = POLL_FIRST_S
         while pending:
             await asyncio.sleep(max(0.0, min(delay, end - time.monotonic())))
-            live, found = await asyncio.to_thread(self._poll, vendor, sorted(pending), lookup)
+            live, found = await db_step(self._poll, vendor, sorted(pending), lookup)
             answers.update(found)
             pending -= found.keys()
             freed.extend(k for k in sorted(pending) if k not in live)
@@ -387,7 +386,7 @@ class Spender:
 
     async def cached(self, vendor: str, request: Any) -> Any | None:
         """The cached answer to REQUEST (a hit is counted), or None: for callers that batch requests."""
-        hit = await asyncio.to_thread(self._cache_get, vendor, fingerprint(vendor, request))
+        hit = await db_step(self._cache_get, vendor, fingerprint(vendor, request))
         if hit is not None:
             self.cache_hits[vendor] = self.cache_hits.get(vendor, 0) + 1
         return hit
