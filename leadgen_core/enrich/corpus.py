@@ -114,10 +114,6 @@ def drop_repeats(pages: list[tuple[str, str]], *, shingle: int = SHINGLE_WORDS) 
     return out
 
 
-def _pieces(segment: str) -> list[str]:
-    return [piece for _, piece in _placed_pieces(segment)]
-
-
 def _placed_pieces(segment: str) -> list[tuple[int, str]]:
     """SEGMENT's passages (sentences, long ones cut at a space near PASSAGE_CHARS), each with its
     offset in SEGMENT."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from http.cookiejar import DefaultCookiePolicy
-from types import TracebackType
 
 import aiohttp
 import httpx
@@ -39,7 +38,8 @@ from leadgen_core.vendors.pool import shared_ssl_context
 __all__ = ["AioHttpTransport", "aiohttp_client", "keep_no_cookies"]
 
 # response headers that describe the transfer, not the content, and that httpx sets itself
-_HOP_BY_HOP = frozenset({b"transfer-encoding", b"connection", b"keep-alive"})
+# (and the length, set again below for the body as read)
+_HOP_BY_HOP = frozenset({b"transfer-encoding", b"connection", b"keep-alive", b"content-length"})
 
 
 def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
@@ -113,16 +113,15 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol("invalid URL", request=request) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError) as exc:
             raise httpx.RemoteProtocolError(f"server answer broken ({type(exc).__name__})", request=request) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ClientOSError, aiohttp.ClientError) as exc:
+        except aiohttp.ClientError as exc:  # a payload or socket error, mid-answer
             raise httpx.ReadError(f"connection error ({type(exc).__name__})", request=request) from None
         except TimeoutError:
             raise httpx.ReadTimeout("timed out", request=request) from None
-        # header-only: the client reads CONTENT through the Content-Encoding decoder as usual
-        raw = [(k, v) for k, v in raw_headers if k.lower() != b"content-length"]
-        raw.append((b"content-length", str(len(content)).encode()))
+        # the body as sent: the client reads it through the Content-Encoding decoder as usual
+        raw_headers.append((b"content-length", str(len(content)).encode()))
         return httpx.Response(
             status,
-            headers=raw,
+            headers=raw_headers,
             stream=httpx.ByteStream(content),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason.encode("latin-1", "replace")},
             request=request,
@@ -132,17 +131,6 @@ class AioHttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
-
-    async def __aenter__(self) -> AioHttpTransport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
 
 
 def keep_no_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:

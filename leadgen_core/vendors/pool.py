@@ -21,7 +21,6 @@ import math
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
 
 import httpx
 
@@ -152,17 +151,6 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
-
-    async def __aenter__(self) -> ShardedTransport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
 
 
 def sharded_client(limits: httpx.Limits, *, shards: int | None = None, **client_kwargs: object) -> httpx.AsyncClient:
