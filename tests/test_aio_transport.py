@@ -1,7 +1,9 @@
 """The vendors' httpx client over aiohttp: same answers, same exception classes, same paid-call safety.
 
 A loopback server with one path per behaviour (JSON, gzip, a slow answer, a dropped connection, a
-cookie); the client is the one the stages use (`aiohttp_client(http_pool_limits(...))`).
+cookie); the client is the one the stages use (`aiohttp_client(http_pool_limits(...))`), both
+through httpx's API and through `request_json`'s direct path, and the OpenAI SDK's httpx2 client
+over the same wire (`openai_http_client`).
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import openai
 import pytest
 
 from leadgen_core.enrich.context import http_pool_limits
 from leadgen_core.errors import ChargeUncertain, VendorUnavailable
 from leadgen_core.retry_policy import RetryPolicy
 from leadgen_core.settings import Settings
-from leadgen_core.vendors.aio_transport import aiohttp_client
+from leadgen_core.vendors.aio_transport import AioClient, aiohttp_client, openai_http_client
 from leadgen_core.vendors.http import request_json
+from leadgen_core.vendors.openai_extract import never_sent
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # 100 connections at once: socketserver's backlog of 5 drops handshakes (1-3 s retries)
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
@@ -49,9 +54,11 @@ class _Server(ThreadingHTTPServer):
                 self.wfile.write(body)
 
             def _route(self, body: bytes) -> None:
-                path = self.path.split("?")[0]
+                path = "/" + self.path.split("?")[0].split("/")[1]  # by its first segment: /slow/chat/... is /slow
                 server.hits[path] = server.hits.get(path, 0) + 1
-                server.seen.append({k.lower(): v for k, v in self.headers.items()} | {"_body": body.decode()})
+                server.seen.append(
+                    {k.lower(): v for k, v in self.headers.items()} | {"_body": body.decode(), "_path": self.path}
+                )
                 if path == "/json":
                     self._answer(
                         200, json.dumps({"ok": True, "method": self.command}).encode(), Content_Type="application/json"
@@ -85,6 +92,9 @@ class _Server(ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # a client that gave up on /slow leaves a broken pipe behind: expected here
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
@@ -100,7 +110,7 @@ def server() -> Iterator[_Server]:
     srv.server_close()
 
 
-def _client() -> httpx.AsyncClient:
+def _client() -> AioClient:
     return aiohttp_client(http_pool_limits(Settings(), workers=8))
 
 
@@ -174,3 +184,73 @@ def test_unpaid_5xx_is_retried_and_many_in_flight_share_the_pool(server: _Server
 
     assert asyncio.run(go()) == [200] * 100
     assert server.hits["/busy"] == 3
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: nothing listens there
+
+
+def test_request_json_goes_direct_with_the_clients_headers_and_its_query_encoded(server: _Server) -> None:
+    async def go() -> list[tuple[int, object]]:
+        async with _client() as http:
+            assert http.wire is not None  # no proxy in this environment: request_json skips httpx's client
+            got = [
+                await request_json(
+                    http, vendor="zerobounce", method="GET", url=f"{server.url}/json",
+                    params={"api_key": "k&=1", "email": "a+b@x.co", "ip_address": ""},
+                ),
+                await request_json(http, vendor="tavily", method="POST", url=f"{server.url}/json",
+                                   json={"q": "Café"}, headers={"Authorization": "Bearer t"}),
+                await request_json(http, vendor="tavily", method="GET", url=f"{server.url}/gzip"),
+                await request_json(http, vendor="tavily", method="GET", url=f"{server.url}/cookie"),
+                await request_json(http, vendor="tavily", method="GET", url=f"{server.url}/json"),
+            ]  # fmt: skip
+            return got
+
+    got = asyncio.run(go())
+    assert got[0] == (200, {"ok": True, "method": "GET"}) and got[1][1] == {"ok": True, "method": "POST"}
+    assert got[2] == (200, {"zipped": True})  # a server that compresses unasked is still read
+    query = httpx.URL(server.seen[0]["_path"]).params
+    assert dict(query) == {"api_key": "k&=1", "email": "a+b@x.co", "ip_address": ""}
+    assert server.seen[0]["user-agent"].startswith("python-httpx/")  # the client's own defaults
+    assert "accept-encoding" not in server.seen[0]
+    posted = server.seen[1]
+    assert posted["authorization"] == "Bearer t" and posted["content-type"] == "application/json"
+    assert json.loads(posted["_body"]) == {"q": "Café"}
+    assert "cookie" not in server.seen[-1]  # a cookie set by one answer is not sent back
+
+
+def test_an_environment_proxy_sends_through_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+
+    async def go() -> None:
+        async with _client() as http:
+            assert http.wire is None  # httpx mounts the proxy; the direct path would bypass it
+
+    asyncio.run(go())
+
+
+def test_openai_sdk_over_the_wire_keeps_never_sent_and_uncertain_apart(server: _Server) -> None:
+    async def ask(base_url: str, timeout: float = 5.0) -> BaseException:
+        async with openai.AsyncOpenAI(
+            base_url=base_url, api_key="sk-SECRET", max_retries=0, timeout=timeout, http_client=openai_http_client()
+        ) as client:
+            with pytest.raises(openai.APIError) as info:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            return info.value
+
+    async def go() -> tuple[BaseException, BaseException, BaseException]:
+        refused = await ask(f"http://127.0.0.1:{_closed_port()}/v1")
+        dropped = await ask(f"{server.url}/drop")  # the SDK asks for /drop/chat/completions
+        slow = await ask(f"{server.url}/slow", timeout=0.3)
+        return refused, dropped, slow
+
+    refused, dropped, slow = asyncio.run(go())
+    assert isinstance(refused, openai.APIConnectionError) and never_sent(refused)  # retried: nothing left
+    assert isinstance(dropped, openai.APIConnectionError) and not never_sent(dropped)  # may have been charged
+    assert isinstance(slow, openai.APITimeoutError) and not never_sent(slow)
+    for exc in (refused, dropped, slow):
+        assert "SECRET" not in str(exc) and "SECRET" not in str(exc.__cause__)
+    assert server.hits["/drop"] == 1 and server.hits["/slow"] == 1  # sent once each

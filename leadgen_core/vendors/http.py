@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -34,6 +35,7 @@ from leadgen_core.errors import (
 from leadgen_core.redaction import REDACTED, redact
 from leadgen_core.retry_after import parse_retry_after, retry_after_seconds
 from leadgen_core.retry_policy import MAX_RETRY_AFTER_S, RetryPolicy
+from leadgen_core.vendors.aio_transport import AioClient, Answer, send_direct
 
 __all__ = [
     "MAX_RETRY_AFTER_S",
@@ -80,7 +82,7 @@ def _install_httpx_log_redaction() -> None:
 _install_httpx_log_redaction()
 
 
-def _snippet(response: httpx.Response, secrets: Iterable[str]) -> str:
+def _snippet(response: httpx.Response | Answer, secrets: Iterable[str]) -> str:
     text = " ".join(response.text[:ERROR_SNIPPET_CHARS].split())
     return redact(text, secrets)
 
@@ -110,13 +112,19 @@ async def request_json(
     policy = retry or RetryPolicy()
     attempts = max(1, min(policy.max_attempts, MAX_ATTEMPTS_CAP))
     secrets = tuple(secrets)
-    target = f"{method.upper()} {httpx.URL(url).path}"
+    target = f"{method.upper()} {urlsplit(url).path}"
     last_problem = "no attempt made"
     retry_after: float | None = None
+    # an AioClient's requests go straight through its aiohttp wire (see `aio_transport.send_direct`)
+    direct = client if isinstance(client, AioClient) and client.wire is not None else None
     for attempt in range(1, attempts + 1):
         retry_after = None
         try:
-            response = await client.request(method, url, timeout=httpx.Timeout(timeout_s), **kwargs)
+            response: httpx.Response | Answer
+            if direct is not None:
+                response = await send_direct(direct, method, url, timeout_s=timeout_s, **kwargs)
+            else:
+                response = await client.request(method, url, timeout=httpx.Timeout(timeout_s), **kwargs)
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             last_problem = f"could not connect within {timeout_s:g}s"
         except (httpx.TimeoutException, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from leadgen_core.errors import BudgetExhausted, RateLimited, VendorAuthError, VendorResponseError, VendorUnavailable
 from leadgen_core.retry_after import retry_after_seconds
 from leadgen_core.retry_policy import RetryPolicy
+from leadgen_core.vendors.aio_transport import openai_http_client
 
 VENDOR = "openai"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -271,9 +272,11 @@ class OpenAIExtractor:
         corpus_char_limit: int = CORPUS_CHAR_LIMIT,
         slowest_output_tokens_per_s: float = SLOWEST_OUTPUT_TOKENS_PER_S,
     ) -> None:
+        # the SDK's httpx2 client over aiohttp's wire: ~1.2 ms less CPU a call (aio_transport)
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s
-        )
+            base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s,
+            http_client=openai_http_client(),
+        )  # fmt: skip
         self._model = model
         self._timeout_s = timeout_s
         # a connection never made is tried again on the project's one backoff curve, as often as
