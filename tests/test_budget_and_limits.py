@@ -115,6 +115,26 @@ def test_spender_caches_settles_and_degrades(app_db: Database, owner_conn) -> No
     assert owner_conn.execute("SELECT units FROM vendor_usage WHERE vendor = 'tavily'").fetchone() == (5,)
 
 
+def test_a_call_charged_past_its_estimate_and_the_cap_is_recorded_whole(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    # the settlement runs in the answer's pipelined transaction, its over-the-cap part in a savepoint
+    add_tenant(owner_conn, "alpha")
+
+    async def dear() -> tuple[dict[str, str], int]:
+        return {"answer": "dear"}, 9  # the vendor billed 9 against an estimate of 2 (cap 5)
+
+    async def scenario() -> None:
+        s = spender(app_db)
+        paid = await s.call(vendor="tavily", request={"q": "dear"}, estimate=2, run=dear)
+        assert (paid.units, paid.cached) == (9, False)
+        with pytest.raises(BudgetExhausted):  # the money is spent: the next reservation is refused
+            await s.call(vendor="tavily", request={"q": "next"}, estimate=1, run=dear)
+
+    asyncio.run(scenario())
+    assert owner_conn.execute("SELECT units FROM vendor_usage WHERE vendor = 'tavily'").fetchone() == (9,)
+    assert owner_conn.execute("SELECT count(*) FROM spend_reservations").fetchone() == (0,)
+    assert owner_conn.execute("SELECT units FROM vendor_response_cache WHERE vendor = 'tavily'").fetchone() == (9,)
+
+
 def test_failed_call_releases_and_dry_run_forecasts(app_db: Database, owner_conn) -> None:  # type: ignore[no-untyped-def]
     add_tenant(owner_conn, "alpha")
 

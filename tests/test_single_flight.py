@@ -208,6 +208,47 @@ def test_a_refused_reservation_drops_the_claim(
     assert not paid.cached and time.monotonic() - started < 1.0
 
 
+def test_a_cached_answer_is_returned_with_nothing_claimed_or_reserved_even_past_the_cap(
+    app_db: Database, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
+) -> None:
+    # `_begin` claims and reserves in one statement, then reads the cache: a hit rolls both back
+    async def pay() -> tuple[Any, int]:
+        return {"results": ["paid once"]}, 2
+
+    asyncio.run(spender(app_db, "alpha").call(vendor="tavily", request=REQUEST, estimate=2, run=pay))
+    poor = spender(app_db, "beta")
+    poor.caps = {"tavily": 0}  # a reservation would be refused: the cache answers first
+
+    async def never() -> tuple[Any, int]:
+        raise AssertionError("answered from the cache")
+
+    paid = asyncio.run(poor.call(vendor="tavily", request=REQUEST, estimate=2, run=never))
+    assert paid == Paid({"results": ["paid once"]}, 0, True) and poor.cache_hits == {"tavily": 1}
+    assert units(app_db, "alpha") == 2 and units(app_db, "beta") == 0
+    assert claims(owner_conn) == [] and open_reservations(owner_conn) == 0
+    assert count(owner_conn, "SELECT count(*) FROM vendor_usage WHERE tenant_id = 'beta'") == 0
+
+
+def test_a_refused_reservation_ends_the_claim_its_caller_brought(
+    app_db: Database, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
+) -> None:
+    poor = spender(app_db, "alpha")
+    poor.caps = {"zerobounce": 1}
+
+    async def run() -> tuple[Any, int]:
+        raise AssertionError("refused before the call")
+
+    async def claim_then_call() -> None:
+        flights = await poor.claim("zerobounce", ["a@x.co", "b@x.co"], lambda conn, keys: {})
+        assert flights.claim is not None and len(claims(owner_conn)) == 2
+        await poor.call(vendor="zerobounce", request={"emails": ["a@x.co", "b@x.co"]}, estimate=2, run=run,
+                        cacheable=False, claim=flights.claim)  # fmt: skip
+
+    with pytest.raises(BudgetExhausted, match="daily cap 1 reached"):
+        asyncio.run(claim_then_call())
+    assert claims(owner_conn) == [] and open_reservations(owner_conn) == 0  # the waiters may claim them now
+
+
 def test_reconcile_deletes_the_claims_of_the_tenants_dead_runs_only(
     app_db: Database, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
 ) -> None:

@@ -22,15 +22,16 @@ VENDORS = ("openai", "tavily", "lusha", "zerobounce")
 
 # The row lock taken by ON CONFLICT serialises concurrent reservations of one tenant-day-vendor;
 # the WHERE makes the whole reservation fail (no row returned) when it would cross the cap.
-RESERVE_SQL = """
+RESERVE_TEMPLATE = """
 INSERT INTO vendor_usage AS u (tenant_id, usage_date, vendor, units, calls)
 SELECT %(tenant)s, %(day)s, %(vendor)s, %(units)s, 1
-WHERE %(units)s <= %(cap)s
+WHERE %(units)s <= %(cap)s{also}
 ON CONFLICT (tenant_id, usage_date, vendor) DO UPDATE
     SET units = u.units + EXCLUDED.units, calls = u.calls + 1, updated_at = now()
     WHERE u.units + u.uncertain_units + EXCLUDED.units <= %(cap)s
 RETURNING u.units
 """
+RESERVE_SQL = RESERVE_TEMPLATE.format(also="")
 
 # Moves reserved units to the uncertain column (the row exists: it holds the reservation).
 UNCERTAIN_SQL = """
@@ -91,8 +92,13 @@ def reserve(conn: psycopg.Connection, *, tenant_id: str, day: date, vendor: str,
         RESERVE_SQL, {"tenant": tenant_id, "day": day, "vendor": vendor, "units": units, "cap": cap}
     ).fetchone()
     if row is None:
-        raise BudgetExhausted(vendor, f"daily cap {cap} reached for tenant {tenant_id} on {day}")
+        raise refused(vendor, tenant_id=tenant_id, day=day, cap=cap)
     return int(row[0])
+
+
+def refused(vendor: str, *, tenant_id: str, day: date, cap: int) -> BudgetExhausted:
+    """The error of a reservation the cap refused."""
+    return BudgetExhausted(vendor, f"daily cap {cap} reached for tenant {tenant_id} on {day}")
 
 
 def release(conn: psycopg.Connection, *, tenant_id: str, day: date, vendor: str, units: int) -> None:

@@ -109,6 +109,27 @@ ON CONFLICT (vendor, fingerprint) DO UPDATE
     WHERE f.expires_at <= now()
 RETURNING f.fingerprint
 """
+# `_begin` in one statement: the claim of the call's flight key (none for a call without one),
+# then, only if that key was claimed, the reservation (`budget.RESERVE_TEMPLATE`), then its
+# journal row. Each step reads the one before, so they run in this order: claims are locked
+# before ledger rows, as everywhere. Returns the keys claimed and the journal row's id (NULL when
+# the key is held by another call or the cap refused the reservation).
+_OPEN_TEMPLATE = """
+WITH c AS ({claim}),
+r AS ({reserve}),
+j AS (
+INSERT INTO spend_reservations (tenant_id, usage_date, vendor, units, run_id, fingerprint)
+SELECT %(tenant)s, %(day)s, %(vendor)s, %(units)s, %(run)s, %(fingerprint)s FROM r
+RETURNING reservation_id
+)
+SELECT (SELECT array_agg(fingerprint) FROM c), (SELECT reservation_id FROM j)
+"""
+OPEN_SQL = _OPEN_TEMPLATE.format(  # noqa: S608 - composed of this module's constant statements
+    claim=CLAIM_SQL.strip(),
+    reserve=budget.RESERVE_TEMPLATE.format(
+        also="\n    AND (cardinality(%(keys)s::text[]) = 0 OR EXISTS (SELECT 1 FROM c))"
+    ).strip(),
+)
 UNCLAIM_SQL = "DELETE FROM vendor_inflight WHERE vendor = %s AND token = %s"
 UNCLAIM_SOME_SQL = "DELETE FROM vendor_inflight WHERE vendor = %s AND token = %s AND fingerprint = ANY(%s)"
 LIVE_CLAIMS_SQL = """
@@ -223,6 +244,14 @@ class _Begun:
     value: Any = None
     held: _Reservation | None = None
     claim: Claim | None = None
+
+
+class _Undo(Exception):  # noqa: N818 - control flow, never seen outside `_begin`
+    """Rolls `_begin`'s transaction back, with what it found (None: the cap refused the reservation)."""
+
+    def __init__(self, begun: _Begun | None) -> None:
+        super().__init__("rolled back")
+        self.begun = begun
 
 
 @dataclass
@@ -437,38 +466,46 @@ class Spender:
     def _begin(
         self, vendor: str, units: int, key: str, cacheable: bool, claim: Claim | None, flight: Flight | None = None
     ) -> _Begun:
-        """One transaction: the cache (when CACHEABLE), the claim of FLIGHT's key, the reservation and
-        its journal."""
-        refused: BudgetExhausted | None = None
+        """One transaction: the claim of FLIGHT's key (the cache's, when CACHEABLE), the reservation
+        and its journal row in one statement (`OPEN_SQL`), then FLIGHT's lookup. An answer found
+        there (cached already, or recorded while the claim waited on its owner's row) rolls the
+        claim and the reservation back and is returned; so does a refused reservation, which then
+        raises BudgetExhausted (a CLAIM brought by the caller is ended: nothing will be paid)."""
+        if units < 0:
+            raise ValueError("units must be non-negative")
         if cacheable and flight is None:
             flight = Flight(key, self._cache_lookup(vendor))
-        with self.tenant_conn() as conn:
-            own = claim
-            if cacheable:
-                row = conn.execute(CACHE_GET_SQL, (vendor, key)).fetchone()
-                if row is not None:
-                    return _Begun(hit=True, value=row[0])
-            if flight is not None:
-                flights = self._claim_in(conn, vendor, [flight.key], flight.lookup)
-                if flight.key in flights.answered:
-                    return _Begun(hit=True, value=flights.answered[flight.key])
-                if flights.claim is None:
-                    return _Begun()  # another call holds it
-                own = flights.claim
-            day = self.clock()
-            try:
-                budget.reserve(conn, tenant_id=self.tenant_id, day=day, vendor=vendor, units=units,
-                               cap=self._cap(vendor))  # fmt: skip
-            except BudgetExhausted as exc:  # the statement succeeded (no row): the transaction goes on
-                refused = exc
-                if own is not None:  # nothing will be paid: the waiters may claim it
-                    conn.execute(UNCLAIM_SQL, (vendor, own.token))
-            else:
-                row = conn.execute(JOURNAL_SQL, (self.tenant_id, day, vendor, units, self.run_id, key)).fetchone()
-                assert row is not None
-                return _Begun(held=_Reservation(int(row[0]), day), claim=own)
-        assert refused is not None
-        raise refused  # after the commit: the claim's end stands
+        day, cap = self.clock(), self._cap(vendor)
+        keys = [flight.key] if flight is not None else []
+        token = str(uuid.uuid4())
+        params = {"vendor": vendor, "token": token, "tenant": self.tenant_id, "run": self.run_id,
+                  "ttl": self.claim_ttl_s, "keys": keys, "day": day, "units": units, "cap": cap,
+                  "fingerprint": key}  # fmt: skip
+        try:
+            with self.tenant_conn() as conn:
+                row = conn.execute(OPEN_SQL, params).fetchone()
+                claimed, reservation = (row[0] or [], row[1]) if row is not None else ([], None)
+                if flight is not None:
+                    answered = flight.lookup(conn, keys)
+                    if flight.key in answered:
+                        raise _Undo(_Begun(hit=True, value=answered[flight.key]))
+                    if not claimed:
+                        return _Begun()  # another call holds it: nothing was reserved
+                    if reservation is None:
+                        raise _Undo(None)  # the claim made here goes with the rollback
+                    own: Claim | None = Claim(vendor, token, (flight.key,))
+                elif reservation is None:
+                    if claim is not None:  # nothing will be paid: the waiters may claim it
+                        conn.execute(UNCLAIM_SQL, (vendor, claim.token))
+                    own = None
+                else:
+                    own = claim
+                if reservation is not None:
+                    return _Begun(held=_Reservation(int(reservation), day), claim=own)
+        except _Undo as undo:
+            if undo.begun is not None:
+                return undo.begun
+        raise budget.refused(vendor, tenant_id=self.tenant_id, day=day, cap=cap)  # after the commit or rollback
 
     def _reserve(self, vendor: str, units: int, key: str) -> _Reservation:
         """Reserve UNITS on today's ledger (or raise BudgetExhausted) and journal the reservation."""
@@ -496,8 +533,8 @@ class Spender:
         claim: Claim | None = None,
     ) -> None:
         """The answer's cache row, what it means, the settlement, the journal's end and the claim's
-        end: one transaction."""
-        with self.tenant_conn() as conn:
+        end: one transaction, its statements pipelined (sent together, run in order)."""
+        with self.tenant_conn() as conn, conn.pipeline():
             if claim is not None:  # first: claims are locked before ledger rows, as in `_begin`
                 conn.execute(UNCLAIM_SQL, (claim.vendor, claim.token))
             if key is not None:
