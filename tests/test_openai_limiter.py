@@ -170,7 +170,7 @@ class CountingLimiter:
     async def release(self, reservation: int) -> None:
         self.released += 1
 
-    async def settle(self, reservation: int, *, counted: int) -> None:
+    async def settle(self, reservation: int, *, counted: int, headers: object = None) -> None:
         self.settled += 1
 
     async def observe(self, headers: object) -> None:

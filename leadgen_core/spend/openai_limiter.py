@@ -8,9 +8,10 @@ into 429s on a tier-1 key long before its 500 RPM. So every call:
 1. reserves one request and its token estimate (prompt upper bound + `max_completion_tokens`)
    in two `SharedTokenBucket`s in Postgres, waiting its turn when the minute is spent;
 2. settles the token reservation with what OpenAI counted (`usage.prompt_tokens` + the
-   completion limit), giving back the estimate's slack;
-3. believes the x-ratelimit-remaining-* headers (another client of the same key may have spent
-   what our buckets think is free), and on a 429 keeps the bucket shut until the named reset.
+   completion limit), giving back the estimate's slack, and in the same transaction believes the
+   x-ratelimit-remaining-* headers (another client of the same key may have spent what our
+   buckets think is free);
+3. on a 429 keeps the bucket shut until the named reset.
 
 Buckets are per key (a hash of it, never the key) and model, so a tenant's own key gets its own
 limits and tenants on the platform's key share one, fairly: each call also books its tenant's
@@ -99,10 +100,14 @@ class OpenAILimiter:
             raise
         return Reservation(tokens=booked)
 
-    async def settle(self, reservation: Reservation, *, counted: int) -> None:
-        """OpenAI counted COUNTED tokens for the call: give back (or take) the difference."""
+    async def settle(self, reservation: Reservation, *, counted: int, headers: Mapping[str, str] | None = None) -> None:
+        """OpenAI counted COUNTED tokens for the call: give back (or take) the difference. With the
+        answer's HEADERS, first believe what they say remains (`observe`): one transaction for both."""
+        changes = self._observed(headers) if headers is not None else []
         if counted != reservation.tokens:
-            await self.tokens.adjust(reservation.tokens - counted)
+            changes += self.tokens.adjustments(reservation.tokens - counted)
+        if changes:
+            await db_step(apply_adjustments, self._conn, changes)
 
     async def release(self, reservation: Reservation) -> None:
         """The call was refused before it counted (a 429): return what it booked."""
@@ -111,12 +116,15 @@ class OpenAILimiter:
 
     async def observe(self, headers: Mapping[str, str]) -> None:
         """Never believe more is left than the x-ratelimit-remaining-* headers say (one transaction)."""
+        changes = self._observed(headers)
+        if changes:
+            await db_step(apply_adjustments, self._conn, changes)
+
+    def _observed(self, headers: Mapping[str, str]) -> list[dict[str, object]]:
         tokens = _header_int(headers, "x-ratelimit-remaining-tokens")
         requests = _header_int(headers, "x-ratelimit-remaining-requests")
         changes = [] if tokens is None else [self.tokens.adjust_params(ceiling=tokens)]
-        changes += [] if requests is None else [self.requests.adjust_params(ceiling=requests)]
-        if changes:
-            await db_step(apply_adjustments, self._conn, changes)
+        return changes + ([] if requests is None else [self.requests.adjust_params(ceiling=requests)])
 
     async def refused(self, *, kind: str | None, message: str | None, headers: Mapping[str, str]) -> float:
         """A 429: keep the bucket it names shut until its reset; the seconds it was shut for.

@@ -258,10 +258,14 @@ class SharedTokenBucket:
     async def adjust(self, delta: float) -> None:
         """Give back DELTA units (or take more when negative), never above the capacity (the
         tenant's share too, so a settled reservation's slack goes back to both; one transaction)."""
+        await db_step(apply_adjustments, self._conn, self.adjustments(delta))
+
+    def adjustments(self, delta: float) -> list[dict[str, object]]:
+        """`adjust`'s changes (`apply_adjustments`), to apply with others in one transaction."""
         changes = [self.adjust_params(delta=delta)]
         if self.share_bucket:
             changes.append(self.adjust_params(delta=delta, bucket=self.share_bucket))
-        await db_step(apply_adjustments, self._conn, changes)
+        return changes
 
     async def cap(self, remaining: float) -> None:
         """The vendor says only REMAINING units are left: never believe there are more."""

@@ -97,9 +97,8 @@ class RateLimiter(Protocol):
     """What the extractor needs of `leadgen_core.spend.openai_limiter.OpenAILimiter`."""
 
     async def reserve(self, tokens: int) -> Any: ...
-    async def settle(self, reservation: Any, *, counted: int) -> None: ...
+    async def settle(self, reservation: Any, *, counted: int, headers: Mapping[str, str] | None = None) -> None: ...
     async def release(self, reservation: Any) -> None: ...
-    async def observe(self, headers: Mapping[str, str]) -> None: ...
     async def refused(self, *, kind: str | None, message: str | None, headers: Mapping[str, str]) -> float: ...
 
 
@@ -360,15 +359,15 @@ class OpenAIExtractor:
             except openai.APIStatusError:
                 await limiter.release(reservation)
                 raise
-            await limiter.observe(raw.headers)
             try:
                 completion = raw.parse()
             except SDK_ERRORS:
-                await limiter.settle(reservation, counted=prompt_tokens + max_tokens)
+                await limiter.settle(reservation, counted=prompt_tokens + max_tokens, headers=raw.headers)
                 raise
             usage = completion.usage
             counted = usage.prompt_tokens + max_tokens if usage else prompt_tokens + max_tokens
-            await limiter.settle(reservation, counted=counted)
+            # what OpenAI counted, and what its headers say remains: one transaction
+            await limiter.settle(reservation, counted=counted, headers=raw.headers)
             return completion
 
     async def complete_text(self, *, system: str, user: str, max_tokens: int) -> tuple[str, int]:
