@@ -18,6 +18,7 @@ history of real nights before DAY), for a sandbox K times faster than real (`--t
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import threading
@@ -52,6 +53,29 @@ class CpuSampler:
         self._stop.set()
         self._thread.join()
         self.samples.append((time.time(), time.process_time()))
+
+
+class GcTimer:
+    """Seconds the cyclic garbage collector ran, and its collections per generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> GcTimer:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def failed_steps(result: Any) -> list[str]:
@@ -99,7 +123,7 @@ def run_night(
     from leadgen_dagster.tags import DRY_RUN_TAG
 
     job = defs.resolve_job_def("tenant_night_job")
-    with dg.DagsterInstance.get() as instance, CpuSampler() as sampler:
+    with dg.DagsterInstance.get() as instance, CpuSampler() as sampler, GcTimer() as collector:
         started = time.time()
 
         def execute() -> Any:
@@ -133,6 +157,8 @@ def run_night(
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "cpu_sys_s": usage.ru_stime,
         "maxrss_kb": usage.ru_maxrss,
+        "gc_s": round(collector.seconds, 3),
+        "gc_collections": collector.collections,
         "samples": sampler.samples,
         **({"forecast": forecast} if forecast is not None else {}),
     }

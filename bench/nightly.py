@@ -586,6 +586,9 @@ def _result(
         },  # fmt: skip
         "cpu_s": round(cpu_s, 1),
         "cpu_sys_s": round(sum(float(r.get("cpu_sys_s", 0.0)) for r in reports.values()), 1),
+        # the cyclic garbage collector's share of the run workers' CPU (see leadgen_core.runtime)
+        "gc_s": round(sum(float(r.get("gc_s", 0.0)) for r in reports.values()), 2),
+        "gc_collections": [sum(int(r.get("gc_collections", [0, 0, 0])[g]) for r in reports.values()) for g in range(3)],
         "sandbox_process_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "bound_detail": bound.as_dict(),
         "degraded": dict(degraded.most_common()),

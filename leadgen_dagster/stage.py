@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 
 from leadgen_core.db.catalog import table_columns
+from leadgen_core.gc_tuning import tune_for_stages
 from leadgen_core.night.stagestats import StageCounts, stage_finished, stage_started
 from leadgen_dagster.partitions import parse_tenant_date
 from leadgen_dagster.resources import PostgresResource
@@ -131,6 +132,7 @@ def _night_stage(
     *,
     vendors: VendorsResource,
 ) -> Iterator[Stage]:
+    tune_for_stages()  # once per run worker: the collector skips what imports left (leadgen_core.gc_tuning)
     stage = Stage(tenant_id, day, name, context.run_id, dry_run=night_dry_run(context, vendors))
     record = not stage.dry_run
     if record:
