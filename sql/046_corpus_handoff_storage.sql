@@ -1,0 +1,11 @@
+-- The crawl's hand-off text is stored uncompressed (out of line, as before, but without pglz).
+--
+-- A hand-off lives for minutes: written by crawled_sites, read once by web_extractions, deleted
+-- in the same transaction that stores the extraction. Compressing 20-35 KB of text with pglz on
+-- the way in (and decompressing it on the way out) cost the server ~0.9 ms of CPU a company, the
+-- most expensive single statement of a night after the paid-call claims (pg_stat_statements,
+-- 10 tenants x 200 companies, BENCHMARKS.md 2026-12-06). The embedded server is built without
+-- lz4, so EXTERNAL (out of line, uncompressed) is the cheap choice on every server; the rows are
+-- few and short-lived, so the space costs nothing that stays. Snapshots that keep their corpus
+-- (PERSIST_CRAWL_CORPUS) stay compressed: they are kept.
+ALTER TABLE company_web_corpus_handoff ALTER COLUMN corpus SET STORAGE EXTERNAL;
