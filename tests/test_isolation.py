@@ -12,6 +12,7 @@ import threading
 from datetime import date
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from psycopg import sql
 
@@ -285,3 +286,22 @@ def test_one_connection_carries_nothing_between_borrowers(clean_db, owner_conn) 
         with db.global_transaction() as conn:
             assert conn.execute("SHOW timezone").fetchone()[0] != "Asia/Tokyo"
             assert conn.execute("SELECT to_regclass('pg_temp.late')").fetchone()[0] is None  # rolled back
+
+
+def test_pool_sessions_plan_prepared_statements_once(clean_db) -> None:  # type: ignore[no-untyped-def]
+    """The pool's startup option (SESSION_OPTIONS) survives every borrower's RESET ALL, and a DSN's
+    own `options` are kept next to it."""
+    from leadgen_core.db.pool import pool_kwargs
+
+    dsn_with_options = psycopg.conninfo.make_conninfo(clean_db.app_dsn, options="-c statement_timeout=4321")
+    for dsn, timeout in ((clean_db.app_dsn, "0"), (dsn_with_options, "4321ms")):
+        db = Database(dsn, min_size=1, max_size=1, name="leadgen-plan")
+        with db:
+            for _ in range(2):  # the second borrower comes after the first one's RESET ALL
+                with db.global_transaction() as conn:
+                    assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_generic_plan"
+                    assert conn.execute("SHOW statement_timeout").fetchone()[0] == timeout
+    assert pool_kwargs("host=/nowhere options='-c work_mem=8MB'", "x")["options"] == (
+        "-c work_mem=8MB -c plan_cache_mode=force_generic_plan"
+    )
+    assert pool_kwargs("not a dsn ===", "x")["options"] == "-c plan_cache_mode=force_generic_plan"

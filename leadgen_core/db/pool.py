@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+import psycopg.conninfo
 from psycopg_pool import ConnectionPool
 
 from leadgen_core.db.schema_check import NOT_MIGRATED, pending_migrations, schema_missing
@@ -41,6 +42,28 @@ BEGIN_SQL = "BEGIN"
 BEGIN_TENANT_SQL = "BEGIN; SELECT set_config('request.tenant_id', '{tenant_id}', true)"
 COMMIT_RESET_SQL = "COMMIT; " + "; ".join(RESET_SESSION_SQL)
 ROLLBACK_RESET_SQL = "ROLLBACK; " + "; ".join(RESET_SESSION_SQL)
+
+
+# The pool's sessions plan a prepared statement once (psycopg prepares a statement after its fifth
+# execution on a connection). The statements repeated that often are the per-company key lookups
+# and writes of the stages and the ledger, whose plan does not depend on the values; under the
+# default ("auto") the server kept re-planning those with an array parameter (`= ANY(%s)`), since
+# a custom plan for one element looks cheaper than the generic one: 1.8 s of planning in a
+# 10 x 200 night (pg_stat_statements, BENCHMARKS.md 2026-12-06). A statement run fewer times (a
+# stage's set-wide query) is not prepared, so this does not touch it. Sent as a startup option, it
+# is the session's default, which RESET ALL keeps.
+SESSION_OPTIONS = "-c plan_cache_mode=force_generic_plan"
+
+
+def pool_kwargs(dsn: str, name: str) -> dict[str, object]:
+    """The pool's connection arguments: autocommit, the application name and SESSION_OPTIONS
+    added to any `options` the DSN carries."""
+    try:
+        given = str(psycopg.conninfo.conninfo_to_dict(dsn).get("options") or "")
+    except psycopg.ProgrammingError:
+        given = ""  # an unparsable DSN fails at connect time, with the driver's message
+    options = f"{given} {SESSION_OPTIONS}".strip()
+    return {"autocommit": True, "application_name": name, "options": options}
 
 
 def set_tenant(conn: psycopg.Connection, tenant_id: str) -> None:
@@ -81,7 +104,7 @@ class Database:
             max_size=max_size,
             open=False,
             name=name,
-            kwargs={"autocommit": True, "application_name": name},
+            kwargs=pool_kwargs(dsn, name),
         )
         self._opened = False
         self._schema_ok = False  # set once a missing-schema error proved to be on a migrated database
