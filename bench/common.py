@@ -17,14 +17,15 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import FrameType
 
 import psycopg
+from psycopg import sql
 
 from leadgen_core.db.dsn import as_role, with_database
-from leadgen_core.db.migrate import migrate
+from leadgen_core.db.migrate import group_role_of, migrate
 from leadgen_core.redaction import redact
 from leadgen_core.settings import Settings
 
@@ -105,9 +106,14 @@ def bench_database(prefix: str = "leadgen_bench") -> Iterator[BenchDb]:
         yield BenchDb(server, name, owner, app, settings.app_role, kind)
     finally:
         try:
+            group = None  # the database's own group role (sql/010): cluster-wide, it outlives the database
+            with suppress(psycopg.OperationalError), psycopg.connect(with_database(server, name)) as conn:
+                group = group_role_of(conn)
             with psycopg.connect(server, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: S608 - generated identifier
-            progress(f"dropped database {name}")
+                if group:
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
+            progress(f"dropped database {name}" + (f" and its group role {group}" if group else ""))
         except psycopg.Error as exc:  # report, but do not hide the benchmark's own error
             print(f"could not drop database {name}: {redact(str(exc)).strip()}", file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, previous)
