@@ -134,6 +134,26 @@ OPEN_SQL = _OPEN_TEMPLATE.format(  # noqa: S608 - composed of this module's cons
 # the token alone the delete scanned every claim of the vendor, and the dead rows of a busy night's
 # claims with them (0.10 ms a delete at one tenant, sql/045 has no index on the token).
 UNCLAIM_SOME_SQL = "DELETE FROM vendor_inflight WHERE vendor = %s AND token = %s AND fingerprint = ANY(%s)"
+# `_record`'s bookkeeping in one statement when the vendor charged no more than was reserved (the
+# usual case): the claim's end, then the release of the reservation's slack, then the journal's
+# end. Each step reads the one before, so they run in this order: the claim (its row) is locked
+# before the ledger row, as in `_begin`. Three statements a paid call fewer (psycopg's per-statement
+# work and the server's, ~7 paid calls a company).
+CLOSE_SQL = """
+WITH u AS (
+    DELETE FROM vendor_inflight
+    WHERE vendor = %(claim_vendor)s AND token = %(token)s AND fingerprint = ANY(%(keys)s::text[])
+    RETURNING 1
+),
+r AS (
+    UPDATE vendor_usage SET units = greatest(units - %(release)s, 0), updated_at = now()
+    WHERE %(release)s > 0 AND tenant_id = %(tenant)s AND usage_date = %(day)s AND vendor = %(vendor)s
+        AND (SELECT count(*) FROM u) >= 0
+    RETURNING 1
+)
+DELETE FROM spend_reservations
+WHERE reservation_id = %(reservation)s AND (SELECT count(*) FROM r) >= 0
+"""
 LIVE_CLAIMS_SQL = """
 SELECT fingerprint FROM vendor_inflight WHERE vendor = %s AND fingerprint = ANY(%s) AND expires_at > now()
 """
@@ -537,12 +557,19 @@ class Spender:
         """The answer's cache row, what it means, the settlement, the journal's end and the claim's
         end: one transaction, its statements pipelined (sent together, run in order)."""
         with self.tenant_conn() as conn, conn.pipeline():
-            if claim is not None:  # first: claims are locked before ledger rows, as in `_begin`
-                conn.execute(UNCLAIM_SOME_SQL, (claim.vendor, claim.token, list(claim.keys)))
             if key is not None:
                 conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), charged, self.cache_ttl_days))
             if record is not None:
                 record(conn, value)
+            if charged <= reserved:  # the claim's end, the slack's release, the journal's end: one statement
+                params = {"claim_vendor": claim.vendor if claim else vendor, "token": claim.token if claim else None,
+                          "keys": list(claim.keys) if claim else [], "release": reserved - charged,
+                          "tenant": self.tenant_id, "day": held.day, "vendor": vendor,
+                          "reservation": held.reservation_id}  # fmt: skip
+                conn.execute(CLOSE_SQL, params)
+                return
+            if claim is not None:  # first: claims are locked before ledger rows, as in `_begin`
+                conn.execute(UNCLAIM_SOME_SQL, (claim.vendor, claim.token, list(claim.keys)))
             self._settle_in(conn, vendor, reserved, charged, held.day)
             conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
 
