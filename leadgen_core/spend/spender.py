@@ -243,6 +243,11 @@ class Claim:
     keys: tuple[str, ...]
 
 
+def _unclaim(conn: psycopg.Connection, claim: Claim) -> None:
+    """End CLAIM: delete its rows by their key (vendor, fingerprint), checked against its token."""
+    conn.execute(UNCLAIM_SOME_SQL, (claim.vendor, claim.token, list(claim.keys)))
+
+
 @dataclass(frozen=True)
 class Flights:
     """The outcome of claiming keys: those claimed, those answered already, those another call holds."""
@@ -481,7 +486,7 @@ class Spender:
     def _unclaim_quietly(self, claim: Claim) -> None:
         try:
             with self.global_conn() as conn:
-                conn.execute(UNCLAIM_SOME_SQL, (claim.vendor, claim.token, list(claim.keys)))
+                _unclaim(conn, claim)
         except Exception:  # noqa: BLE001, S110 - the expiry and the next run's reconcile remain
             pass
 
@@ -518,7 +523,7 @@ class Spender:
                     own: Claim | None = Claim(vendor, token, (flight.key,))
                 elif reservation is None:
                     if claim is not None:  # nothing will be paid: the waiters may claim it
-                        conn.execute(UNCLAIM_SOME_SQL, (vendor, claim.token, list(claim.keys)))
+                        _unclaim(conn, claim)
                     own = None
                 else:
                     own = claim
@@ -569,7 +574,7 @@ class Spender:
                 conn.execute(CLOSE_SQL, params)
                 return
             if claim is not None:  # first: claims are locked before ledger rows, as in `_begin`
-                conn.execute(UNCLAIM_SOME_SQL, (claim.vendor, claim.token, list(claim.keys)))
+                _unclaim(conn, claim)
             self._settle_in(conn, vendor, reserved, charged, held.day)
             conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
 
@@ -591,7 +596,7 @@ class Spender:
         rest = max(0, reserved - billed)
         with self.tenant_conn() as conn:
             if claim is not None:
-                conn.execute(UNCLAIM_SOME_SQL, (claim.vendor, claim.token, list(claim.keys)))
+                _unclaim(conn, claim)
             if billed > reserved:
                 self._settle_in(conn, vendor, reserved, billed, held.day)
             if uncertain:
