@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from bench.common import bench_database, emit_result, progress
 from leadgen_core.db.pool import Database
@@ -54,8 +53,6 @@ def main(argv: list[str] | None = None) -> None:
     with bench_database("leadgen_bench_spend") as bench:
         with psycopg.connect(bench.owner_dsn, autocommit=True) as owner:
             owner.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'Bench')", (TENANT,))
-            row = owner.execute("SELECT leadgen_group_role()").fetchone()
-            group = str(row[0]) if row else None
         with Database(bench.app_dsn, min_size=1, max_size=4, name="bench-spend") as db:
             spender = Spender(
                 tenant_id=TENANT,
@@ -77,9 +74,6 @@ def main(argv: list[str] | None = None) -> None:
             "hit_wall_ms_per_call": round(hit_wall, 3),
             "spent": spender.spent.get("tavily", 0),
         })  # fmt: skip
-    if group:  # the database's own group role (sql/010) outlives the dropped database
-        with psycopg.connect(bench.server_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from datetime import date
 from multiprocessing.connection import Connection
 
 import psycopg
-from psycopg import sql
 
 from bench.common import bench_database, emit_result, progress
 from leadgen_core.db.pool import Database
@@ -68,13 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.in_flight:
         settings = settings.model_copy(update={"zerobounce_in_flight": args.in_flight})
     vendors = VendorConfig(zerobounce_base_url=base_url, zerobounce_api_key=KEY, zerobounce_bulk_base_url=bulk_url)
-    group = None
     try:
         with bench_database("leadgen_bench_verify") as bench:
             with psycopg.connect(bench.owner_dsn, autocommit=True) as owner:
                 owner.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'Bench')", (TENANT,))
-                row = owner.execute("SELECT leadgen_group_role()").fetchone()
-                group = str(row[0]) if row else None
             with Database(bench.app_dsn, min_size=1, max_size=settings.pool_max_size, name="bench-verify") as db:
                 ctx = EnrichContext(
                     tenant_id=TENANT, day=DAY, run_id=None, settings=settings, vendors=vendors,
@@ -103,9 +99,6 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         ours.send("stop")
         server.join(timeout=10)
-        if group:  # the database's own group role (sql/010) outlives the dropped database
-            with psycopg.connect(bench.server_dsn, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
 
 
 if __name__ == "__main__":
