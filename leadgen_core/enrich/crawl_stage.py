@@ -18,6 +18,8 @@ import asyncio
 import time
 from typing import Any
 
+import psycopg
+
 from leadgen_core.crawler import CrawlResult, crawl_site
 from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
@@ -44,18 +46,18 @@ def _detail(result: CrawlResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _website(kit: Toolkit, company: store.Company) -> tuple[str, str] | None:
-    """The company's (home URL, domain): known, or found by search; None when search finds none."""
+async def _website(kit: Toolkit, company: store.Company) -> tuple[str, str, bool] | None:
+    """The company's (home URL, domain, found by search now): known, or found by search; None when
+    search finds none. A site found is stored with the crawl's snapshot (one transaction); until
+    then the search's answer is in the Spender's cache, so a retried company does not pay again."""
     if company.website:
-        return company.website, company.website_domain or domain_of(company.website)
+        return company.website, company.website_domain or domain_of(company.website), False
     hits = await company_search(kit, company.name)
     top = hits[0]["url"] if hits else None
     if top is None or not plausible_site(company.name, str(top)):
         return None
-    url, domain = home_url(str(top)), domain_of(str(top))
-    await kit.ctx.in_global(lambda c: store.set_website(c, company_id=company.company_id, url=url, domain=domain))
     kit.count("websites_found")
-    return url, domain
+    return home_url(str(top)), domain_of(str(top)), True
 
 
 async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
@@ -79,11 +81,15 @@ async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
             user_agent=s.crawler_user_agent, keep_corpus=True,
         )  # fmt: skip
         kit.count("pages_read", len(result.pages))
-    stored = await ctx.in_global(
-        lambda c: store.save_snapshot(
+
+    def save(c: psycopg.Connection) -> bool:
+        if site is not None and site[2]:  # found by search: stored with the snapshot, one transaction
+            store.set_website(c, company_id=cid, url=site[0], domain=site[1])
+        return store.save_snapshot(
             c, company_id=cid, day=ctx.day, result=result, persist_corpus=ctx.settings.persist_crawl_corpus
         )
-    )
+
+    stored = await ctx.in_global(save)
     kit.count("snapshots_stored" if stored else "snapshots_raced")
     return outcome_of(cid, status=result.status, reason=result.reason, detail=_detail(result))
 
