@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -96,20 +97,26 @@ def usable(emails: Iterable[str | None], *, suppress: Suppression, policy: str) 
     ]  # fmt: skip
 
 
-def admit(kit: Toolkit, candidates: list[Candidate], *, suppress: Suppression, policy: str) -> list[Candidate]:
-    """The candidates this tenant may store: suppressed and (by policy) free-mail addresses dropped."""
+def admit(counts: Counter[str], candidates: list[Candidate], *, suppress: Suppression, policy: str) -> list[Candidate]:
+    """The candidates this tenant may store: suppressed and (by policy) free-mail addresses dropped
+    (each counted in COUNTS; a plain Counter, so this can run in a database step's thread)."""
     kept: list[Candidate] = []
     for c in candidates:
         if c.email is not None and suppress.blocks(c.email):
-            kit.count("suppressed_skipped")
+            counts["suppressed_skipped"] += 1
             continue
         if c.email is not None and is_freemail(c.email):
             if policy == "exclude":
-                kit.count("freemail_excluded")
+                counts["freemail_excluded"] += 1
                 continue
-            kit.count("freemail_low_confidence")
+            counts["freemail_low_confidence"] += 1
         kept.append(c)
     return kept
+
+
+def _count_all(kit: Toolkit, counts: Counter[str]) -> None:
+    for name, n in counts.items():
+        kit.count(name, n)
 
 
 def lusha_request(company: store.Company, titles: list[str]) -> dict[str, Any]:
@@ -244,16 +251,19 @@ class WebContacts:
 
 async def web_contacts(kit: Toolkit, company: store.Company, *, suppress: Suppression) -> WebContacts:
     ctx, cid, policy = kit.ctx, company.company_id, kit.ctx.settings.freemail_policy
-    snap, extraction = await ctx.in_global(
-        lambda c: (store.snapshot(c, company_id=cid, day=ctx.day), store.extraction(c, company_id=cid, day=ctx.day))
-    )  # one transaction for both reads, and one for the write and the read after it
-    found = admit(kit, gather(snap, extraction.facts if extraction else None), suppress=suppress, policy=policy)
 
-    def save(c: psycopg.Connection) -> tuple[list[str], list[str]]:
+    counts: Counter[str] = Counter()
+
+    def step(c: psycopg.Connection) -> tuple[list[Candidate], list[str], list[str]]:
+        # one transaction: the crawl's and the extraction's reads, the candidates' write, the read after it
+        snap = store.snapshot(c, company_id=cid, day=ctx.day)
+        extraction = store.extraction(c, company_id=cid, day=ctx.day)
+        found = admit(counts, gather(snap, extraction.facts if extraction else None), suppress=suppress, policy=policy)
         stored = contacts_store.save_candidates(c, company_id=cid, candidates=found, own_domain=company.website_domain)
-        return stored, contacts_store.company_emails(c, company_id=cid)
+        return found, stored, contacts_store.company_emails(c, company_id=cid)
 
-    stored, known = await ctx.in_global(save)
+    found, stored, known = await ctx.in_global(step)
+    _count_all(kit, counts)
     emails = usable([*known, *stored], suppress=suppress, policy=policy)
     detail: dict[str, Any] = {"found": len(found), "stored_emails": len(stored), "usable_emails": len(set(emails))}
     return WebContacts(detail, emails)
@@ -272,7 +282,9 @@ async def contacts_for(
         raise RuntimeError(f"company {cid} has no address and was not looked up")
     if isinstance(lusha, BaseException):
         raise lusha
-    from_lusha = admit(kit, lusha, suppress=suppress, policy=policy)
+    counts: Counter[str] = Counter()
+    from_lusha = admit(counts, lusha, suppress=suppress, policy=policy)
+    _count_all(kit, counts)
     # bought for this company: kept for it even when another company showed the address first
     saved = await ctx.in_global(
         lambda c: contacts_store.save_candidates(
