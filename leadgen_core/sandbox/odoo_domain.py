@@ -155,6 +155,8 @@ def parse_order(order: Any, schema: Mapping[str, Field]) -> list[tuple[str, bool
 
 def like_matcher(pattern: str, *, operator: str) -> Callable[[str], bool]:
     """SQL LIKE semantics: % and _ are wildcards, a backslash escapes; like/ilike match a substring."""
+    if pattern.isascii() and not any(ch in pattern for ch in "%_\\"):
+        return _plain_matcher(pattern, operator=operator)
     parts = []
     i = 0
     while i < len(pattern):
@@ -170,6 +172,29 @@ def like_matcher(pattern: str, *, operator: str) -> Callable[[str], bool]:
         body = f".*{body}.*"  # Odoo wraps like/ilike values in %...%
     compiled = re.compile(body, re.S | (re.I if "ilike" in operator else 0))
     return lambda text: compiled.fullmatch(text) is not None
+
+
+def _plain_matcher(pattern: str, *, operator: str) -> Callable[[str], bool]:
+    """`like_matcher` of an ASCII PATTERN without wildcards or escapes, without a regular expression
+    (the sync sends one such pattern per company name: compiling each cost the simulator more than
+    the lookup). A text that is not ASCII is matched by the expression, so case folding is the
+    same as re.IGNORECASE's."""
+    fold = "ilike" in operator
+    whole = operator.startswith("=")
+    needle = pattern.lower() if fold else pattern
+    slow: list[Callable[[str], bool]] = []
+
+    def match(text: str) -> bool:
+        if not text.isascii():
+            if not slow:
+                escaped = re.escape(pattern) if whole else f".*{re.escape(pattern)}.*"
+                compiled = re.compile(escaped, re.S | (re.I if fold else 0))
+                slow.append(lambda t: compiled.fullmatch(t) is not None)
+            return slow[0](text)
+        hay = text.lower() if fold else text
+        return hay == needle if whole else needle in hay
+
+    return match
 
 
 def _leaf(res: Resolver, model: str, leaf: list[Any]) -> Predicate:

@@ -217,8 +217,10 @@ class OpenAISim(SimServer):
         fmt = body.get("response_format") or {}
         finish = "stop"
         limit_headers: dict[str, str] = {}
+        # counted once a request (the admission and `usage` both need it: ~1 ms a 10k-token prompt)
+        realistic_prompt = _realistic_prompt_tokens(messages, fmt) if self.profile.realistic else 0
         if self.profile.realistic:
-            requested = _realistic_prompt_tokens(messages, fmt) + _completion_limit(body)
+            requested = realistic_prompt + _completion_limit(body)
             verdict = self.quota.admit(key=token, model=str(body["model"]), tokens=requested)
             limit_headers = verdict.headers
             if verdict.refusal is not None:
@@ -249,7 +251,7 @@ class OpenAISim(SimServer):
                 content, finish = content[: int(limit) * 4], "length"
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(content)
         if self.profile.realistic:
-            prompt_tokens, completion_tokens = _realistic_prompt_tokens(messages, fmt), count_tokens(content)
+            prompt_tokens, completion_tokens = realistic_prompt, count_tokens(content)
             with self._lock:
                 first_token = self._rng.uniform(*FIRST_TOKEN_S)
             time.sleep(self.profile.latency(first_token + completion_tokens / OUTPUT_TOKENS_PER_S))
