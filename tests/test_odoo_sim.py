@@ -352,3 +352,23 @@ def test_demo_profile_answers_without_the_pool(sim: OdooSim) -> None:
     for _ in range(5):
         j2(sim, "crm.tag", "search_read", {"domain": [], "fields": ["name"]})
     assert sim.workers.arrivals == 0 and sim.workers.peak_busy == 0
+
+
+@pytest.mark.parametrize("operator", ["like", "ilike", "=like", "=ilike"])
+def test_plain_like_patterns_match_as_the_expression_does(operator: str) -> None:
+    """A pattern without wildcards skips the regular expression; the answers must not change,
+    non-ASCII text included (it goes to the expression, with re.IGNORECASE's folding)."""
+    import itertools
+    import re
+
+    from leadgen_core.sandbox.odoo_domain import like_matcher
+
+    def expression(pattern: str) -> re.Pattern[str]:
+        body = re.escape(pattern) if operator.startswith("=") else f".*{re.escape(pattern)}.*"
+        return re.compile(body, re.S | (re.I if "ilike" in operator else 0))
+
+    patterns = ["", "acme", "ACME", "Acme Pte. Ltd.", "a\nb", "Ünïcode"]
+    texts = ["", "acme", "ACME", "Acme Pte. Ltd.", "xx acme pte. ltd. yy", "a\nb", "ünïcode", "ÜNÏCODE", "Ácme"]
+    for pattern, text in itertools.product(patterns, texts):
+        want = expression(pattern).fullmatch(text) is not None
+        assert like_matcher(pattern, operator=operator)(text) is want, (pattern, text)
