@@ -8,8 +8,9 @@ with `execute_in_process` on the Dagster instance in DAGSTER_HOME, with the defi
 resources (which read LEADGEN_APP_DATABASE_URL and the sandbox variables from the environment the
 parent set). A sampler thread records (wall clock, process CPU) every SAMPLE_S, so the parent can
 split the CPU by stage with the stage times in `run_stage_stats`. FILE receives one JSON object:
-success, failed steps, CPU, peak RSS and the samples. `--profile` writes cProfile stats of the
-run in thread CPU time (the event loop's thread; database calls made in worker threads show as their waits).
+success, failed steps, CPU, peak RSS, the transactions the product's pools opened and the samples.
+`--profile` writes cProfile stats of the run in thread CPU time (the event loop's thread; database
+calls made in worker threads show as their waits).
 `--dry-run` runs the night with the `leadgen/dry_run=true` tag (nothing paid, nothing stored) and
 adds to FILE the forecast `leadgen night --dry-run` prints (`night_forecast_of`, with the tenant's
 history of real nights before DAY), for a sandbox K times faster than real (`--time-scale`).
@@ -145,6 +146,8 @@ def run_night(
             prof.dump_stats(str(profile))
         finished = time.time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    from leadgen_core.db.pool import transactions_opened
+
     forecast = forecast_report(result, tenant, day, time_scale=time_scale) if dry_run and result.success else None
     return {
         "tenant": tenant,
@@ -159,6 +162,7 @@ def run_night(
         "maxrss_kb": usage.ru_maxrss,
         "gc_s": round(collector.seconds, 3),
         "gc_collections": collector.collections,
+        "db_transactions": transactions_opened(),  # the product's pools' (not Dagster's event log)
         "samples": sampler.samples,
         **({"forecast": forecast} if forecast is not None else {}),
     }

@@ -94,7 +94,8 @@ cpu_ms_per_company (workers' CPU / companies), peak_rss_mb (largest worker), ope
 by the simulator), odoo_calls_per_company, ledger_matches_vendor (each simulator's billable counter lies
 between the vendor_usage ledger's units and its units plus its uncertain units: a request that timed
 out after it was sent may or may not have been charged), ledger_exact (the units equal the bills and
-nothing is uncertain), ledger_uncertain_units, stages, and more. Targets (issue 9): 1 x 1,000
+nothing is uncertain), ledger_uncertain_units, db_transactions_per_company (transactions the
+product's pools opened in the run workers, setup and checks included), stages, and more. Targets (issue 9): 1 x 1,000
 wall <= 15 minutes and ratio <= 1.25; several tenants floor_ratio <= 1.3.
 """
 
@@ -589,6 +590,10 @@ def _result(
         # the cyclic garbage collector's share of the run workers' CPU (see leadgen_core.runtime)
         "gc_s": round(sum(float(r.get("gc_s", 0.0)) for r in reports.values()), 2),
         "gc_collections": [sum(int(r.get("gc_collections", [0, 0, 0])[g]) for r in reports.values()) for g in range(3)],
+        # transactions the product's pools opened in the run workers (leadgen_core.db.pool), a company
+        "db_transactions_per_company": round(
+            sum(int(r.get("db_transactions", 0)) for r in reports.values()) / companies, 2
+        ),
         "sandbox_process_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "bound_detail": bound.as_dict(),
         "degraded": dict(degraded.most_common()),

@@ -305,3 +305,20 @@ def test_pool_sessions_plan_prepared_statements_once(clean_db) -> None:  # type:
         "-c work_mem=8MB -c plan_cache_mode=force_generic_plan"
     )
     assert pool_kwargs("not a dsn ===", "x")["options"] == "-c plan_cache_mode=force_generic_plan"
+
+
+def test_transactions_opened_counts_every_transaction_of_every_pool(clean_db) -> None:  # type: ignore[no-untyped-def]
+    """bench.nightly reports `db_transactions_per_company` from this counter: tenant and global
+    transactions both count, a failed one too, and only transactions (not pool checkouts alone)."""
+    from leadgen_core.db.pool import transactions_opened
+
+    before = transactions_opened()
+    with Database(clean_db.app_dsn, min_size=1, max_size=2, name="leadgen-count") as db:
+        with db.global_transaction() as conn:
+            conn.execute("SELECT 1")
+        with db.tenant_transaction("count-a") as conn:
+            conn.execute("SELECT 1")
+        with pytest.raises(DatabaseError), db.global_transaction() as conn:
+            conn.execute("SELECT 1 / 0")
+        assert transactions_opened() - before == 3
+    assert transactions_opened() - before == 3
