@@ -95,8 +95,8 @@ by the simulator), odoo_calls_per_company, ledger_matches_vendor (each simulator
 between the vendor_usage ledger's units and its units plus its uncertain units: a request that timed
 out after it was sent may or may not have been charged), ledger_exact (the units equal the bills and
 nothing is uncertain), ledger_uncertain_units, db_transactions_per_company (transactions the
-product's pools opened in the run workers, setup and checks included), stages, and more. Targets (issue 9): 1 x 1,000
-wall <= 15 minutes and ratio <= 1.25; several tenants floor_ratio <= 1.3.
+product's pools opened in the run workers, setup and checks included), stages, and more. Targets
+(issue 9): 1 x 1,000 wall <= 15 minutes and ratio <= 1.25; several tenants floor_ratio <= 1.3.
 """
 
 from __future__ import annotations
