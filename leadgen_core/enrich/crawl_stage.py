@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -46,18 +46,24 @@ def _detail(result: CrawlResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _website(kit: Toolkit, company: store.Company) -> tuple[str, str, bool] | None:
-    """The company's (home URL, domain, found by search now): known, or found by search; None when
-    search finds none. A site found is stored with the crawl's snapshot (one transaction); until
-    then the search's answer is in the Spender's cache, so a retried company does not pay again."""
+class Site(NamedTuple):
+    url: str  # the home page
+    domain: str
+    found: bool  # found by search just now: stored with the crawl's snapshot
+
+
+async def _website(kit: Toolkit, company: store.Company) -> Site | None:
+    """The company's site: known, or found by search; None when search finds none. A site found is
+    stored with the crawl's snapshot (one transaction); until then the search's answer is in the
+    Spender's cache, so a retried company does not pay again."""
     if company.website:
-        return company.website, company.website_domain or domain_of(company.website), False
+        return Site(company.website, company.website_domain or domain_of(company.website), found=False)
     hits = await company_search(kit, company.name)
     top = hits[0]["url"] if hits else None
     if top is None or not plausible_site(company.name, str(top)):
         return None
     kit.count("websites_found")
-    return home_url(str(top)), domain_of(str(top)), True
+    return Site(home_url(str(top)), domain_of(str(top)), found=True)
 
 
 async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
@@ -76,15 +82,15 @@ async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
             raise RuntimeError("the stage did not ask for the crawler")
         s = ctx.settings
         result = await crawl_site(
-            site[0], fetcher=parts.fetcher, robots=parts.robots, limiter=parts.limiter,
+            site.url, fetcher=parts.fetcher, robots=parts.robots, limiter=parts.limiter,
             max_pages=s.crawl_max_pages, site_deadline_s=s.crawler_site_deadline_s,
             user_agent=s.crawler_user_agent, keep_corpus=True,
         )  # fmt: skip
         kit.count("pages_read", len(result.pages))
 
     def save(c: psycopg.Connection) -> bool:
-        if site is not None and site[2]:  # found by search: stored with the snapshot, one transaction
-            store.set_website(c, company_id=cid, url=site[0], domain=site[1])
+        if site is not None and site.found:  # stored with the snapshot: one transaction
+            store.set_website(c, company_id=cid, url=site.url, domain=site.domain)
         return store.save_snapshot(
             c, company_id=cid, day=ctx.day, result=result, persist_corpus=ctx.settings.persist_crawl_corpus
         )
