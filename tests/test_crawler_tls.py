@@ -24,23 +24,27 @@ HOST = "secure.sandbox.test"
 PAGE = b"<html><head><title>Secure</title></head><body>hello over tls</body></html>"
 
 
-def certificate(tmp: Path, name: str) -> tuple[Path, Path]:
+def certificate(tmp: Path, name: str, *also: str) -> tuple[Path, Path]:
     cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
+    names = ",".join(f"DNS:{n}" for n in (name, *also))
     command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
-               "-out", str(cert), "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"]  # fmt: skip
+               "-out", str(cert), "-subj", f"/CN={name}", "-addext", f"subjectAltName={names}"]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True)  # noqa: S603
     return cert, key
 
 
 class TlsSite:
-    """A one-page HTTPS server on loopback that records the SNI names and Host headers it saw."""
+    """A one-page HTTPS server on loopback that records the SNI names and Host headers it saw (one
+    SNI name per TLS handshake, so per connection). KEEP_ALIVE: HTTP/1.1, connections kept open."""
 
-    def __init__(self, cert: Path, key: Path) -> None:
+    def __init__(self, cert: Path, key: Path, *, keep_alive: bool = False) -> None:
         self.sni: list[str | None] = []
         self.hosts: list[str | None] = []
         site = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_GET(self) -> None:  # noqa: N802
                 site.hosts.append(self.headers.get("Host"))
                 self.send_response(200)
@@ -68,7 +72,9 @@ class TlsSite:
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
     tmp = tmp_path_factory.mktemp("tls")
-    return {name: certificate(tmp, name) for name in (HOST, "other.sandbox.test")}
+    certs = {name: certificate(tmp, name) for name in (HOST, "other.sandbox.test")}
+    certs["both"] = certificate(tmp, HOST, "twin.sandbox.test")
+    return certs
 
 
 @pytest.fixture
@@ -120,3 +126,25 @@ def test_a_certificate_nobody_trusts_is_refused(site: TlsSite, certs: dict[str, 
     with pytest.raises(FetchUnreachable, match="(?i)certificate"):
         asyncio.run(fetch(site, certs["other.sandbox.test"][0], f"https://{HOST}:{site.port}/"))
     assert site.hosts == []
+
+
+def test_a_kept_alive_connection_carries_only_requests_for_the_name_it_was_verified_for(
+    certs: dict[str, tuple[Path, Path]],
+) -> None:
+    """Two names on one address and one certificate: each name gets its own connection (one TLS
+    handshake each), and a name's later requests reuse it. The pool is keyed by the vetted IP, so
+    without the TLS name in the key the twin's request would ride the first name's connection."""
+    twin = "twin.sandbox.test"
+    server = TlsSite(*certs["both"], keep_alive=True)
+    urls = [f"https://{host}:{server.port}/" for host in (HOST, HOST, twin, HOST, twin)]
+
+    async def go() -> list[str]:
+        async with fetcher(server, certs["both"][0]) as f:
+            return [(await f.fetch(url)).text for url in urls]
+
+    try:
+        assert all("hello over tls" in text for text in asyncio.run(go()))
+    finally:
+        server.close()
+    assert server.hosts == [f"{h}:{server.port}" for h in (HOST, HOST, twin, HOST, twin)]
+    assert server.sni == [HOST, twin]  # two connections for five requests, one per name
