@@ -80,6 +80,12 @@ class PostgresResource(dg.ConfigurableResource):
         with self.db.global_transaction(operation=operation) as conn:
             yield conn
 
+    @contextmanager
+    def shared_statement(self, *, operation: str) -> Iterator[psycopg.Connection]:
+        """A connection for one statement on the shared tables, outside a transaction block."""
+        with self.db.global_statement(operation=operation) as conn:
+            yield conn
+
     def require_tenant(self, tenant_id: str) -> None:
         """Refuse a partition whose tenant is not in the directory."""
         with self.shared(operation="tenant lookup") as conn:

@@ -33,9 +33,11 @@ def run_tenants(dsn: str, workers: dict[str, int], *, seconds: float, tokens: bo
 
     def tenant(name: str, n: int) -> None:
         db = Database(dsn, min_size=1, max_size=min(n, 6), name=f"fair-{name}")
-        limiter = SharedRateLimiter(db.global_transaction, bucket=BUCKET, rate_per_s=RATE, tenant=name)
+        # as the stages do: each booking is one statement outside a transaction block
+        limiter = SharedRateLimiter(db.global_transaction, bucket=BUCKET, rate_per_s=RATE, tenant=name,
+                                    one=db.global_statement)  # fmt: skip
         bucket = SharedTokenBucket(db.global_transaction, bucket=TOKEN_BUCKET, per_minute=RATE * TOKEN_COST * 60,
-                                   capacity=2 * TOKEN_COST, tenant=name)  # fmt: skip
+                                   capacity=2 * TOKEN_COST, tenant=name, one=db.global_statement)  # fmt: skip
 
         async def worker() -> None:
             while time.monotonic() < stop_at[0]:

@@ -322,3 +322,30 @@ def test_transactions_opened_counts_every_transaction_of_every_pool(clean_db) ->
             conn.execute("SELECT 1 / 0")
         assert transactions_opened() - before == 3
     assert transactions_opened() - before == 3
+
+
+def test_a_global_statement_is_its_own_transaction_and_leaves_nothing_behind(clean_db, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    """`global_statement` (the rate limiters' bookings): the statement commits by itself, counts as
+    a transaction, sees no tenant's rows, maps a failure to DatabaseError, and a transaction a
+    caller opens anyway is rolled back and refused, so the next borrower finds a clean session."""
+    from leadgen_core.db.pool import transactions_opened
+
+    add_tenant(owner_conn, "stmt-a")  # a tenant with an Odoo connection row
+    before = transactions_opened()
+    with Database(clean_db.app_dsn, min_size=1, max_size=1, name="leadgen-stmt") as db:
+        with db.global_statement() as conn:
+            conn.execute("INSERT INTO rate_limit_token_buckets (bucket, level, updated_at) VALUES ('t:stmt', 1, now())")
+        with psycopg.connect(clean_db.app_dsn, autocommit=True) as other:  # committed: another session sees it
+            assert other.execute("SELECT level FROM rate_limit_token_buckets WHERE bucket = 't:stmt'").fetchone() == (
+                1,
+            )
+        with db.global_statement() as conn:  # no tenant is set: tenant tables show nothing
+            assert conn.execute("SELECT count(*) FROM odoo_connections").fetchone() == (0,)
+        with pytest.raises(DatabaseError, match="failed"), db.global_statement() as conn:
+            conn.execute("SELECT 1 / 0")
+        with pytest.raises(DatabaseError, match="left open"), db.global_statement() as conn:
+            conn.execute("BEGIN; UPDATE rate_limit_token_buckets SET level = 99 WHERE bucket = 't:stmt'")
+        with db.global_statement() as conn:  # the one connection again: idle, and the update undone
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert conn.execute("SELECT level FROM rate_limit_token_buckets WHERE bucket = 't:stmt'").fetchone() == (1,)
+    assert transactions_opened() - before == 5  # one per checkout

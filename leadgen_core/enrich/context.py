@@ -75,6 +75,9 @@ class EnrichContext:
     dry_run: bool = False
     concurrency: int | None = None
     progress: Progress = _quiet
+    # connections for one statement outside a transaction block (the rate limiters' bookings); None:
+    # global_conn (see `Database.global_statement`)
+    global_statement: ConnFactory | None = None
     environ: Mapping[str, str] | None = None  # where tenants' own vendor keys are read; None: os.environ
     # time.monotonic() by which the stage must be done; None: SLA_MINUTES from the toolkit's opening.
     # No vendor retry waits past it (a longer Retry-After fails the item retryable at once).
@@ -83,6 +86,10 @@ class EnrichContext:
     @property
     def workers(self) -> int:
         return max(1, self.concurrency or self.settings.sched_company_concurrency)
+
+    @property
+    def statement_conn(self) -> ConnFactory:
+        return self.global_statement or self.global_conn
 
     async def in_tenant(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
         """Run FN in a tenant transaction on a worker thread (the pool is synchronous)."""
@@ -148,7 +155,12 @@ class Toolkit:
 
 
 def openai_limiter(
-    conn: ConnFactory, config: VendorConfig, settings: Settings, accounts: NightAccounts | None = None
+    conn: ConnFactory,
+    config: VendorConfig,
+    settings: Settings,
+    accounts: NightAccounts | None = None,
+    *,
+    one: ConnFactory | None = None,
 ) -> OpenAILimiter:
     """The key's RPM and TPM buckets: the account's tier's documented limits unless OPENAI_RPM/TPM
     (the platform's account only) or the resource's rate say otherwise."""
@@ -162,6 +174,7 @@ def openai_limiter(
         rpm=override * 60 if override else limits.rpm,
         tpm=limits.tpm,
         tenant=(accounts or NightAccounts("")).tenant_id,
+        one=one,
     )
 
 
@@ -184,7 +197,7 @@ def lusha_pace(
 ) -> Callable[[], Awaitable[None]]:
     """Before each Lusha request: the account's hourly and daily quotas, then the per-minute pace."""
     acc = accounts or NightAccounts(ctx.tenant_id)
-    quota = SharedQuota(
+    quota = SharedQuota(  # a transaction: its windows are locked, taken and pruned together
         ctx.global_conn, vendor="lusha", bucket=acc.lusha_quota_bucket(), windows=acc.lusha_windows(ctx.settings)
     )
 
@@ -214,6 +227,7 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
             rate_per_s=rate.per_s,
             burst=rate.burst,
             tenant=ctx.tenant_id,
+            one=ctx.statement_conn,
         )  # fmt: skip
         for vendor, rate in rates.items()
     }
@@ -231,7 +245,8 @@ async def open_toolkit(ctx: EnrichContext, *, needs: Collection[str]) -> AsyncIt
         if "openai" in needs:
             kit.openai = clients.openai_extractor(v, s)
             stack.push_async_callback(kit.openai.aclose)
-            kit.openai.limiter = openai_limiter(ctx.global_conn, v, s, accounts)  # RPM and TPM, shared by every run
+            # RPM and TPM, shared by every run
+            kit.openai.limiter = openai_limiter(ctx.global_conn, v, s, accounts, one=ctx.statement_conn)
         kit.secrets = tuple(v.endpoint(x, s).api_key for x in clients.VENDORS if x in needs)
         deadline = ctx.deadline if ctx.deadline is not None else time.monotonic() + s.sla_minutes * 60.0
         for client in (kit.tavily, kit.lusha, kit.zerobounce):

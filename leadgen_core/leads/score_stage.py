@@ -108,6 +108,7 @@ class ScoreContext:
     concurrency: int | None = None
     progress: Callable[[str], None] = _quiet
     environ: Mapping[str, str] | None = None  # where a tenant's own OpenAI key is read; None: os.environ
+    global_statement: ConnFactory | None = None  # one statement outside a block (the limiters' bookings)
 
 
 @dataclass(frozen=True)
@@ -292,8 +293,9 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     api_key = own.key if own is not None else (s.openai_api_key.get_secret_value() if s.openai_api_key else None)
     # the extraction stage's bucket and rate: one OpenAI account, one limit
     rate = accounts.rate(VENDOR, VendorConfig(), s)
+    one = ctx.global_statement or ctx.global_conn
     limiter = SharedRateLimiter(ctx.global_conn, bucket=accounts.bucket(VENDOR), burst=rate.burst,
-                                rate_per_s=rate.per_s, tenant=ctx.tenant_id)  # fmt: skip
+                                rate_per_s=rate.per_s, tenant=ctx.tenant_id, one=one)  # fmt: skip
     owned = openai_writer(s, api_key) if writer is None and pending else None
     secrets = (api_key,) if api_key else ()
     pace = limiter.acquire
@@ -302,7 +304,7 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
         limits = accounts.openai_limits(s)
         owned.limiter = OpenAILimiter.for_tier(ctx.global_conn, api_key=api_key, model=s.openai_model,
                                                tier=limits.tier, rpm=limits.rpm, tpm=limits.tpm,
-                                               tenant=ctx.tenant_id)  # fmt: skip
+                                               tenant=ctx.tenant_id, one=one)  # fmt: skip
         pace = _unpaced
     text_writer = writer or owned
     batcher = (

@@ -64,14 +64,15 @@ class OpenAILimiter:
         rpm: float,
         tpm: float,
         tenant: str = "",
+        one: Callable[[], AbstractContextManager[psycopg.Connection]] | None = None,
     ) -> None:
         key_id = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
         base = f"{BUCKET_PREFIX}{key_id}:{model}"
         self.rpm, self.tpm = rpm, tpm
         self._conn = conn
-        self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm)
+        self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm, one=one)
         # TENANT: tenants sharing the key get equal shares of its tokens per minute (SharedTokenBucket)
-        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, tenant=tenant)
+        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, tenant=tenant, one=one)
 
     @classmethod
     def for_tier(
@@ -84,10 +85,12 @@ class OpenAILimiter:
         rpm: float | None = None,
         tpm: float | None = None,
         tenant: str = "",
+        one: Callable[[], AbstractContextManager[psycopg.Connection]] | None = None,
     ) -> OpenAILimiter:
         """The documented limits of TIER, unless RPM or TPM are set explicitly."""
         limits = tier_limits(tier)
-        return cls(conn, api_key=api_key, model=model, rpm=rpm or limits.rpm, tpm=tpm or limits.tpm, tenant=tenant)
+        return cls(conn, api_key=api_key, model=model, rpm=rpm or limits.rpm, tpm=tpm or limits.tpm, tenant=tenant,
+                   one=one)  # fmt: skip
 
     async def reserve(self, tokens: int) -> Reservation:
         """One request and TOKENS (capped at a minute's worth), waiting until both are free."""

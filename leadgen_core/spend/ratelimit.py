@@ -57,6 +57,10 @@ class SharedRateLimiter:
     upcoming slots (sql/044), so a tenant with more calls in flight waits longer rather than
     crowding the others out. Slots nobody books go to whoever asks next: a lone tenant has the
     full rate.
+
+    CONN lends a connection in a transaction; ONE, when given, one outside a transaction block
+    (`Database.global_statement`) for the operations that are a single statement, each atomic on
+    its own: the booking and the give-back then cost one round trip, not three.
     """
 
     def __init__(
@@ -67,10 +71,12 @@ class SharedRateLimiter:
         rate_per_s: float,
         burst: int = 1,
         tenant: str = "",
+        one: Callable[[], AbstractContextManager[psycopg.Connection]] | None = None,
     ) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("rate_per_s must be positive and burst at least 1")
         self._conn = conn
+        self._one = one or conn  # booking and giving back are one statement each (see the class doc)
         self.bucket = bucket
         self.tenant = tenant
         self.interval = 1.0 / rate_per_s
@@ -82,7 +88,7 @@ class SharedRateLimiter:
         """Book a slot: its id (for `give_back`) and the seconds to wait before using it."""
         params = {"bucket": self.bucket, "tenant": self.tenant, "interval": self.interval,
                   "burst_window": self.burst_window, "active_s": self.active_s}  # fmt: skip
-        with self._conn() as c:
+        with self._one() as c:
             row = c.execute(BOOK_SQL, params).fetchone()
         assert row is not None
         return int(row[0]), max(0.0, float(row[1]))
@@ -98,7 +104,7 @@ class SharedRateLimiter:
         slot = self._last_slot if slot is None else slot
         if slot is None:
             return
-        with self._conn() as c:
+        with self._one() as c:
             c.execute(RETURN_SQL, {"slot": slot})
 
     async def acquire(self) -> None:
@@ -179,10 +185,12 @@ class SharedTokenBucket:
         per_minute: float,
         capacity: float | None = None,
         tenant: str = "",
+        one: Callable[[], AbstractContextManager[psycopg.Connection]] | None = None,
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
         self._conn = conn
+        self._one = one or conn  # `book` and `book_share` are one statement each (as SharedRateLimiter's)
         self.bucket = bucket
         self.per_s = per_minute / 60.0
         self.capacity = float(capacity if capacity is not None else per_minute)
@@ -195,7 +203,7 @@ class SharedTokenBucket:
 
     def book(self, cost: float) -> float:
         """Book COST units (at most the capacity); the seconds to wait before using them."""
-        with self._conn() as c:
+        with self._one() as c:
             row = c.execute(TAKE_SQL, self._params(cost=min(cost, self.capacity))).fetchone()
         assert row is not None
         return max(0.0, float(row[0]))
@@ -204,7 +212,7 @@ class SharedTokenBucket:
         """Book COST units in the tenant's share (see TAKE_SHARE_SQL); the seconds to wait for them."""
         params = {**self._params(cost=min(cost, self.capacity)), "bucket": self.share_bucket,
                   "prefix": self.share_prefix, "active_s": ACTIVE_WINDOW_S}  # fmt: skip
-        with self._conn() as c:
+        with self._one() as c:
             row = c.execute(TAKE_SHARE_SQL, params).fetchone()
         assert row is not None
         return max(0.0, float(row[0]))

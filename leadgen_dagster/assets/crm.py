@@ -96,6 +96,7 @@ def lead_scores(
                 settings=settings.get(),
                 tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="lead scoring"),
                 global_conn=lambda: postgres.shared(operation="lead scoring"),
+                global_statement=lambda: postgres.shared_statement(operation="lead scoring"),
                 dry_run=stage.dry_run,
                 progress=context.log.info,
             )

@@ -70,6 +70,7 @@ def run_stage(
             vendors=vendors.config(),
             tenant_conn=lambda: postgres.tenant(tenant_id, operation=name),
             global_conn=lambda: postgres.shared(operation=name),
+            global_statement=lambda: postgres.shared_statement(operation=name),
             dry_run=stage.dry_run,
             progress=context.log.info,
         )
