@@ -60,6 +60,32 @@ def test_text_without_any_fact_still_yields_a_corpus() -> None:
     assert "Lovely weather today." in out
 
 
+def test_without_any_fact_the_opening_stops_at_the_first_passage_that_does_not_fit() -> None:
+    """Nothing scores: the opening passages go in order, up to the first one past the budget (a
+    later, shorter one is not slipped in after it)."""
+    text = f"Lovely weather today. {'Long and winding road ' * 20}ahead. Short one."
+    out = build_corpus([("tavily:search x", text)], token_budget=20, char_limit=500)  # 80 characters
+    assert out == "# tavily:search x\nLovely weather today."
+
+
+@pytest.mark.parametrize(
+    ("text", "urls"),
+    [
+        ("# http://a/\nx\n# http://b/\ny", ["http://a/", "http://b/"]),
+        ("lead\n# http://a/\nx", [CRAWL_LABEL, "http://a/"]),  # text before the first header is a page
+        ("a# http://no/\nx\n# http://b/\ny", [CRAWL_LABEL, "http://b/"]),  # "#" not at a line's start
+        ("# http://a/\n# http://b/\ny", ["http://a/", "http://b/"]),  # an empty page between two headers
+        ("# two words\nx", [CRAWL_LABEL]),  # a heading, not a URL: no page header
+        ("# http://a/", [CRAWL_LABEL]),  # no line end after it
+        ("#  http://a/\nx\n#\thttp://b/\ny", [CRAWL_LABEL]),
+    ],
+)
+def test_page_headers_are_lines_of_one_url(text: str, urls: list[str]) -> None:
+    pages = split_pages(CRAWL_LABEL, text)
+    assert [url for url, _ in pages] == urls
+    assert "".join(f"# {u}\n{t}" if u != CRAWL_LABEL else t for u, t in pages) == text  # nothing lost
+
+
 @pytest.fixture(scope="module")
 def report():  # type: ignore[no-untyped-def]
     return measure(sites=12, budget=Settings().extract_token_budget)

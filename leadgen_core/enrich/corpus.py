@@ -29,7 +29,9 @@ import numpy as np
 SHINGLE_WORDS = 8
 PASSAGE_CHARS = 500
 CHARS_PER_TOKEN = 4  # English prose averages ~4 characters a token (OpenAI tokenizer guide)
-PAGE_HEADER_RE = re.compile(r"^# (\S+)\n", re.M)
+# A page header is a line "# <url>": found as "\n# <url>" in "\n" + text (a literal prefix the
+# expression engine scans for ~10x faster than a MULTILINE "^"; the same matches: tests/test_extract_quality.py)
+PAGE_HEADER_RE = re.compile(r"\n# (\S+)(?=\n)")
 SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 PHONE_RE = re.compile(r"(?:\+\d{1,3}[\s-]?)?\(?\d{3,4}\)?[\s-]?\d{3,4}[\s-]?\d{0,4}")
@@ -62,13 +64,15 @@ class Passage:
 
 def split_pages(label: str, text: str) -> list[tuple[str, str]]:
     """A crawl corpus ("# <url>\\n<text>" blocks) as (url, text) pages; any other text is one page."""
-    heads = list(PAGE_HEADER_RE.finditer(text))
+    # in "\n" + text a match's start is its "#"'s offset in TEXT, and its end the offset after its "\n"
+    heads = [(m.start(), m.end(), m.group(1)) for m in PAGE_HEADER_RE.finditer("\n" + text)]
     if not heads:
         return [(label, text)]
-    pages = [(label, text[: heads[0].start()])] if text[: heads[0].start()].strip() else []
-    for head, nxt in zip(heads, [*heads[1:], None], strict=True):
-        end = nxt.start() if nxt is not None else len(text)
-        pages.append((head.group(1), text[head.end() : end]))
+    first = heads[0][0]
+    pages = [(label, text[:first])] if text[:first].strip() else []
+    for (_, body, url), nxt in zip(heads, [*heads[1:], None], strict=True):
+        end = nxt[0] if nxt is not None else len(text)
+        pages.append((url, text[body:end]))
     return pages
 
 
@@ -205,26 +209,33 @@ def build_corpus(parts: list[tuple[str, str]], *, token_budget: int, char_limit:
         pages += split_pages(label, text) if label == CRAWL_LABEL else [(label, text)]
     pages = [page for page in pages if page[1].strip()]
     names = _name_words(company)
-    passages: list[Passage] = []
+    room = min(token_budget * CHARS_PER_TOKEN, char_limit)
+    scored: list[Passage] = []  # only passages that score: most are marketing copy, never sent
+    opening: list[Passage] = []  # the passages in order while they fit the room: the fallback below
+    opening_room = room
+    order = 0
     for index, (_, segments) in enumerate(drop_repeats(pages)):
         for segment in segments:
             placed = _placed_pieces(segment)
             for (_, piece), score in zip(placed, _score_segment(segment, placed, names), strict=True):
-                if index == 0 and not passages:
+                if order == 0 and index == 0:
                     score += OPENING_BONUS  # the company's own opening words: its description
-                passages.append(Passage(index, len(passages), piece, score))
-    room = min(token_budget * CHARS_PER_TOKEN, char_limit)
+                if score > 0:
+                    scored.append(Passage(index, order, piece, score))
+                if opening_room >= 0:
+                    if len(piece) + 1 <= opening_room:
+                        opening.append(Passage(index, order, piece, score))
+                        opening_room -= len(piece) + 1
+                    else:
+                        opening_room = -1  # the first passage that does not fit ends the opening text
+                order += 1
     kept: list[Passage] = []
-    for passage in sorted((p for p in passages if p.score > 0), key=lambda p: (-p.score, p.order)):
+    for passage in sorted(scored, key=lambda p: (-p.score, p.order)):
         if len(passage.text) + 1 <= room:
             kept.append(passage)
             room -= len(passage.text) + 1
     if not kept:  # nothing looks like a fact (a bare search snippet, say): the opening text, in order
-        for passage in passages:
-            if len(passage.text) + 1 > room:
-                break
-            kept.append(passage)
-            room -= len(passage.text) + 1
+        kept = opening
     blocks: list[str] = []
     for index, (label, _) in enumerate(pages):
         texts = [p.text for p in sorted(kept, key=lambda p: p.order) if p.page == index]
