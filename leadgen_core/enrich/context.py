@@ -100,6 +100,16 @@ class EnrichContext:
 
         return await db_step(work)
 
+    async def in_statement(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
+        """Run FN, which makes ONE statement on the shared tables, outside a transaction block: the
+        statement is its own transaction, one round trip instead of three (`Database.global_statement`)."""
+
+        def work() -> Any:
+            with self.statement_conn() as conn:
+                return fn(conn)
+
+        return await db_step(work)
+
     async def in_global(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
         """Run FN in a global transaction on a worker thread."""
 

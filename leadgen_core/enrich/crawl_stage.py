@@ -68,11 +68,12 @@ async def _website(kit: Toolkit, company: store.Company) -> Site | None:
 
 async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
     ctx, cid = kit.ctx, company.company_id
-    existing = await ctx.in_global(lambda c: store.snapshot(c, company_id=cid, day=ctx.day))
+    existing = await ctx.in_statement(lambda c: store.crawled(c, company_id=cid, day=ctx.day))
     if existing is not None:
+        status, reason, emails = existing
         kit.count("snapshots_reused")
-        detail = {"status": existing.status, "reused": True, "emails": len(existing.emails)}
-        return outcome_of(cid, status=existing.status, reason=existing.reason, detail=detail)
+        detail = {"status": status, "reused": True, "emails": emails}
+        return outcome_of(cid, status=status, reason=reason, detail=detail)
     site = await _website(kit, company)
     if site is None:
         result = CrawlResult(url="", status="no_website", reason=NO_SITE_REASON)

@@ -30,6 +30,10 @@ FROM company_web_snapshots s
 LEFT JOIN company_web_corpus_handoff h ON h.company_id = s.company_id AND h.crawled_on = s.crawled_on
 WHERE s.company_id = %s AND s.crawled_on = %s
 """
+# What the crawl needs to know of a snapshot already stored (a re-run): no corpus, no join.
+CRAWLED_SQL = """
+SELECT status, reason, cardinality(emails) FROM company_web_snapshots WHERE company_id = %s AND crawled_on = %s
+"""
 SAVE_SNAPSHOT_SQL = """
 INSERT INTO company_web_snapshots
     (company_id, crawled_on, url, status, reason, emails, phones, social_links, pages, text_chars, corpus)
@@ -100,6 +104,12 @@ def snapshot(conn: psycopg.Connection, *, company_id: int, day: date) -> Snapsho
         url=row[0], status=str(row[1]), reason=row[2], emails=tuple(row[3] or ()), phones=tuple(row[4] or ()),
         social_links=tuple(row[5] or ()), pages=list(row[6] or []), text_chars=int(row[7]), corpus=row[8],
     )  # fmt: skip
+
+
+def crawled(conn: psycopg.Connection, *, company_id: int, day: date) -> tuple[str, str | None, int] | None:
+    """(status, reason, number of emails) of the company's snapshot for DAY, if one is stored. One statement."""
+    row = conn.execute(CRAWLED_SQL, (company_id, day)).fetchone()
+    return None if row is None else (str(row[0]), row[1], int(row[2] or 0))
 
 
 def snapshot_pages(result: CrawlResult) -> list[dict[str, Any]]:
