@@ -48,7 +48,7 @@ KEEPALIVE_S = 4.0
 
 def pool_keyed_by_tls_name() -> bool:
     """True when aiohttp pools connections by the TLS server name too (`ConnectionKey.server_hostname`,
-    aiohttp pull request 12835, in 3.14). Only then may a connection be kept alive: the pool is
+    aiohttp pull request 12835, in the 3.14 series). Only then may a connection be kept alive: the pool is
     keyed by the vetted IP, and without the name a TLS connection verified for one host could
     carry a request for another host on the same address."""
     from aiohttp.client_reqrep import ConnectionKey
