@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                 ctx = EnrichContext(
                     tenant_id=TENANT, day=DAY, run_id=None, settings=settings, vendors=vendors,
                     tenant_conn=lambda: db.tenant_transaction(TENANT), global_conn=db.global_transaction,
+                    global_statement=db.global_statement, tenant_pipe=lambda: db.tenant_pipeline(TENANT),  # as staged
                 )  # fmt: skip
                 asyncio.run(verify(ctx, [f"warm{i}@bench-warm.com.sg" for i in range(20)]))
                 emails = [f"person{i}@firm-{i % 97}.com.sg" for i in range(args.emails)]

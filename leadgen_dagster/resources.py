@@ -81,6 +81,12 @@ class PostgresResource(dg.ConfigurableResource):
             yield conn
 
     @contextmanager
+    def tenant_pipeline(self, tenant_id: str, *, operation: str) -> Iterator[psycopg.Connection]:
+        """A tenant transaction with BEGIN and COMMIT pipelined with its statements (one round trip)."""
+        with self.db.tenant_pipeline(tenant_id, operation=operation) as conn:
+            yield conn
+
+    @contextmanager
     def shared_statement(self, *, operation: str) -> Iterator[psycopg.Connection]:
         """A connection for one statement on the shared tables, outside a transaction block."""
         with self.db.global_statement(operation=operation) as conn:

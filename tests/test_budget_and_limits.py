@@ -87,6 +87,7 @@ def spender(db: Database, **kw: object) -> Spender:
         caps={"tavily": 5, "openai": 1000},
         tenant_conn=lambda: db.tenant_transaction("alpha"),
         global_conn=lambda: db.global_transaction(),
+        tenant_pipe=lambda: db.tenant_pipeline("alpha"),  # as the stages do: the record in one round trip
         **({"clock": lambda: DAY} | kw),  # type: ignore[arg-type]
     )
 

@@ -349,3 +349,32 @@ def test_a_global_statement_is_its_own_transaction_and_leaves_nothing_behind(cle
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             assert conn.execute("SELECT level FROM rate_limit_token_buckets WHERE bucket = 't:stmt'").fetchone() == (1,)
     assert transactions_opened() - before == 5  # one per checkout
+
+
+def test_a_pipelined_tenant_transaction_is_scoped_committed_reset_and_rolled_back_on_error(
+    clean_db, owner_conn
+) -> None:  # type: ignore[no-untyped-def]
+    """`tenant_pipeline` (a paid call's record): BEGIN, the tenant, the statements, COMMIT and the
+    reset in one pipeline. Row-level security shows the tenant's rows only; the writes commit; the
+    next borrower inherits no tenant; a failing statement rolls the whole block back."""
+    for t in ("pipe-a", "pipe-b"):
+        add_tenant(owner_conn, t, rules={"v": 0})
+    with Database(clean_db.app_dsn, min_size=1, max_size=1, name="leadgen-pipe") as db:
+        with db.tenant_pipeline("pipe-a") as conn:
+            seen = conn.execute("SELECT tenant_id FROM icp_rules")
+            conn.execute("""UPDATE icp_rules SET payload = '{"v": 1}'""")  # only pipe-a's row
+            assert seen.fetchall() == [("pipe-a",)]
+        with db.global_statement() as conn:  # the one connection: no tenant left on the session
+            assert conn.execute("SELECT current_setting('request.tenant_id', true)").fetchone() in {("",), (None,)}
+
+        def write_then_fail() -> None:
+            with db.tenant_pipeline("pipe-b") as conn:
+                conn.execute("""UPDATE icp_rules SET payload = '{"v": 2}'""")
+                conn.execute("SELECT 1 / 0")
+
+        with pytest.raises(DatabaseError, match="pipe-b"):
+            write_then_fail()
+        with db.tenant_pipeline("pipe-b") as conn:  # usable again, and nothing of the failed block stayed
+            assert conn.execute("SELECT payload FROM icp_rules").fetchall() == [({"v": 0},)]
+    rows = owner_conn.execute("SELECT tenant_id, payload FROM icp_rules ORDER BY 1").fetchall()
+    assert rows == [("pipe-a", {"v": 1}), ("pipe-b", {"v": 0})]

@@ -78,6 +78,9 @@ class EnrichContext:
     # connections for one statement outside a transaction block (the rate limiters' bookings); None:
     # global_conn (see `Database.global_statement`)
     global_statement: ConnFactory | None = None
+    # tenant transactions pipelined with their BEGIN and COMMIT (a paid call's record; see
+    # `Database.tenant_pipeline`); None: tenant_conn's with a pipeline inside
+    tenant_pipe: ConnFactory | None = None
     environ: Mapping[str, str] | None = None  # where tenants' own vendor keys are read; None: os.environ
     # time.monotonic() by which the stage must be done; None: SLA_MINUTES from the toolkit's opening.
     # No vendor retry waits past it (a longer Retry-After fails the item retryable at once).
@@ -199,6 +202,7 @@ def build_spender(ctx: EnrichContext) -> Spender:
         dry_run=ctx.dry_run,
         run_id=ctx.run_id,
         progress=ctx.progress,
+        tenant_pipe=ctx.tenant_pipe,
     )
 
 

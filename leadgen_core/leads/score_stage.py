@@ -109,6 +109,7 @@ class ScoreContext:
     progress: Callable[[str], None] = _quiet
     environ: Mapping[str, str] | None = None  # where a tenant's own OpenAI key is read; None: os.environ
     global_statement: ConnFactory | None = None  # one statement outside a block (the limiters' bookings)
+    tenant_pipe: ConnFactory | None = None  # a paid call's record, BEGIN and COMMIT pipelined with it
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,8 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
     spender = await db_step(
         functools.partial(open_spender, tenant_id=ctx.tenant_id, tenant_conn=ctx.tenant_conn,
                           global_conn=ctx.global_conn, default_caps=s.vendor_caps(),
-                          cache_ttl_days=s.vendor_cache_ttl_days, dry_run=ctx.dry_run, run_id=ctx.run_id)
+                          cache_ttl_days=s.vendor_cache_ttl_days, dry_run=ctx.dry_run, run_id=ctx.run_id,
+                          tenant_pipe=ctx.tenant_pipe)
     )  # fmt: skip
     # the tenant's own OpenAI account if it connected one (its key, buckets and tier), else the platform's
     accounts = await db_step(

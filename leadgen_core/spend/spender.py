@@ -56,8 +56,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, TypeVar
@@ -298,6 +298,11 @@ class Spender:
     uncertain: dict[str, int] = field(default_factory=dict)
     run_id: str | None = None  # journaled with each reservation; None outside Dagster (tests, CLI)
     deadline: float | None = None  # time.monotonic() past which nobody waits for another's flight
+    # A tenant transaction whose BEGIN and COMMIT go in the pipeline with its statements
+    # (`Database.tenant_pipeline`), for the answer's record, which reads nothing: one round trip
+    # (three in TENANT_CONN's). Not for the opening, which reads its results mid-way: pipelined it
+    # cost more CPU than it saved (bench.spend_cpu). None: TENANT_CONN's, a pipeline inside it.
+    tenant_pipe: TenantConn | None = None
     claim_ttl_s: float = CLAIM_TTL_S
     shared: dict[str, int] = field(default_factory=dict)  # answers waited for (another call paid)
 
@@ -561,7 +566,7 @@ class Spender:
     ) -> None:
         """The answer's cache row, what it means, the settlement, the journal's end and the claim's
         end: one transaction, its statements pipelined (sent together, run in order)."""
-        with self.tenant_conn() as conn, conn.pipeline():
+        with self._pipelined() as conn:
             if key is not None:
                 conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), charged, self.cache_ttl_days))
             if record is not None:
@@ -577,6 +582,17 @@ class Spender:
                 _unclaim(conn, claim)
             self._settle_in(conn, vendor, reserved, charged, held.day)
             conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
+
+    @contextmanager
+    def _pipelined(self) -> Iterator[psycopg.Connection]:
+        """A tenant transaction whose statements are pipelined: `tenant_pipe`'s (BEGIN and COMMIT
+        in the pipeline too), else TENANT_CONN's with a pipeline inside it."""
+        if self.tenant_pipe is not None:
+            with self.tenant_pipe() as conn:
+                yield conn
+        else:
+            with self.tenant_conn() as conn, conn.pipeline():
+                yield conn
 
     def _cap(self, vendor: str) -> int:
         return int(self.caps.get(vendor, 0))
@@ -634,6 +650,7 @@ def open_spender(
     dry_run: bool,
     run_id: str | None,
     progress: Callable[[str], None] | None = None,
+    tenant_pipe: TenantConn | None = None,
 ) -> Spender:
     """The one way a stage gets the tenant's Spender: its caps (the tenant's own over DEFAULT_CAPS),
     journaled under RUN_ID; a real run first closes what killed runs left open (uncertain charges)."""
@@ -647,6 +664,7 @@ def open_spender(
         cache_ttl_days=cache_ttl_days,
         dry_run=dry_run,
         run_id=run_id,
+        tenant_pipe=tenant_pipe,
     )
     if not dry_run:
         moved = spender.reconcile()

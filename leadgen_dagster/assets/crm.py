@@ -97,6 +97,7 @@ def lead_scores(
                 tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="lead scoring"),
                 global_conn=lambda: postgres.shared(operation="lead scoring"),
                 global_statement=lambda: postgres.shared_statement(operation="lead scoring"),
+                tenant_pipe=lambda: postgres.tenant_pipeline(stage.tenant_id, operation="lead scoring"),
                 dry_run=stage.dry_run,
                 progress=context.log.info,
             )

@@ -71,6 +71,7 @@ def run_stage(
             tenant_conn=lambda: postgres.tenant(tenant_id, operation=name),
             global_conn=lambda: postgres.shared(operation=name),
             global_statement=lambda: postgres.shared_statement(operation=name),
+            tenant_pipe=lambda: postgres.tenant_pipeline(tenant_id, operation=name),
             dry_run=stage.dry_run,
             progress=context.log.info,
         )
