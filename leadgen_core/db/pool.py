@@ -15,6 +15,8 @@ tenant transaction, and a night makes tens of thousands of them. The connections
 autocommit mode and the block is opened and closed here; `conn.transaction()` inside it still
 makes savepoints, as before. `global_statement()` lends a connection outside any block, for one
 statement that is its own transaction (a rate limiter's booking): one round trip.
+`tenant_pipeline(tenant_id)` sends BEGIN, the tenant's setting, the block's statements, COMMIT and
+the reset as one pipeline: one round trip for a block that reads nothing (a paid call's record).
 """
 
 from __future__ import annotations
