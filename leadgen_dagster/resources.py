@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import dagster as dg
 import psycopg
@@ -70,27 +69,20 @@ class PostgresResource(dg.ConfigurableResource):
             self._db = Database(self.dsn, min_size=1, max_size=2, name="leadgen-dagster").open()
         return self._db
 
-    @contextmanager
-    def tenant(self, tenant_id: str, *, operation: str) -> Iterator[psycopg.Connection]:
-        with self.db.tenant_transaction(tenant_id, operation=operation) as conn:
-            yield conn
+    # The Database's own context managers, returned as they are: no wrapper frame on every transaction.
+    def tenant(self, tenant_id: str, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
+        return self.db.tenant_transaction(tenant_id, operation=operation)
 
-    @contextmanager
-    def shared(self, *, operation: str) -> Iterator[psycopg.Connection]:
-        with self.db.global_transaction(operation=operation) as conn:
-            yield conn
+    def shared(self, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
+        return self.db.global_transaction(operation=operation)
 
-    @contextmanager
-    def tenant_pipeline(self, tenant_id: str, *, operation: str) -> Iterator[psycopg.Connection]:
+    def tenant_pipeline(self, tenant_id: str, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
         """A tenant transaction with BEGIN and COMMIT pipelined with its statements (one round trip)."""
-        with self.db.tenant_pipeline(tenant_id, operation=operation) as conn:
-            yield conn
+        return self.db.tenant_pipeline(tenant_id, operation=operation)
 
-    @contextmanager
-    def shared_statement(self, *, operation: str) -> Iterator[psycopg.Connection]:
+    def shared_statement(self, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
         """A connection for one statement on the shared tables, outside a transaction block."""
-        with self.db.global_statement(operation=operation) as conn:
-            yield conn
+        return self.db.global_statement(operation=operation)
 
     def require_tenant(self, tenant_id: str) -> None:
         """Refuse a partition whose tenant is not in the directory."""
