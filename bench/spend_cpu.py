@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                 tenant_conn=lambda: db.tenant_transaction(TENANT),
                 global_conn=db.global_transaction,
                 tenant_pipe=lambda: db.tenant_pipeline(TENANT),  # as the stages do
+                statement_conn=db.global_statement,
             )
             measure(spender, 20, 1)  # warm the pool and the statements' plans
             progress(f"{args.calls} paid calls, concurrency {args.concurrency}")

@@ -88,6 +88,7 @@ def spender(db: Database, **kw: object) -> Spender:
         tenant_conn=lambda: db.tenant_transaction("alpha"),
         global_conn=lambda: db.global_transaction(),
         tenant_pipe=lambda: db.tenant_pipeline("alpha"),  # as the stages do: the record in one round trip
+        statement_conn=db.global_statement,  # and the opening in one statement
         **({"clock": lambda: DAY} | kw),  # type: ignore[arg-type]
     )
 

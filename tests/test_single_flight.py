@@ -21,7 +21,7 @@ import pytest
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import Database
 from leadgen_core.enrich.verify_stage import _Batches, flight_key
-from leadgen_core.errors import BudgetExhausted, VendorUnavailable
+from leadgen_core.errors import BudgetExhausted, DatabaseError, VendorUnavailable
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
 from leadgen_core.spend import budget
 from leadgen_core.spend.spender import DryRunSkipped, FlightTimeout, Paid, Spender, fingerprint
@@ -48,7 +48,7 @@ def spender(db: Database, tenant: str, **kw: Any) -> Spender:
         caps={"tavily": 100, "zerobounce": 10_000},
         tenant_conn=lambda: db.tenant_transaction(tenant),
         global_conn=db.global_transaction,
-        **kw,
+        **({"statement_conn": db.global_statement} | kw),  # as the stages do: the opening in one statement
     )
 
 
@@ -211,7 +211,7 @@ def test_a_refused_reservation_drops_the_claim(
 def test_a_cached_answer_is_returned_with_nothing_claimed_or_reserved_even_past_the_cap(
     app_db: Database, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
 ) -> None:
-    # `_begin` claims and reserves in one statement, then reads the cache: a hit rolls both back
+    # `_begin` (sql/047's spend_open) claims, then reads the cache: a hit ends the claim, reserves nothing
     async def pay() -> tuple[Any, int]:
         return {"results": ["paid once"]}, 2
 
@@ -247,6 +247,89 @@ def test_a_refused_reservation_ends_the_claim_its_caller_brought(
     with pytest.raises(BudgetExhausted, match="daily cap 1 reached"):
         asyncio.run(claim_then_call())
     assert claims(owner_conn) == [] and open_reservations(owner_conn) == 0  # the waiters may claim them now
+
+
+def test_the_opening_sees_an_answer_committed_while_its_claim_waited_on_the_owners_row(
+    app_db: Database, owner_conn: psycopg.Connection, clean_db: Any, tenants: tuple[str, ...]
+) -> None:
+    # The owner records its answer and ends its claim in one transaction. A claimer that arrived
+    # meanwhile waits on the claim's row; when the owner commits, the claim goes through, and the
+    # read after it (a later statement of spend_open, a new snapshot) must find the answer: paying
+    # again would be a double charge.
+    key = fingerprint("tavily", REQUEST)
+    put_claim(owner_conn, key, "alpha", run_id=None, expires_in_s=600)
+    owner = psycopg.connect(clean_db.owner_dsn)  # a transaction left open: the owner mid-record
+    try:
+        owner.execute("DELETE FROM vendor_inflight WHERE fingerprint = %s", (key,))
+        owner.execute(
+            "INSERT INTO vendor_response_cache (vendor, fingerprint, response, units, expires_at) "
+            "VALUES ('tavily', %s, '{\"results\": [\"owner\"]}', 2, now() + interval '1 day')",
+            (key,),
+        )
+
+        async def never() -> tuple[Any, int]:
+            raise AssertionError("the owner's answer is read after the claim")
+
+        async def claim_while_owner_records() -> Paid[Any]:
+            call = asyncio.create_task(asyncio.to_thread(
+                lambda: asyncio.run(spender(app_db, "beta").call(vendor="tavily", request=REQUEST, estimate=2,
+                                                                 run=never))
+            ))  # fmt: skip
+            await asyncio.sleep(0.3)  # beta's claim now waits on the owner's row
+            assert not call.done()
+            owner.commit()
+            return await call
+
+        paid = asyncio.run(claim_while_owner_records())
+    finally:
+        owner.close()
+    assert paid == Paid({"results": ["owner"]}, 0, True)
+    assert units(app_db, "beta") == 0 and claims(owner_conn) == [] and open_reservations(owner_conn) == 0
+
+
+def test_the_opening_without_a_statement_connection_runs_in_a_tenant_transaction(
+    app_db: Database, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
+) -> None:
+    # CLI callers and tests build a Spender without `statement_conn`: spend_open then runs inside
+    # the tenant's transaction, with the same outcomes (paid once, cached, refused past the cap)
+    plain = spender(app_db, "alpha", statement_conn=None)
+
+    async def pay() -> tuple[Any, int]:
+        return {"results": ["once"]}, 2
+
+    assert asyncio.run(plain.call(vendor="tavily", request=REQUEST, estimate=2, run=pay)) == Paid(
+        {"results": ["once"]}, 2, False
+    )
+    assert asyncio.run(plain.call(vendor="tavily", request=REQUEST, estimate=2, run=pay)).cached
+    plain.caps = {"tavily": 3}
+    with pytest.raises(BudgetExhausted):
+        asyncio.run(plain.call(vendor="tavily", request={"query": "another"}, estimate=2, run=pay))
+    assert units(app_db, "alpha") == 2 and claims(owner_conn) == [] and open_reservations(owner_conn) == 0
+
+
+def test_the_one_statement_opening_leaves_nothing_on_the_session_and_checks_the_tenant(
+    clean_db: Any, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
+) -> None:
+    with Database(clean_db.app_dsn, min_size=1, max_size=1, name="one-conn") as db:  # one connection, reused
+        alpha = spender(db, "alpha")
+
+        async def pay() -> tuple[Any, int]:
+            return {"results": ["a"]}, 1
+
+        asyncio.run(alpha.call(vendor="tavily", request=REQUEST, estimate=1, run=pay))
+        with db.global_statement() as conn:
+            assert conn.execute("SELECT current_setting('request.tenant_id', true)").fetchone() in (("",), (None,))
+            assert conn.execute("SELECT count(*) FROM vendor_usage").fetchone() == (0,)  # RLS: no tenant set
+        with pytest.raises(DatabaseError, match="invalid tenant id"), db.global_statement() as conn:
+            conn.execute(
+                "SELECT * FROM spend_open('Alpha; x', 'tavily', gen_random_uuid(), NULL, 1, NULL, NULL, NULL, 0, 0, "
+                "current_date, 1, 10, 'k', NULL, '{}')"
+            )
+    assert units_of(owner_conn, "alpha") == 1 and units_of(owner_conn, "Alpha; x") == 0
+
+
+def units_of(owner: psycopg.Connection, tenant: str) -> int:
+    return count(owner, f"SELECT coalesce(sum(units), 0) FROM vendor_usage WHERE tenant_id = '{tenant}'")
 
 
 def test_reconcile_deletes_the_claims_of_the_tenants_dead_runs_only(

@@ -203,6 +203,7 @@ def build_spender(ctx: EnrichContext) -> Spender:
         run_id=ctx.run_id,
         progress=ctx.progress,
         tenant_pipe=ctx.tenant_pipe,
+        statement_conn=ctx.global_statement,
     )
 
 

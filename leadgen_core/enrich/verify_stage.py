@@ -188,7 +188,11 @@ class _Batches:
         # one transaction (a dry run claims nothing); FlightBusy when another call holds it.
         key = flight_key(email)
         self._emails[key] = email
-        flight = None if self.kit.ctx.dry_run else Flight(key, self._fresh)
+        settings = self.kit.ctx.settings
+        flight = None if self.kit.ctx.dry_run else Flight(
+            key, self._fresh, source="verification", email=email,
+            ttl_days=settings.email_verify_ttl_days, unknown_hours=UNKNOWN_RECHECK_HOURS,
+        )  # fmt: skip
         # requests=0: /v2/validate is not behind the batch endpoint's 5-a-minute bucket
         paid = await self._paid(
             request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,

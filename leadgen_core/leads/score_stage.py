@@ -284,7 +284,7 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
         functools.partial(open_spender, tenant_id=ctx.tenant_id, tenant_conn=ctx.tenant_conn,
                           global_conn=ctx.global_conn, default_caps=s.vendor_caps(),
                           cache_ttl_days=s.vendor_cache_ttl_days, dry_run=ctx.dry_run, run_id=ctx.run_id,
-                          tenant_pipe=ctx.tenant_pipe)
+                          tenant_pipe=ctx.tenant_pipe, statement_conn=ctx.global_statement)
     )  # fmt: skip
     # the tenant's own OpenAI account if it connected one (its key, buckets and tier), else the platform's
     accounts = await db_step(

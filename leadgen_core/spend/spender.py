@@ -15,10 +15,10 @@ Every billable call in the product goes through `Spender.call`:
    to read its answer), or, for a batch, claim their items with `claim`, wait with `wait`, and
    hand the claim to `call`.
 2. Otherwise the estimated units are reserved in the tenant's ledger (`budget.reserve`, one
-   conditional upsert). The lookup, the claim, a second lookup (an answer recorded while the
-   claim waited on the owner's row) and the reservation with its journal row are one transaction
-   on the tenant's connection. A refused reservation drops the claim and raises
-   `BudgetExhausted`: the caller degrades the item and the night goes on.
+   conditional upsert). The claim, a second lookup (an answer recorded while the claim waited on
+   the owner's row), and only then the reservation with its journal row are one statement
+   (`spend_open`, sql/047), its own transaction: one round trip. A refused reservation drops the
+   claim and raises `BudgetExhausted`: the caller degrades the item and the night goes on.
 3. The call runs. The moment it answers, ONE transaction records everything the answer means
    before anything else is done with it: the cache row (and the rows of every item of a batched
    answer, `items=`), the settlement of the reservation to the units the vendor actually charged
@@ -109,27 +109,12 @@ ON CONFLICT (vendor, fingerprint) DO UPDATE
     WHERE f.expires_at <= now()
 RETURNING f.fingerprint
 """
-# `_begin` in one statement: the claim of the call's flight key (none for a call without one),
-# then, only if that key was claimed, the reservation (`budget.RESERVE_TEMPLATE`), then its
-# journal row. Each step reads the one before, so they run in this order: claims are locked
-# before ledger rows, as everywhere. Returns the keys claimed and the journal row's id (NULL when
-# the key is held by another call or the cap refused the reservation).
-_OPEN_TEMPLATE = """
-WITH c AS ({claim}),
-r AS ({reserve}),
-j AS (
-INSERT INTO spend_reservations (tenant_id, usage_date, vendor, units, run_id, fingerprint)
-SELECT %(tenant)s, %(day)s, %(vendor)s, %(units)s, %(run)s, %(fingerprint)s FROM r
-RETURNING reservation_id
-)
-SELECT (SELECT array_agg(fingerprint) FROM c), (SELECT reservation_id FROM j)
+# `_begin`: the claim of the call's flight key, the answer read again, the reservation and its
+# journal row, in one statement outside a transaction block (sql/047).
+OPEN_CALL_SQL = """
+SELECT state, answer, reservation_id
+FROM spend_open(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::text[])
 """
-OPEN_SQL = _OPEN_TEMPLATE.format(  # noqa: S608 - composed of this module's constant statements
-    claim=CLAIM_SQL.strip(),
-    reserve=budget.RESERVE_TEMPLATE.format(
-        also="\n    AND (cardinality(%(keys)s::text[]) = 0 OR EXISTS (SELECT 1 FROM c))"
-    ).strip(),
-)
 # A claim's rows by their primary key (vendor, fingerprint), checked against the owner's token: by
 # the token alone the delete scanned every claim of the vendor, and the dead rows of a busy night's
 # claims with them (0.10 ms a delete at one tenant, sql/045 has no index on the token).
@@ -228,10 +213,18 @@ Lookup = Callable[[psycopg.Connection, list[str]], dict[str, Any]]
 @dataclass(frozen=True)
 class Flight:
     """The single-flight KEY of a call that is not cacheable, and LOOKUP, where its answer is
-    recorded (a ZeroBounce address and the verification cache)."""
+    recorded (a ZeroBounce address and the verification cache).
+
+    SOURCE names the same place for the opening's one statement (`spend_open`, sql/047): "cache"
+    (vendor_response_cache by the key) or "verification" (email_verification_cache by EMAIL,
+    fresh within TTL_DAYS, an unknown within UNKNOWN_HOURS)."""
 
     key: str
     lookup: Lookup
+    source: str = "cache"
+    email: str | None = None
+    ttl_days: int = 0
+    unknown_hours: int = 0
 
 
 @dataclass(frozen=True)
@@ -273,14 +266,6 @@ class _Begun:
     claim: Claim | None = None
 
 
-class _Undo(Exception):  # noqa: N818 - control flow, never seen outside `_begin`
-    """Rolls `_begin`'s transaction back, with what it found (None: the cap refused the reservation)."""
-
-    def __init__(self, begun: _Begun | None) -> None:
-        super().__init__("rolled back")
-        self.begun = begun
-
-
 @dataclass
 class Spender:
     """Spends one tenant's daily budget, day by the clock. Safe to share between asyncio workers."""
@@ -303,6 +288,9 @@ class Spender:
     # (three in TENANT_CONN's). Not for the opening, which reads its results mid-way: pipelined it
     # cost more CPU than it saved (bench.spend_cpu). None: TENANT_CONN's, a pipeline inside it.
     tenant_pipe: TenantConn | None = None
+    # A connection outside any transaction block (`Database.global_statement`), for the opening's
+    # one statement, which is its own transaction (`spend_open` sets the tenant). None: TENANT_CONN's.
+    statement_conn: TenantConn | None = None
     claim_ttl_s: float = CLAIM_TTL_S
     shared: dict[str, int] = field(default_factory=dict)  # answers waited for (another call paid)
 
@@ -498,46 +486,48 @@ class Spender:
     def _begin(
         self, vendor: str, units: int, key: str, cacheable: bool, claim: Claim | None, flight: Flight | None = None
     ) -> _Begun:
-        """One transaction: the claim of FLIGHT's key (the cache's, when CACHEABLE), the reservation
-        and its journal row in one statement (`OPEN_SQL`), then FLIGHT's lookup. An answer found
-        there (cached already, or recorded while the claim waited on its owner's row) rolls the
-        claim and the reservation back and is returned; so does a refused reservation, which then
-        raises BudgetExhausted (a CLAIM brought by the caller is ended: nothing will be paid)."""
+        """One statement (`spend_open`, sql/047), its own transaction: the claim of FLIGHT's key (the
+        cache's, when CACHEABLE), then FLIGHT's answer read again, then the reservation and its
+        journal row. An answer found there (cached already, or recorded while the claim waited on
+        its owner's row) is returned, with nothing claimed or reserved; so is a refused
+        reservation, which then raises BudgetExhausted (a CLAIM brought by the caller is ended:
+        nothing will be paid)."""
         if units < 0:
             raise ValueError("units must be non-negative")
         if cacheable and flight is None:
             flight = Flight(key, self._cache_lookup(vendor))
+        if claim is not None and claim.vendor != vendor:
+            raise ValueError("a call's claim is of its own vendor")
         day, cap = self.clock(), self._cap(vendor)
-        keys = [flight.key] if flight is not None else []
-        token = str(uuid.uuid4())
-        params = {"vendor": vendor, "token": token, "tenant": self.tenant_id, "run": self.run_id,
-                  "ttl": self.claim_ttl_s, "keys": keys, "day": day, "units": units, "cap": cap,
-                  "fingerprint": key}  # fmt: skip
-        try:
+        params = (
+            self.tenant_id, vendor, uuid.uuid4(), self.run_id, self.claim_ttl_s,
+            flight.key if flight else None, flight.source if flight else None, flight.email if flight else None,
+            flight.ttl_days if flight else 0, flight.unknown_hours if flight else 0,
+            day, units, cap, key,
+            claim.token if claim else None, list(claim.keys) if claim else [],
+        )  # fmt: skip
+        with self._statement() as conn:
+            row = conn.execute(OPEN_CALL_SQL, params).fetchone()
+        state, answer, reservation = row if row is not None else ("refused", None, None)
+        if state == "hit":
+            return _Begun(hit=True, value=answer)
+        if state == "busy":
+            return _Begun()  # another call holds it: nothing was reserved
+        if state == "held":
+            own = Claim(vendor, str(params[2]), (flight.key,)) if flight is not None else claim
+            return _Begun(held=_Reservation(int(reservation), day), claim=own)
+        raise budget.refused(vendor, tenant_id=self.tenant_id, day=day, cap=cap)
+
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Connection]:
+        """A connection for one statement that is its own transaction (`statement_conn`), else a
+        tenant transaction (TENANT_CONN's): `spend_open` sets the tenant itself, either way."""
+        if self.statement_conn is not None:
+            with self.statement_conn() as conn:
+                yield conn
+        else:
             with self.tenant_conn() as conn:
-                row = conn.execute(OPEN_SQL, params).fetchone()
-                claimed, reservation = (row[0] or [], row[1]) if row is not None else ([], None)
-                if flight is not None:
-                    answered = flight.lookup(conn, keys)
-                    if flight.key in answered:
-                        raise _Undo(_Begun(hit=True, value=answered[flight.key]))
-                    if not claimed:
-                        return _Begun()  # another call holds it: nothing was reserved
-                    if reservation is None:
-                        raise _Undo(None)  # the claim made here goes with the rollback
-                    own: Claim | None = Claim(vendor, token, (flight.key,))
-                elif reservation is None:
-                    if claim is not None:  # nothing will be paid: the waiters may claim it
-                        _unclaim(conn, claim)
-                    own = None
-                else:
-                    own = claim
-                if reservation is not None:
-                    return _Begun(held=_Reservation(int(reservation), day), claim=own)
-        except _Undo as undo:
-            if undo.begun is not None:
-                return undo.begun
-        raise budget.refused(vendor, tenant_id=self.tenant_id, day=day, cap=cap)  # after the commit or rollback
+                yield conn
 
     def _reserve(self, vendor: str, units: int, key: str) -> _Reservation:
         """Reserve UNITS on today's ledger (or raise BudgetExhausted) and journal the reservation."""
@@ -651,6 +641,7 @@ def open_spender(
     run_id: str | None,
     progress: Callable[[str], None] | None = None,
     tenant_pipe: TenantConn | None = None,
+    statement_conn: TenantConn | None = None,
 ) -> Spender:
     """The one way a stage gets the tenant's Spender: its caps (the tenant's own over DEFAULT_CAPS),
     journaled under RUN_ID; a real run first closes what killed runs left open (uncertain charges)."""
@@ -665,6 +656,7 @@ def open_spender(
         dry_run=dry_run,
         run_id=run_id,
         tenant_pipe=tenant_pipe,
+        statement_conn=statement_conn,
     )
     if not dry_run:
         moved = spender.reconcile()
