@@ -256,8 +256,7 @@ async def web_contacts(kit: Toolkit, company: store.Company, *, suppress: Suppre
 
     def step(c: psycopg.Connection) -> tuple[list[Candidate], list[str], list[str]]:
         # one transaction: the crawl's and the extraction's reads, the candidates' write, the read after it
-        snap = store.snapshot(c, company_id=cid, day=ctx.day)
-        extraction = store.extraction(c, company_id=cid, day=ctx.day)
+        extraction, snap = store.inputs(c, company_id=cid, day=ctx.day)
         found = admit(counts, gather(snap, extraction.facts if extraction else None), suppress=suppress, policy=policy)
         stored = contacts_store.save_candidates(c, company_id=cid, candidates=found, own_domain=company.website_domain)
         return found, stored, contacts_store.company_emails(c, company_id=cid)

@@ -18,8 +18,6 @@ import asyncio
 import time
 from typing import Any, NamedTuple
 
-import psycopg
-
 from leadgen_core.crawler import CrawlResult, crawl_site
 from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
@@ -89,14 +87,13 @@ async def crawl_company(kit: Toolkit, company: store.Company) -> Outcome:
         )  # fmt: skip
         kit.count("pages_read", len(result.pages))
 
-    def save(c: psycopg.Connection) -> bool:
-        if site is not None and site.found:  # stored with the snapshot: one transaction
-            store.set_website(c, company_id=cid, url=site.url, domain=site.domain)
-        return store.save_snapshot(
-            c, company_id=cid, day=ctx.day, result=result, persist_corpus=ctx.settings.persist_crawl_corpus
+    found = (site.url, site.domain) if site is not None and site.found else None  # stored with the snapshot
+    stored = await ctx.in_statement(
+        lambda c: store.save_snapshot(
+            c, company_id=cid, day=ctx.day, result=result, persist_corpus=ctx.settings.persist_crawl_corpus,
+            site=found,
         )
-
-    stored = await ctx.in_global(save)
+    )  # fmt: skip
     kit.count("snapshots_stored" if stored else "snapshots_raced")
     return outcome_of(cid, status=result.status, reason=result.reason, detail=_detail(result))
 

@@ -108,9 +108,7 @@ async def extract_facts(kit: Toolkit, company: store.Company, *, corpus: str) ->
 
 async def extract_company(kit: Toolkit, company: store.Company) -> Outcome:
     ctx, cid = kit.ctx, company.company_id
-    done, snap = await ctx.in_global(
-        lambda c: (store.extraction(c, company_id=cid, day=ctx.day), store.snapshot(c, company_id=cid, day=ctx.day))
-    )  # one transaction: each is a round trip to a worker thread and the server
+    done, snap = await ctx.in_statement(lambda c: store.inputs(c, company_id=cid, day=ctx.day))  # one statement
     if done is not None:
         kit.count("extractions_reused")
         return Outcome(cid, "done", detail={"reused": True})
@@ -138,7 +136,7 @@ async def extract_company(kit: Toolkit, company: store.Company) -> Outcome:
         facts, ungrounded = ground_facts(facts, own_text=own_pages_text(parts, own_domain=own_domain))
     kit.count("people_ungrounded", ungrounded)
     sources = sorted({label.split(" ", 1)[0] for label, _ in parts})
-    await ctx.in_global(
+    await ctx.in_statement(
         lambda c: store.save_extraction(
             c, company_id=cid, day=ctx.day, sources=sources, facts=facts.model_dump(),
             corpus_chars=len(corpus), tokens=tokens,

@@ -23,41 +23,63 @@ SET_WEBSITE_SQL = """
 UPDATE companies SET website = %(url)s, website_domain = %(domain)s, updated_at = now()
 WHERE company_id = %(company)s AND website IS NULL
 """
-SNAPSHOT_SQL = """
-SELECT s.url, s.status, s.reason, s.emails, s.phones, s.social_links, s.pages, s.text_chars,
-       coalesce(s.corpus, h.corpus)
-FROM company_web_snapshots s
-LEFT JOIN company_web_corpus_handoff h ON h.company_id = s.company_id AND h.crawled_on = s.crawled_on
-WHERE s.company_id = %s AND s.crawled_on = %s
-"""
 # What the crawl needs to know of a snapshot already stored (a re-run): no corpus, no join.
 CRAWLED_SQL = """
 SELECT status, reason, cardinality(emails) FROM company_web_snapshots WHERE company_id = %s AND crawled_on = %s
 """
+# A crawl's record in one statement (its own transaction): the website search found (if any), the
+# snapshot, and the corpus hand-off only when this statement stored the snapshot. Returns 1 when it
+# did, 0 when another tenant's snapshot was there first.
 SAVE_SNAPSHOT_SQL = """
-INSERT INTO company_web_snapshots
-    (company_id, crawled_on, url, status, reason, emails, phones, social_links, pages, text_chars, corpus)
-VALUES (%(company)s, %(day)s, %(url)s, %(status)s, %(reason)s, %(emails)s, %(phones)s, %(social)s, %(pages)s,
-        %(text_chars)s, %(corpus)s)
-ON CONFLICT (company_id, crawled_on) DO NOTHING
-"""
-SAVE_HANDOFF_SQL = """
-INSERT INTO company_web_corpus_handoff (company_id, crawled_on, corpus) VALUES (%s, %s, %s)
-ON CONFLICT (company_id, crawled_on) DO NOTHING
+WITH w AS (
+    UPDATE companies SET website = %(site_url)s, website_domain = %(site_domain)s, updated_at = now()
+    WHERE %(site_url)s::text IS NOT NULL AND company_id = %(company)s AND website IS NULL
+    RETURNING 1
+),
+s AS (
+    INSERT INTO company_web_snapshots
+        (company_id, crawled_on, url, status, reason, emails, phones, social_links, pages, text_chars, corpus)
+    VALUES (%(company)s, %(day)s, %(url)s, %(status)s, %(reason)s, %(emails)s, %(phones)s, %(social)s, %(pages)s,
+            %(text_chars)s, %(corpus)s)
+    ON CONFLICT (company_id, crawled_on) DO NOTHING
+    RETURNING 1
+),
+h AS (
+    INSERT INTO company_web_corpus_handoff (company_id, crawled_on, corpus)
+    SELECT %(company)s, %(day)s, %(handoff)s::text WHERE %(handoff)s::text IS NOT NULL AND EXISTS (SELECT 1 FROM s)
+    ON CONFLICT (company_id, crawled_on) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM w) + (SELECT count(*) FROM h)
 """
 DELETE_HANDOFF_SQL = "DELETE FROM company_web_corpus_handoff WHERE company_id = %s AND crawled_on = %s"
+# What the extraction and the contacts stages read of a company's night in one statement: its
+# extraction, then its snapshot with the corpus (stored, or handed off). NULLs where either is missing.
+INPUTS_SQL = """
+SELECT e.sources, e.facts, e.corpus_chars, e.tokens, e.company_id IS NOT NULL,
+       s.url, s.status, s.reason, s.emails, s.phones, s.social_links, s.pages, s.text_chars,
+       coalesce(s.corpus, h.corpus), s.company_id IS NOT NULL
+FROM (SELECT %(company)s::bigint AS company_id, %(day)s::date AS day) k
+LEFT JOIN company_extractions e ON e.company_id = k.company_id AND e.extracted_on = k.day
+LEFT JOIN company_web_snapshots s ON s.company_id = k.company_id AND s.crawled_on = k.day
+LEFT JOIN company_web_corpus_handoff h ON h.company_id = s.company_id AND h.crawled_on = s.crawled_on
+"""
 PURGE_HANDOFFS_SQL = "DELETE FROM company_web_corpus_handoff WHERE crawled_on < %s"
-EXTRACTION_SQL = """
-SELECT sources, facts, corpus_chars, tokens FROM company_extractions WHERE company_id = %s AND extracted_on = %s
-"""
+# An extraction's record in one statement (its own transaction): the facts, the company's employee
+# estimate (when the facts have one), and the end of the consumed corpus hand-off.
 SAVE_EXTRACTION_SQL = """
-INSERT INTO company_extractions (company_id, extracted_on, sources, facts, summary, corpus_chars, tokens)
-VALUES (%(company)s, %(day)s, %(sources)s, %(facts)s, %(summary)s, %(corpus_chars)s, %(tokens)s)
-ON CONFLICT (company_id, extracted_on) DO NOTHING
-"""
-SET_EMPLOYEES_SQL = """
-UPDATE companies SET employees_est = %(n)s, updated_at = now()
-WHERE company_id = %(company)s AND employees_est IS DISTINCT FROM %(n)s
+WITH e AS (
+    INSERT INTO company_extractions (company_id, extracted_on, sources, facts, summary, corpus_chars, tokens)
+    VALUES (%(company)s, %(day)s, %(sources)s, %(facts)s, %(summary)s, %(corpus_chars)s, %(tokens)s)
+    ON CONFLICT (company_id, extracted_on) DO NOTHING
+    RETURNING 1
+),
+n AS (
+    UPDATE companies SET employees_est = %(n)s, updated_at = now()
+    WHERE %(n)s::integer IS NOT NULL AND company_id = %(company)s AND employees_est IS DISTINCT FROM %(n)s::integer
+    RETURNING 1
+)
+DELETE FROM company_web_corpus_handoff WHERE company_id = %(company)s AND crawled_on = %(day)s
 """
 
 
@@ -92,18 +114,28 @@ def companies(conn: psycopg.Connection, ids: list[int]) -> dict[int, Company]:
     return {int(r[0]): Company(int(r[0]), str(r[1]), r[2], r[3]) for r in rows}
 
 
-def set_website(conn: psycopg.Connection, *, company_id: int, url: str, domain: str) -> None:
-    conn.execute(SET_WEBSITE_SQL, {"url": url, "domain": domain, "company": company_id})
-
-
-def snapshot(conn: psycopg.Connection, *, company_id: int, day: date) -> Snapshot | None:
-    row = conn.execute(SNAPSHOT_SQL, (company_id, day)).fetchone()
-    if row is None:
-        return None
-    return Snapshot(
-        url=row[0], status=str(row[1]), reason=row[2], emails=tuple(row[3] or ()), phones=tuple(row[4] or ()),
-        social_links=tuple(row[5] or ()), pages=list(row[6] or []), text_chars=int(row[7]), corpus=row[8],
-    )  # fmt: skip
+def inputs(conn: psycopg.Connection, *, company_id: int, day: date) -> tuple[StoredExtraction | None, Snapshot | None]:
+    """The company's extraction and snapshot (with its corpus) for DAY, each None when not stored: one statement."""
+    row = conn.execute(INPUTS_SQL, {"company": company_id, "day": day}).fetchone()
+    if row is None:  # the key row always comes back; kept for the type checker
+        return None, None
+    extraction = StoredExtraction(list(row[0] or []), row[1], int(row[2]), int(row[3])) if row[4] else None
+    snapshot = (
+        Snapshot(
+            url=row[5],
+            status=str(row[6]),
+            reason=row[7],
+            emails=tuple(row[8] or ()),
+            phones=tuple(row[9] or ()),
+            social_links=tuple(row[10] or ()),
+            pages=list(row[11] or []),
+            text_chars=int(row[12]),
+            corpus=row[13],
+        )  # fmt: skip
+        if row[14]
+        else None
+    )
+    return extraction, snapshot
 
 
 def crawled(conn: psycopg.Connection, *, company_id: int, day: date) -> tuple[str, str | None, int] | None:
@@ -119,22 +151,29 @@ def snapshot_pages(result: CrawlResult) -> list[dict[str, Any]]:
 
 
 def save_snapshot(
-    conn: psycopg.Connection, *, company_id: int, day: date, result: CrawlResult, persist_corpus: bool
+    conn: psycopg.Connection,
+    *,
+    company_id: int,
+    day: date,
+    result: CrawlResult,
+    persist_corpus: bool,
+    site: tuple[str, str] | None = None,
 ) -> bool:
-    """Store the crawl; False when another tenant stored this company's snapshot for DAY first."""
+    """Store the crawl, and SITE (url, domain) as the company's website when it has none: one
+    statement. False when another tenant stored this company's snapshot for DAY first."""
     corpus = result.corpus or None
-    inserted = conn.execute(
+    row = conn.execute(
         SAVE_SNAPSHOT_SQL,
         {
             "company": company_id, "day": day, "url": result.url or None, "status": result.status,
             "reason": result.reason[:500], "emails": list(result.emails), "phones": list(result.phones),
             "social": list(result.social_links), "pages": Jsonb(snapshot_pages(result)),
             "text_chars": result.text_chars, "corpus": corpus if persist_corpus else None,
+            "handoff": None if persist_corpus else corpus,
+            "site_url": site[0] if site else None, "site_domain": site[1] if site else None,
         },
-    ).rowcount  # fmt: skip
-    if inserted and corpus and not persist_corpus:
-        conn.execute(SAVE_HANDOFF_SQL, (company_id, day, corpus))
-    return bool(inserted)
+    ).fetchone()  # fmt: skip
+    return bool(row and row[0])
 
 
 def purge_handoffs(conn: psycopg.Connection, *, day: date) -> int:
@@ -149,13 +188,6 @@ class StoredExtraction:
     tokens: int
 
 
-def extraction(conn: psycopg.Connection, *, company_id: int, day: date) -> StoredExtraction | None:
-    row = conn.execute(EXTRACTION_SQL, (company_id, day)).fetchone()
-    if row is None:
-        return None
-    return StoredExtraction(list(row[0] or []), row[1], int(row[2]), int(row[3]))
-
-
 def save_extraction(
     conn: psycopg.Connection,
     *,
@@ -166,16 +198,13 @@ def save_extraction(
     corpus_chars: int,
     tokens: int,
 ) -> None:
-    """Store the facts, fill the company's employee estimate, and drop the consumed hand-off."""
+    """Store the facts, fill the company's employee estimate, and drop the consumed hand-off: one statement."""
+    employees = facts.get("employees_est")
     conn.execute(
         SAVE_EXTRACTION_SQL,
         {
             "company": company_id, "day": day, "sources": sources, "facts": Jsonb(facts),
             "summary": str(facts.get("description") or "")[:1000] or None, "corpus_chars": corpus_chars,
-            "tokens": tokens,
+            "tokens": tokens, "n": employees if isinstance(employees, int) and employees > 0 else None,
         },
     )  # fmt: skip
-    employees = facts.get("employees_est")
-    if isinstance(employees, int) and employees > 0:
-        conn.execute(SET_EMPLOYEES_SQL, {"n": employees, "company": company_id})
-    conn.execute(DELETE_HANDOFF_SQL, (company_id, day))
