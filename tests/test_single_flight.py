@@ -328,6 +328,35 @@ def test_the_one_statement_opening_leaves_nothing_on_the_session_and_checks_the_
     assert units_of(owner_conn, "alpha") == 1 and units_of(owner_conn, "Alpha; x") == 0
 
 
+def test_the_one_statement_record_writes_a_batchs_verification_rows_once_each(
+    app_db: Database, owner_conn: psycopg.Connection, tenants: tuple[str, ...]
+) -> None:
+    # spend_close upserts the answer's rows into the verification cache with the settlement; an
+    # address the vendor answered twice keeps its last row (one INSERT cannot touch a row twice)
+    alpha = spender(app_db, "alpha")
+    rows = [("a@x.co", "valid", "", False, None), ("b@x.co", "unknown", "timeout", False, None),
+            ("a@x.co", "invalid", "mailbox_not_found", True, "a@y.co")]  # fmt: skip
+
+    async def run() -> tuple[Any, int]:
+        return [list(r) for r in rows], 2
+
+    paid = asyncio.run(alpha.call(vendor="zerobounce", request={"emails": ["a@x.co", "b@x.co"]}, estimate=3,
+                                  run=run, cacheable=False, verifications=lambda value: [tuple(r) for r in value]))  # fmt: skip
+    assert paid.units == 2 and units(app_db, "alpha", "zerobounce") == 2  # the slack of one unit released
+    got = owner_conn.execute(
+        "SELECT email, status, sub_status, free_email, did_you_mean FROM email_verification_cache ORDER BY email"
+    ).fetchall()
+    assert got == [
+        ("a@x.co", "invalid", "mailbox_not_found", True, "a@y.co"),
+        ("b@x.co", "unknown", "timeout", False, None),
+    ]
+    assert open_reservations(owner_conn) == 0 and claims(owner_conn) == []
+    with pytest.raises(psycopg.errors.RaiseException, match="invalid tenant id"):
+        owner_conn.execute(
+            "SELECT spend_close('', 'tavily', 1, current_date, 0, NULL, NULL, '{}', NULL, NULL, 0, 1, NULL)"
+        )
+
+
 def units_of(owner: psycopg.Connection, tenant: str) -> int:
     return count(owner, f"SELECT coalesce(sum(units), 0) FROM vendor_usage WHERE tenant_id = '{tenant}'")
 

@@ -51,7 +51,7 @@ from leadgen_core.spend.spender import (
     Flights,
     FlightTimeout,
     Paid,
-    Recorder,
+    Verifications,
     fingerprint,
 )
 
@@ -136,7 +136,7 @@ class _Batches:
         estimate: int,
         run: Callable[[], Awaitable[tuple[Any, int]]],
         requests: int,
-        record: Recorder,
+        verifications: Verifications,
         claim: Claim | None = None,
         flight: Flight | None = None,
     ) -> Paid[Any]:
@@ -149,8 +149,9 @@ class _Batches:
             return await run()
 
         return await self.kit.spender.call(
-            vendor=VENDOR, request=request, estimate=estimate, run=limited, cacheable=False, record=record,
-            claim=claim, flight=flight, wait=False,  # waiting is done without the stage's in-flight places
+            vendor=VENDOR, request=request, estimate=estimate, run=limited, cacheable=False,
+            verifications=verifications, claim=claim, flight=flight,
+            wait=False,  # waiting is done without the stage's in-flight places
         )  # fmt: skip
 
     async def _send(self, emails: list[str], claim: Claim | None = None) -> None:
@@ -166,7 +167,7 @@ class _Batches:
         paid = await self._paid(
             request={"op": "validatebatch", "emails": emails}, estimate=len(emails), run=run, requests=1,
             # email_verification_cache is the cache, keyed per address (and so is the claim)
-            record=lambda conn, value: contacts_store.save_verifications(conn, _rows(value)), claim=claim,
+            verifications=_rows, claim=claim,
         )  # fmt: skip
         rows = _rows(paid.value)
         self.status.update({r[0]: r[1] for r in rows})
@@ -185,7 +186,7 @@ class _Batches:
             return [v.email, v.status, v.sub_status, v.free_email, v.did_you_mean], int(v.charged)
 
         # The address is claimed, read again from the verification cache, and its unit reserved in
-        # one transaction (a dry run claims nothing); FlightBusy when another call holds it.
+        # one statement (a dry run claims nothing); FlightBusy when another call holds it.
         key = flight_key(email)
         self._emails[key] = email
         settings = self.kit.ctx.settings
@@ -197,7 +198,7 @@ class _Batches:
         paid = await self._paid(
             request={"op": "validate", "email": email}, estimate=1, run=run, requests=0,
             # email_verification_cache is the cache, written with the settlement (the claim ends there)
-            record=lambda conn, value: contacts_store.save_verifications(conn, _rows([value])), flight=flight,
+            verifications=lambda value: _rows([value]), flight=flight,
         )  # fmt: skip
         if paid.cached:  # verified meanwhile by another call
             self._took({key: paid.value})

@@ -26,7 +26,10 @@ Every billable call in the product goes through `Spender.call`:
    more than estimated, the extra reserved), and the end of the reservation's journal row. A
    process killed after the answer but before that commit is the only window left: one request
    per worker. The claim is deleted in that same transaction, so a waiter sees the answer and
-   the claim's end at once.
+   the claim's end at once. Usually that transaction is one statement (`spend_close`, sql/048:
+   the cache row, a ZeroBounce answer's verification rows, the claim's end, the release, the
+   journal's end); a call with a RECORD hook, or charged above its reservation, runs it inside a
+   pipelined tenant transaction with the rest.
    Each reservation is journaled with its run id (`spend_reservations`). A run killed while a call
    was in flight leaves its rows behind; the tenant's next run (one run per tenant at a time)
    reconciles them: their units move to the ledger's uncertain units, shown by `leadgen budget
@@ -115,30 +118,13 @@ OPEN_CALL_SQL = """
 SELECT state, answer, reservation_id
 FROM spend_open(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::text[])
 """
+# `_record`: the cache row, the verification rows, the claim's end, the slack's release and the
+# journal's end, in one statement outside a transaction block (sql/048).
+CLOSE_CALL_SQL = "SELECT spend_close(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s, %s, %s, %s, %s)"
 # A claim's rows by their primary key (vendor, fingerprint), checked against the owner's token: by
 # the token alone the delete scanned every claim of the vendor, and the dead rows of a busy night's
 # claims with them (0.10 ms a delete at one tenant, sql/045 has no index on the token).
 UNCLAIM_SOME_SQL = "DELETE FROM vendor_inflight WHERE vendor = %s AND token = %s AND fingerprint = ANY(%s)"
-# `_record`'s bookkeeping in one statement when the vendor charged no more than was reserved (the
-# usual case): the claim's end, then the release of the reservation's slack, then the journal's
-# end. Each step reads the one before, so they run in this order: the claim (its row) is locked
-# before the ledger row, as in `_begin`. Three statements a paid call fewer (psycopg's per-statement
-# work and the server's, ~7 paid calls a company).
-CLOSE_SQL = """
-WITH u AS (
-    DELETE FROM vendor_inflight
-    WHERE vendor = %(claim_vendor)s AND token = %(token)s AND fingerprint = ANY(%(keys)s::text[])
-    RETURNING 1
-),
-r AS (
-    UPDATE vendor_usage SET units = greatest(units - %(release)s, 0), updated_at = now()
-    WHERE %(release)s > 0 AND tenant_id = %(tenant)s AND usage_date = %(day)s AND vendor = %(vendor)s
-        AND (SELECT count(*) FROM u) >= 0
-    RETURNING 1
-)
-DELETE FROM spend_reservations
-WHERE reservation_id = %(reservation)s AND (SELECT count(*) FROM r) >= 0
-"""
 LIVE_CLAIMS_SQL = """
 SELECT fingerprint FROM vendor_inflight WHERE vendor = %s AND fingerprint = ANY(%s) AND expires_at > now()
 """
@@ -206,6 +192,9 @@ class FlightTimeout(TimeoutError):
 # Writes what an answer means (its items' cache rows, verification rows) inside the settlement's
 # transaction: RECORD(conn, value).
 Recorder = Callable[[psycopg.Connection, Any], None]
+# A ZeroBounce answer's rows for the verification cache: VERIFICATIONS(value) -> [(email, status,
+# sub_status, free_email, did_you_mean)], written with the settlement (`spend_close`).
+Verifications = Callable[[Any], list[tuple[str, str, str, bool, Any]]]
 # The answers already recorded for some flight keys: LOOKUP(conn, keys) -> {key: answer}.
 Lookup = Callable[[psycopg.Connection, list[str]], dict[str, Any]]
 
@@ -306,12 +295,14 @@ class Spender:
         claim: Claim | None = None,
         flight: Flight | None = None,
         wait: bool = True,
+        verifications: Verifications | None = None,
     ) -> Paid[Any]:
         """Run a billable call. RUN returns (json-serialisable value, units actually charged).
 
         RECORD writes what the answer means (a batched answer's per-item cache rows with
-        `cache_in`, the verification rows of a ZeroBounce answer) in the same transaction as the
-        settlement, so a crash never leaves a paid answer unrecorded. A cacheable call is single
+        `cache_in`) in the same transaction as the settlement, so a crash never leaves a paid
+        answer unrecorded; VERIFICATIONS gives a ZeroBounce answer's rows for the verification
+        cache, which the settlement's own statement writes (`spend_close`, sql/048). A cacheable call is single
         flight by its fingerprint; a call that is not cacheable may be single flight by FLIGHT's
         key (claimed here; an answer found by FLIGHT's lookup is returned as `Paid(answer, 0,
         True)`), or bring the CLAIM of its items (`claim`). Either ends with the settlement, the
@@ -359,7 +350,10 @@ class Spender:
             await db_step(self._fail, vendor, estimate, billed, held, uncertain, own)
             raise
         try:
-            await db_step(self._record, vendor, estimate, charged, held, key if cacheable else None, value, record, own)
+            await db_step(
+                self._record, vendor, estimate, charged, held, key if cacheable else None, value, record, own,
+                verifications(value) if verifications is not None else None,
+            )  # fmt: skip
         except BaseException:
             await self.unclaim(own)  # let the waiters claim it rather than wait for the expiry
             raise
@@ -553,25 +547,28 @@ class Spender:
         value: Any,
         record: Recorder | None,
         claim: Claim | None = None,
+        rows: list[tuple[str, str, str, bool, Any]] | None = None,
     ) -> None:
-        """The answer's cache row, what it means, the settlement, the journal's end and the claim's
-        end: one transaction, its statements pipelined (sent together, run in order)."""
+        """The answer's cache row, its verification ROWS, the claim's end, the slack's release and
+        the journal's end: one statement (`spend_close`, sql/048), its own transaction. With a
+        RECORD hook, or a charge above the reservation (the extra booked with a savepoint), the
+        same statement runs inside a pipelined tenant transaction with the rest."""
+        params = (
+            self.tenant_id, vendor, held.reservation_id, held.day, max(0, reserved - charged),
+            claim.vendor if claim else None, claim.token if claim else None, list(claim.keys) if claim else [],
+            key, Jsonb(value) if key is not None else None, charged, self.cache_ttl_days,
+            Jsonb([list(r) for r in rows]) if rows else None,
+        )  # fmt: skip
+        if record is None and charged <= reserved:
+            with self._statement() as conn:
+                conn.execute(CLOSE_CALL_SQL, params)
+            return
         with self._pipelined() as conn:
-            if key is not None:
-                conn.execute(CACHE_PUT_SQL, (vendor, key, Jsonb(value), charged, self.cache_ttl_days))
+            conn.execute(CLOSE_CALL_SQL, params)  # first: claims are locked before ledger rows
             if record is not None:
                 record(conn, value)
-            if charged <= reserved:  # the claim's end, the slack's release, the journal's end: one statement
-                params = {"claim_vendor": claim.vendor if claim else vendor, "token": claim.token if claim else None,
-                          "keys": list(claim.keys) if claim else [], "release": reserved - charged,
-                          "tenant": self.tenant_id, "day": held.day, "vendor": vendor,
-                          "reservation": held.reservation_id}  # fmt: skip
-                conn.execute(CLOSE_SQL, params)
-                return
-            if claim is not None:  # first: claims are locked before ledger rows, as in `_begin`
-                _unclaim(conn, claim)
-            self._settle_in(conn, vendor, reserved, charged, held.day)
-            conn.execute(END_JOURNAL_SQL, (held.reservation_id,))
+            if charged > reserved:
+                self._settle_in(conn, vendor, reserved, charged, held.day)
 
     @contextmanager
     def _pipelined(self) -> Iterator[psycopg.Connection]:
