@@ -5,7 +5,7 @@
 What runs: `verify_stage._Batches.verify_one` for EMAILS distinct addresses, as the stage sends
 them in single mode (ZEROBOUNCE_IN_FLIGHT at a time): for each, the Spender's single-flight claim,
 reservation and journal in one statement (sql/047), `/v2/validate` through the toolkit's vendor client,
-then the verification row, settlement and the claim's end in one transaction. Real: Postgres
+then the verification row, settlement and the claim's end in one statement. Real: Postgres
 (a fresh bench database, the application role), the product's client and pool. Simulated:
 ZeroBounce (`realistic` profile, its 1–5 s answers divided by TIME_SCALE) in a child process, so
 its CPU is not counted. Prints the bench process's CPU per validation (worker threads included).

@@ -13,13 +13,13 @@
 -- locked before ledger rows, as everywhere), then the release of the slack on the ledger, then the
 -- journal row. The tenant is set with set_config(..., true), local to the statement's own
 -- transaction; the function runs with the caller's rights, so row-level security applies to the
--- ledger and the journal. A caller whose answer cost more than it reserved (the extra is booked
--- even past the cap) or that records more (a Lusha answer's contacts) calls it inside its own
--- tenant transaction with P_RELEASE 0 and does the rest there.
+-- ledger and the journal. A caller whose answer cost more than it reserved (P_RELEASE 0; the
+-- extra is booked after it, even past the cap) or that records more (a Lusha bulk answer's
+-- per-company cache rows, written before it) calls it inside its own tenant transaction.
 --
 -- P_VERIFICATIONS is a JSON array of [email, status, sub_status, free_email, did_you_mean]
--- (email lower-case), upserted into email_verification_cache as the verification stage's
--- SAVE_VERIFICATION_SQL does; an address given twice keeps its last row.
+-- (email lower-case), upserted into email_verification_cache (the only writer of that cache: a
+-- verification is always a paid answer's record); an address given twice keeps its last row.
 CREATE FUNCTION spend_close(
     p_tenant text, p_vendor text, p_reservation bigint, p_day date, p_release bigint,
     p_claim_vendor text, p_claim_token uuid, p_claim_keys text[],

@@ -24,7 +24,7 @@ from leadgen_core.enrich.verify_stage import _Batches, flight_key
 from leadgen_core.errors import BudgetExhausted, DatabaseError, VendorUnavailable
 from leadgen_core.sandbox.zerobounce import ZeroBounceSim
 from leadgen_core.spend import budget
-from leadgen_core.spend.spender import DryRunSkipped, FlightTimeout, Paid, Spender, fingerprint
+from leadgen_core.spend.spender import DryRunSkipped, Flight, FlightTimeout, Paid, Spender, fingerprint
 from tests import test_zerobounce_verify as zb
 from tests.conftest import add_tenant
 
@@ -355,6 +355,16 @@ def test_the_one_statement_record_writes_a_batchs_verification_rows_once_each(
         owner_conn.execute(
             "SELECT spend_close('', 'tavily', 1, current_date, 0, NULL, NULL, '{}', NULL, NULL, 0, 1, NULL)"
         )
+
+
+def test_a_flight_names_where_its_answer_is_read() -> None:
+    # the opening reads the answer in SQL (spend_open), so a flight must say where: never a silent
+    # default that would miss the answer and pay again
+    with pytest.raises(ValueError, match="not 'contacts'"):
+        Flight("k", lambda conn, keys: {}, "contacts")
+    with pytest.raises(ValueError, match="freshness"):
+        Flight("k", lambda conn, keys: {}, "verification", email="a@x.co", ttl_days=0)
+    assert Flight("k", lambda conn, keys: {}, "verification", email="a@x.co", ttl_days=90).source == "verification"
 
 
 def units_of(owner: psycopg.Connection, tenant: str) -> int:

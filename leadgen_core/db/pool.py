@@ -201,7 +201,8 @@ class Database:
     @contextmanager
     def global_statement(self, *, operation: str = "global statement") -> Iterator[psycopg.Connection]:
         """A pooled connection outside any transaction block, for a caller that runs ONE statement
-        on the shared tables (a rate limiter's booking): the statement is its own transaction, so
+        on the shared tables (a rate limiter's booking), or one call of a function that sets the
+        tenant for its own transaction (`spend_open`, `spend_close`): the statement is its own transaction, so
         it saves `global_transaction`'s BEGIN and COMMIT round trips (~65–125 us of client CPU,
         bench in BENCHMARKS.md). Nothing is set on the session, so nothing needs resetting. A
         caller that opened a transaction anyway has it rolled back, and gets an error."""

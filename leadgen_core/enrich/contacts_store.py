@@ -64,12 +64,6 @@ LEFT JOIN email_verification_cache v ON v.email = le.email
 WHERE le.company_id = ANY(%(companies)s)
 ORDER BY le.company_id, le.email
 """  # noqa: S608 - a constant fragment, values are bound
-SAVE_VERIFICATION_SQL = """
-INSERT INTO email_verification_cache (email, status, sub_status, free_email, did_you_mean, verified_at)
-VALUES (%s, %s, %s, %s, %s, now())
-ON CONFLICT (email) DO UPDATE SET status = EXCLUDED.status, sub_status = EXCLUDED.sub_status,
-    free_email = EXCLUDED.free_email, did_you_mean = EXCLUDED.did_you_mean, verified_at = now()
-"""
 
 
 @dataclass(frozen=True)
@@ -142,9 +136,3 @@ def emails_to_verify(
     params = {"tenant": tenant_id, "companies": company_ids, "ttl_days": ttl_days, "unknown_hours": unknown_hours}
     rows = conn.execute(EMAILS_TO_VERIFY_SQL, params).fetchall()
     return [EmailState(int(r[0]), str(r[1]), r[2], bool(r[3]), bool(r[4])) for r in rows]
-
-
-def save_verifications(conn: psycopg.Connection, rows: Iterable[tuple[str, str, str, bool, str | None]]) -> None:
-    """(email, status, sub_status, free_email, did_you_mean) rows into the cache."""
-    with conn.cursor() as cur:
-        cur.executemany(SAVE_VERIFICATION_SQL, list(rows))

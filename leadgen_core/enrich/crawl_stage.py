@@ -52,7 +52,7 @@ class Site(NamedTuple):
 
 async def _website(kit: Toolkit, company: store.Company) -> Site | None:
     """The company's site: known, or found by search; None when search finds none. A site found is
-    stored with the crawl's snapshot (one transaction); until then the search's answer is in the
+    stored with the crawl's snapshot (one statement); until then the search's answer is in the
     Spender's cache, so a retried company does not pay again."""
     if company.website:
         return Site(company.website, company.website_domain or domain_of(company.website), found=False)

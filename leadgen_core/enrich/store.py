@@ -19,10 +19,6 @@ from leadgen_core.crawler.crawl import THIN_MIN_TEXT_CHARS
 
 HANDOFF_KEEP_DAYS = 2
 COMPANIES_SQL = "SELECT company_id, name, website, website_domain FROM companies WHERE company_id = ANY(%s)"
-SET_WEBSITE_SQL = """
-UPDATE companies SET website = %(url)s, website_domain = %(domain)s, updated_at = now()
-WHERE company_id = %(company)s AND website IS NULL
-"""
 # What the crawl needs to know of a snapshot already stored (a re-run): no corpus, no join.
 CRAWLED_SQL = """
 SELECT status, reason, cardinality(emails) FROM company_web_snapshots WHERE company_id = %s AND crawled_on = %s
@@ -52,7 +48,6 @@ h AS (
 )
 SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM w) + (SELECT count(*) FROM h)
 """
-DELETE_HANDOFF_SQL = "DELETE FROM company_web_corpus_handoff WHERE company_id = %s AND crawled_on = %s"
 # What the extraction and the contacts stages read of a company's night in one statement: its
 # extraction, then its snapshot with the corpus (stored, or handed off). NULLs where either is missing.
 INPUTS_SQL = """

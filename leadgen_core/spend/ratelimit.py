@@ -162,8 +162,8 @@ def apply_adjustments(
     """ADJUST_SQL once for each of CHANGES (`SharedTokenBucket.adjust_params`), in one transaction:
     a call's settlement touches several buckets, and each transaction is two round trips. The
     statements go in one pipeline (psycopg's `executemany`), in order: one round trip for all."""
-    with conn() as c:
-        c.cursor().executemany(ADJUST_SQL, changes)
+    with conn() as c, c.cursor() as cur:
+        cur.executemany(ADJUST_SQL, changes)
 
 
 class SharedTokenBucket:

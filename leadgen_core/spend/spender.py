@@ -189,8 +189,8 @@ class FlightTimeout(TimeoutError):
         self.answers = answers or {}
 
 
-# Writes what an answer means (its items' cache rows, verification rows) inside the settlement's
-# transaction: RECORD(conn, value).
+# Writes what an answer means (a bulk answer's per-item cache rows) inside the settlement's
+# transaction, before it: RECORD(conn, value).
 Recorder = Callable[[psycopg.Connection, Any], None]
 # A ZeroBounce answer's rows for the verification cache: VERIFICATIONS(value) -> [(email, status,
 # sub_status, free_email, did_you_mean)], written with the settlement (`spend_close`).
@@ -210,10 +210,16 @@ class Flight:
 
     key: str
     lookup: Lookup
-    source: str = "cache"
+    source: str
     email: str | None = None
     ttl_days: int = 0
     unknown_hours: int = 0
+
+    def __post_init__(self) -> None:
+        if self.source not in ("cache", "verification"):
+            raise ValueError(f"a flight's answer is in the cache or the verification cache, not {self.source!r}")
+        if self.source == "verification" and (not self.email or self.ttl_days <= 0):
+            raise ValueError("a verification flight names its address and a freshness of at least a day")
 
 
 @dataclass(frozen=True)
@@ -273,12 +279,13 @@ class Spender:
     run_id: str | None = None  # journaled with each reservation; None outside Dagster (tests, CLI)
     deadline: float | None = None  # time.monotonic() past which nobody waits for another's flight
     # A tenant transaction whose BEGIN and COMMIT go in the pipeline with its statements
-    # (`Database.tenant_pipeline`), for the answer's record, which reads nothing: one round trip
-    # (three in TENANT_CONN's). Not for the opening, which reads its results mid-way: pipelined it
-    # cost more CPU than it saved (bench.spend_cpu). None: TENANT_CONN's, a pipeline inside it.
+    # (`Database.tenant_pipeline`), for a record with a RECORD hook or a charge above its
+    # reservation (and every record when there is no STATEMENT_CONN), which reads nothing: one
+    # round trip (three in TENANT_CONN's). None: TENANT_CONN's, a pipeline inside it.
     tenant_pipe: TenantConn | None = None
     # A connection outside any transaction block (`Database.global_statement`), for the opening's
-    # one statement, which is its own transaction (`spend_open` sets the tenant). None: TENANT_CONN's.
+    # and the record's one statement each, its own transaction (`spend_open` and `spend_close` set
+    # the tenant themselves). None: the opening in TENANT_CONN's transaction, the record pipelined.
     statement_conn: TenantConn | None = None
     claim_ttl_s: float = CLAIM_TTL_S
     shared: dict[str, int] = field(default_factory=dict)  # answers waited for (another call paid)
@@ -321,7 +328,7 @@ class Spender:
         if sum((cacheable, claim is not None, flight is not None)) > 1:
             raise ValueError("a call is single flight one way: cacheable, a flight or a claim")
         if cacheable:
-            flight = Flight(key, self._cache_lookup(vendor))
+            flight = Flight(key, self._cache_lookup(vendor), "cache")
         while True:
             begun = await db_step(self._begin, vendor, estimate, key, cacheable, claim, flight)
             if begun.hit:
@@ -489,7 +496,7 @@ class Spender:
         if units < 0:
             raise ValueError("units must be non-negative")
         if cacheable and flight is None:
-            flight = Flight(key, self._cache_lookup(vendor))
+            flight = Flight(key, self._cache_lookup(vendor), "cache")
         if claim is not None and claim.vendor != vendor:
             raise ValueError("a call's claim is of its own vendor")
         day, cap = self.clock(), self._cap(vendor)
@@ -551,22 +558,23 @@ class Spender:
     ) -> None:
         """The answer's cache row, its verification ROWS, the claim's end, the slack's release and
         the journal's end: one statement (`spend_close`, sql/048), its own transaction. With a
-        RECORD hook, or a charge above the reservation (the extra booked with a savepoint), the
-        same statement runs inside a pipelined tenant transaction with the rest."""
+        RECORD hook (run first: its rows before the claim and ledger rows, as before), a charge
+        above the reservation (the extra booked with a savepoint, after), or no STATEMENT_CONN,
+        the same statement runs inside a pipelined tenant transaction with the rest."""
         params = (
             self.tenant_id, vendor, held.reservation_id, held.day, max(0, reserved - charged),
             claim.vendor if claim else None, claim.token if claim else None, list(claim.keys) if claim else [],
             key, Jsonb(value) if key is not None else None, charged, self.cache_ttl_days,
             Jsonb([list(r) for r in rows]) if rows else None,
         )  # fmt: skip
-        if record is None and charged <= reserved:
-            with self._statement() as conn:
+        if record is None and charged <= reserved and self.statement_conn is not None:
+            with self.statement_conn() as conn:
                 conn.execute(CLOSE_CALL_SQL, params)
             return
         with self._pipelined() as conn:
-            conn.execute(CLOSE_CALL_SQL, params)  # first: claims are locked before ledger rows
             if record is not None:
                 record(conn, value)
+            conn.execute(CLOSE_CALL_SQL, params)  # claims are locked before ledger rows
             if charged > reserved:
                 self._settle_in(conn, vendor, reserved, charged, held.day)
 
