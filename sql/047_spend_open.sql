@@ -15,8 +15,8 @@
 -- for a refused reservation) and reserves nothing. Claims are locked before ledger rows, as
 -- everywhere.
 --
--- The tenant is set with set_config(..., true): local to the statement's own transaction, so
--- nothing stays on the session. The function runs with the caller's rights (not SECURITY
+-- The tenant is set by leadgen_scope_tenant (set_config(..., true)): local to the statement's own
+-- transaction, so nothing stays on the session. The function runs with the caller's rights (not SECURITY
 -- DEFINER): row-level security applies to the ledger and the journal as in any tenant transaction.
 --
 -- P_SOURCE names where the answer is read: 'cache' (vendor_response_cache by P_VENDOR and P_KEY),
@@ -24,6 +24,19 @@
 -- within P_UNKNOWN_HOURS, as the verification stage's FRESH_SQL), or NULL (a call without a
 -- flight: nothing is claimed or read). STATE is 'hit' (ANSWER), 'busy' (another call holds the
 -- key), 'refused' (the cap) or 'held' (RESERVATION_ID).
+-- Scope the current transaction to P_TENANT, as `Database.tenant_transaction` does: a well-formed
+-- tenant id (the pool's TENANT_ID_RE) set with set_config(..., true), so it ends with the
+-- transaction. For functions called as a statement of their own (spend_open, spend_close).
+CREATE FUNCTION leadgen_scope_tenant(p_tenant text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = public, pg_temp AS $$
+BEGIN
+    IF p_tenant IS NULL OR p_tenant !~ '^[a-z0-9][a-z0-9-]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid tenant id %', p_tenant;
+    END IF;
+    PERFORM set_config('request.tenant_id', p_tenant, true);
+END
+$$;
+
 CREATE FUNCTION spend_open(
     p_tenant text, p_vendor text, p_token uuid, p_run text, p_ttl double precision,
     p_key text, p_source text, p_email text, p_ttl_days integer, p_unknown_hours integer,
@@ -36,10 +49,7 @@ DECLARE
     found_answer jsonb;
     reserved bigint;
 BEGIN
-    IF p_tenant IS NULL OR p_tenant !~ '^[a-z0-9][a-z0-9-]{0,62}$' THEN
-        RAISE EXCEPTION 'spend_open: invalid tenant id %', p_tenant;
-    END IF;
-    PERFORM set_config('request.tenant_id', p_tenant, true);
+    PERFORM leadgen_scope_tenant(p_tenant);
     IF p_key IS NOT NULL THEN
         INSERT INTO vendor_inflight AS f (vendor, fingerprint, token, owner_tenant, run_id, expires_at)
         VALUES (p_vendor, p_key, p_token, p_tenant, p_run, now() + make_interval(secs => p_ttl))

@@ -11,7 +11,7 @@
 --
 -- Order, as before: the cache row and the verification rows, then the claim's rows (claims are
 -- locked before ledger rows, as everywhere), then the release of the slack on the ledger, then the
--- journal row. The tenant is set with set_config(..., true), local to the statement's own
+-- journal row. The tenant is set by leadgen_scope_tenant (047), local to the statement's own
 -- transaction; the function runs with the caller's rights, so row-level security applies to the
 -- ledger and the journal. A caller whose answer cost more than it reserved (P_RELEASE 0; the
 -- extra is booked after it, even past the cap) or that records more (a Lusha bulk answer's
@@ -28,10 +28,7 @@ CREATE FUNCTION spend_close(
 ) RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = public, pg_temp AS $$
 BEGIN
-    IF p_tenant IS NULL OR p_tenant !~ '^[a-z0-9][a-z0-9-]{0,62}$' THEN
-        RAISE EXCEPTION 'spend_close: invalid tenant id %', p_tenant;
-    END IF;
-    PERFORM set_config('request.tenant_id', p_tenant, true);
+    PERFORM leadgen_scope_tenant(p_tenant);  -- sql/047
     IF p_cache_key IS NOT NULL THEN
         INSERT INTO vendor_response_cache (vendor, fingerprint, response, units, expires_at)
         VALUES (p_vendor, p_cache_key, p_cache_value, p_cache_units, now() + make_interval(days => p_cache_days))
