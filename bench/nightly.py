@@ -95,7 +95,9 @@ by the simulator), odoo_calls_per_company, ledger_matches_vendor (each simulator
 between the vendor_usage ledger's units and its units plus its uncertain units: a request that timed
 out after it was sent may or may not have been charged), ledger_exact (the units equal the bills and
 nothing is uncertain), ledger_uncertain_units, db_transactions_per_company (transactions the
-product's pools opened in the run workers, setup and checks included), stages, and more. Targets
+product's pools opened in the run workers, setup and checks included), machine_busy_core_s (the
+machine's busy CPU over the night, every process), bench_process_cpu_s and bench_process_gc_s (this
+process: the simulators and the progress reader), stages, and more. Targets
 (issue 9): 1 x 1,000 wall <= 15 minutes and ratio <= 1.25; several tenants floor_ratio <= 1.3.
 """
 
@@ -140,6 +142,7 @@ from bench.night_setup import (
     registry_rows,
     settle_rate_buckets,
 )
+from bench.night_worker import GcTimer
 from bench.vendor_floor import BucketFloor, buckets, vendor_floor, work_by_kind
 from leadgen_core.db.dsn import sqlalchemy_url
 from leadgen_core.enrich.clients import RateSpec, VendorConfig
@@ -330,6 +333,40 @@ def worker_report(w: Worker) -> dict[str, Any]:
     return report
 
 
+class MachineClock:
+    """The machine's busy core-seconds (/proc/stat: every state but idle and iowait) and this process's
+    CPU (the simulators, and the progress reader) over a block; gc_s is filled in by the caller."""
+
+    def __init__(self) -> None:
+        self.busy_s = self.bench_cpu_s = self.gc_s = 0.0
+        self._busy0 = self._cpu0 = 0.0
+
+    @staticmethod
+    def _busy() -> float:
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return 0.0
+        return (sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> MachineClock:
+        self._busy0, self._cpu0 = self._busy(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.busy_s = self._busy() - self._busy0
+        self.bench_cpu_s = time.process_time() - self._cpu0
+
+    def as_dict(self, cores: int) -> dict[str, float | int]:
+        return {
+            "machine_busy_core_s": round(self.busy_s, 1),
+            "machine_cores": cores,
+            "bench_process_cpu_s": round(self.bench_cpu_s, 1),
+            "bench_process_gc_s": round(self.gc_s, 2),
+        }
+
+
 def run(opts: Options) -> dict[str, object]:
     k = opts.profile.time_scale
     # the product (workers and this process's bound) sees its limits raised as the simulators' are
@@ -378,8 +415,11 @@ def run(opts: Options) -> dict[str, object]:
         settle_rate_buckets(owner)
         cluster.reset_logs()
         progress(f"starting {opts.tenants} night(s), {limit} at a time, offsets (scaled s) {offsets} ...")
-        workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,
-                                    cprofile=opts.cprofile, offsets=offsets)  # fmt: skip
+        machine = MachineClock()
+        with GcTimer() as bench_gc, machine:
+            workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,
+                                        cprofile=opts.cprofile, offsets=offsets)  # fmt: skip
+        machine.gc_s = bench_gc.seconds
         reports = {w.tenant.tenant_id: worker_report(w) for w in workers}
         nights = [read_night(owner, t.tenant_id, DAY) for t in tenants]
         targets = [x for t in tenants for x in read_targets(owner, t.tenant_id, DAY)]
@@ -411,6 +451,9 @@ def run(opts: Options) -> dict[str, object]:
     vendor = VendorCheck(floor_s, floors, ledger, billed, odoo_calls, uncertain)
     result = _result(opts, settings=settings, wall=wall, bound=nb, reports=reports, nights=nights, rates=rates,
                      facts=facts, kind=bdb.kind, caps=caps, rows=rows, shared=shared, vendor=vendor)  # fmt: skip
+    # where the machine's CPU went in the night: the run workers (cpu_s), this process (the simulators),
+    # and the rest (the database server, the machine's own services)
+    result.update(machine.as_dict(os.cpu_count() or 1))
     if opts.forecast:
         result.update(forecast_accuracy(forecasts, spent, {n.tenant_id: n.night_s for n in nights}, time_scale=k))
     return result
