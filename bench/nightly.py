@@ -147,6 +147,7 @@ from bench.vendor_floor import BucketFloor, buckets, vendor_floor, work_by_kind
 from leadgen_core.db.dsn import sqlalchemy_url
 from leadgen_core.enrich.clients import RateSpec, VendorConfig
 from leadgen_core.enrich.verify_stage import PARALLEL_BATCHES
+from leadgen_core.gc_tuning import tune_for_simulators
 from leadgen_core.night.stagger import start_offsets
 from leadgen_core.sandbox.base import FaultConfig
 from leadgen_core.sandbox.cluster import SandboxCluster
@@ -415,6 +416,7 @@ def run(opts: Options) -> dict[str, object]:
         settle_rate_buckets(owner)
         cluster.reset_logs()
         progress(f"starting {opts.tenants} night(s), {limit} at a time, offsets (scaled s) {offsets} ...")
+        tune_for_simulators()  # as `leadgen sandbox up` does (leadgen_core.gc_tuning)
         machine = MachineClock()
         with GcTimer() as bench_gc, machine:
             workers, wall = run_workers(tenants, env=env, tmp=tmp, limit=limit, owner=owner, cluster=cluster,

@@ -33,3 +33,12 @@ def tune_for_stages() -> bool:
         gc.set_threshold(GEN0_THRESHOLD, OLDER_THRESHOLD, OLDER_THRESHOLD)
         _done = True
     return True
+
+
+def tune_for_simulators() -> bool:
+    """The same tuning, once per process, for a process that serves the sandbox's simulators
+    (`leadgen sandbox up`, `leadgen dev`, `bench.nightly`): their request logs and the Odoo
+    simulator's records pile up as long-lived objects, and an older-generation pass walked them
+    again and again (`bench.nightly`'s `bench_process_gc_s`: 5.3 s of the simulators' 67 s of CPU in
+    the ten-tenant night before, BENCHMARKS.md 2026-12-07, third section)."""
+    return tune_for_stages()

@@ -43,3 +43,23 @@ def test_the_first_stage_freezes_what_imports_left_and_raises_the_thresholds() -
 def test_leadgen_gc_tuning_off_keeps_the_interpreters_defaults(value: str) -> None:
     got = _probe(value)
     assert got["after"] == got["before"] and got["tuned"] is False and got["frozen"] == 0
+
+
+SIMULATORS_PROBE = """
+import gc, json
+from leadgen_core.gc_tuning import tune_for_simulators, tune_for_stages
+from leadgen_core.sandbox.cluster import SandboxCluster
+with SandboxCluster() as cluster:
+    tuned = tune_for_simulators()
+    frozen = gc.get_freeze_count()
+    print(json.dumps({"after": gc.get_threshold(), "tuned": tuned, "frozen": frozen,
+                      "stages_again": tune_for_stages(), "frozen_again": gc.get_freeze_count()}))
+"""
+
+
+def test_a_process_serving_the_simulators_is_tuned_once_as_a_run_worker_is() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LEADGEN_GC_TUNING"}
+    out = subprocess.run([sys.executable, "-c", SIMULATORS_PROBE], env=env, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert got["after"] == [7000, 20, 20] and got["tuned"] is True
+    assert got["frozen"] > 1000 and got["frozen_again"] == got["frozen"]  # one freeze a process

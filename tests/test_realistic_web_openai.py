@@ -15,10 +15,12 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadgen_core.crawler.parse import parse_page
 from leadgen_core.sandbox.openai_quota import ModelQuota
-from leadgen_core.sandbox.openai_sim import OpenAISim, count_tokens
+from leadgen_core.sandbox.openai_sim import OpenAISim, count_tokens, count_tokens_by_piece
 from leadgen_core.sandbox.profile import SandboxProfile
 from leadgen_core.sandbox.web import PAGES, WebSim
 from leadgen_core.vendors.openai_tiers import (
@@ -177,3 +179,28 @@ def test_demo_profile_sends_no_limit_headers() -> None:
             model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi."}], max_completion_tokens=10
         )
         assert "x-ratelimit-limit-tokens" not in raw.headers
+
+
+# every kind of character count_tokens tells apart: letters, digits, symbols, each ASCII blank,
+# the newline, and non-ASCII letters, digits and blanks (which take the piece-by-piece path)
+TOKEN_ALPHABET = "abcXYZ0189 \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f.,;:!?-_@/'\"()é€٣\u00a0\u2028"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=TOKEN_ALPHABET, max_size=80))
+def test_count_tokens_equals_the_piece_by_piece_definition(text: str) -> None:
+    assert count_tokens(text) == count_tokens_by_piece(text)
+
+
+def test_count_tokens_on_a_long_prompt_and_edge_cases() -> None:
+    page = parse_page(
+        "<html><body><h1>Acme</h1><p>Founded in 1999, 120 staff. Call +65 6123 4567 or write to "
+        "sales@acme.example.</p><p>" + "Reliable solutions for industry partners. " * 800 + "</p></body></html>",
+        "https://acme.example/",
+    ).text
+    assert len(page) > 15_000 and page.isascii()
+    assert count_tokens(page) == count_tokens_by_piece(page)
+    assert count_tokens("") == count_tokens_by_piece("") == 1
+    assert count_tokens("\n\n \n") == 1  # one blank run holding newlines
+    assert count_tokens("abcdefg") == 2  # seven letters: two pieces of at most six
+    assert count_tokens("1234567") == 3

@@ -251,7 +251,19 @@ def _positive_test(res: Resolver, model: str, fname: str, field: Field, op: str,
     if op == "=":
         return lambda r: bool(raw(r) == value)
     if op == "in":
-        return lambda r: raw(r) in value
+        try:
+            wanted_keys = frozenset(value)  # a key chunk of hundreds: one hash lookup a record, not hundreds
+        except TypeError:  # an unhashable operand (a list in the list): compared one by one
+            return lambda r: raw(r) in value
+
+        def among(r: Record) -> bool:
+            current = raw(r)
+            try:
+                return current in wanted_keys
+            except TypeError:  # an unhashable value (a list): compared one by one, as a list would
+                return current in value
+
+        return among
     compare = COMPARISONS[op]
 
     def ordered(r: Record) -> bool:

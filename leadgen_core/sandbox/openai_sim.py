@@ -32,6 +32,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from leadgen_core.sandbox.base import FaultConfig, SimRequest, SimResponse, SimServer, bearer_token
 from leadgen_core.sandbox.openai_quota import ModelQuota
 from leadgen_core.sandbox.profile import DEMO, SandboxProfile
@@ -86,6 +88,14 @@ REPLY_PRIMER_TOKENS = 3
 # word pieces: a tokenizer splits text at word and punctuation boundaries, long words in pieces
 PIECE_RE = re.compile(r" ?[A-Za-z]+| ?\d{1,3}| ?[^\sA-Za-z\d]+|\s+")
 LETTERS_PER_TOKEN = 6
+# count_tokens' character classes of ASCII: symbol 0, letter 1, digit 2, blank 3 (what \s matches), newline 4
+_SYMBOL, _LETTER, _DIGIT, _BLANK, _NEWLINE = range(5)
+_ASCII_CLASS = np.array(
+    [_NEWLINE if c == "\n" else _BLANK if re.match(r"\s", c) else _LETTER if c.isalpha() else _DIGIT if c.isdigit()
+     else _SYMBOL for c in map(chr, range(128))],
+    dtype=np.uint8,
+)  # fmt: skip
+_CHARS_PER_TOKEN = np.array([3.0, float(LETTERS_PER_TOKEN), 3.0, np.inf])  # by class; a blank run costs nothing
 
 
 def _err(status: int, message: str, *, code: str | None = None, param: str | None = None) -> SimResponse:
@@ -98,7 +108,29 @@ def _tokens(text: str) -> int:
 
 
 def count_tokens(text: str) -> int:
-    """Tokens of TEXT, approximated from its word pieces (realistic profile's `usage`)."""
+    """Tokens of TEXT, approximated from its word pieces (realistic profile's `usage`).
+
+    A piece is what PIECE_RE matches: a run of letters costs one token a LETTERS_PER_TOKEN letters,
+    digits one a three, other symbols one a three (one a LETTERS_PER_TOKEN when the run starts
+    with a non-ASCII letter), and a run of blanks one when it holds a newline. ASCII text (every
+    prompt the product sends) is counted over character classes in arrays, ~7x faster than the
+    pieces one by one (`count_tokens_by_piece`, the definition, which gives the same count:
+    tests/test_realistic_web_openai.py) and a 35,000-character prompt costs the simulator ~0.5 ms."""
+    if not text.isascii():
+        return count_tokens_by_piece(text)
+    if not text:
+        return 1
+    kinds = _ASCII_CLASS.take(np.frombuffer(text.encode("ascii"), dtype=np.uint8))
+    runs = np.minimum(kinds, _BLANK)  # a newline is a blank as far as runs go
+    starts = np.concatenate(([0], np.flatnonzero(runs[1:] != runs[:-1]) + 1))
+    lengths = np.diff(starts, append=len(runs))
+    tokens = int(np.ceil(lengths / _CHARS_PER_TOKEN.take(runs.take(starts))).sum())  # blank runs: 0
+    newline_runs = np.unique(np.searchsorted(starts, np.flatnonzero(kinds == _NEWLINE), side="right")).size
+    return max(1, tokens + newline_runs)
+
+
+def count_tokens_by_piece(text: str) -> int:
+    """`count_tokens` piece by piece: the definition, and the path for non-ASCII text."""
     total = 0
     for piece in PIECE_RE.findall(text):
         stripped = piece.strip()

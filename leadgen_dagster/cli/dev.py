@@ -55,9 +55,11 @@ def prepare(env: dict[str, str], stack: ExitStack, *, sandbox: bool) -> dict[str
                       app_password=s.app_password.get_secret_value() if s.app_password else None)  # fmt: skip
     _log(f"migrations: {len(applied)} applied" if applied else "migrations: up to date")
     if sandbox:
+        from leadgen_core.gc_tuning import tune_for_simulators
         from leadgen_core.sandbox.cluster import SandboxCluster
 
         cluster = stack.enter_context(SandboxCluster())
+        tune_for_simulators()  # leadgen_core.gc_tuning: the simulators' logs are long-lived
         env.update(cluster.env())
         urls = [f"{k}={v}" for k, v in cluster.env().items() if k.endswith("_URL")]  # URLs only, never keys
         _log("sandbox simulators listening: " + ", ".join(urls))

@@ -51,6 +51,7 @@ def sandbox() -> None:
 @friendly
 def sandbox_up(env_file: Path | None, registry_rows: int, profile: str, time_scale: float) -> None:
     """Start the simulators, print their URLs and environment, wait for SIGTERM or SIGINT."""
+    from leadgen_core.gc_tuning import tune_for_simulators
     from leadgen_core.sandbox.cluster import SandboxCluster
     from leadgen_core.sandbox.profile import SandboxProfile
 
@@ -64,6 +65,7 @@ def sandbox_up(env_file: Path | None, registry_rows: int, profile: str, time_sca
         if env_file is not None:
             write_env_file(env_file, env)
             click.echo(f"# written to {env_file}", err=True)
+        tune_for_simulators()  # leadgen_core.gc_tuning: the request logs are long-lived
         click.echo("# sandbox running; Ctrl-C or SIGTERM stops it", err=True)
         stop.wait()
     click.echo("# sandbox stopped", err=True)
