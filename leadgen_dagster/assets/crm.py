@@ -88,16 +88,17 @@ def lead_scores(
     context: dg.AssetExecutionContext, postgres: PostgresResource, settings: SettingsResource, vendors: VendorsResource
 ) -> dg.MaterializeResult:
     with night_stage(context, postgres, "lead_scores", vendors=vendors) as stage:
+        conns = postgres.stage_connections(stage.tenant_id, operation="lead scoring")
         report = run_score_stage(
             ScoreContext(
                 tenant_id=stage.tenant_id,
                 day=stage.day,
                 run_id=context.run_id,
                 settings=settings.get(),
-                tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="lead scoring"),
-                global_conn=lambda: postgres.shared(operation="lead scoring"),
-                global_statement=lambda: postgres.shared_statement(operation="lead scoring"),
-                tenant_pipe=lambda: postgres.tenant_pipeline(stage.tenant_id, operation="lead scoring"),
+                tenant_conn=conns.tenant_conn,
+                global_conn=conns.global_conn,
+                global_statement=conns.global_statement,
+                tenant_pipe=conns.tenant_pipe,
                 dry_run=stage.dry_run,
                 progress=context.log.info,
             )

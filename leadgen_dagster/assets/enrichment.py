@@ -62,16 +62,17 @@ def run_stage(
 ) -> dg.MaterializeResult:
     with night_stage(context, postgres, name, vendors=vendors) as stage:
         tenant_id = stage.tenant_id
+        conns = postgres.stage_connections(tenant_id, operation=name)
         ctx = EnrichContext(
             tenant_id=tenant_id,
             day=stage.day,
             run_id=context.run_id,
             settings=settings.get(),
             vendors=vendors.config(),
-            tenant_conn=lambda: postgres.tenant(tenant_id, operation=name),
-            global_conn=lambda: postgres.shared(operation=name),
-            global_statement=lambda: postgres.shared_statement(operation=name),
-            tenant_pipe=lambda: postgres.tenant_pipeline(tenant_id, operation=name),
+            tenant_conn=conns.tenant_conn,
+            global_conn=conns.global_conn,
+            global_statement=conns.global_statement,
+            tenant_pipe=conns.tenant_pipe,
             dry_run=stage.dry_run,
             progress=context.log.info,
         )
