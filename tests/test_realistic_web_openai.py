@@ -9,6 +9,7 @@ tier limits (`leadgen_core.vendors.openai_tiers`).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadgen_core.crawler.parse import parse_page
+from leadgen_core.sandbox import web_realistic
 from leadgen_core.sandbox.openai_quota import ModelQuota
 from leadgen_core.sandbox.openai_sim import OpenAISim, count_tokens, count_tokens_by_piece
 from leadgen_core.sandbox.profile import SandboxProfile
@@ -86,6 +88,30 @@ def test_realistic_pages_are_deterministic_per_seed_and_demo_is_unchanged(web: W
     with WebSim(seed=5) as demo:
         small = httpx.get(f"{demo.base_url}/about", headers={"Host": host}, trust_env=False)
         assert len(small.content) < 3_000 and "cookie" not in small.text.lower()
+
+
+def test_the_filler_drawn_fast_is_the_stdlib_filler(monkeypatch: pytest.MonkeyPatch, web: WebSim) -> None:
+    """The faster sentence draw gives the same sentences, and so the same pages, as `choice` and
+    `randint` would (the simulator checks this itself at import, and falls back if they differ)."""
+    assert web_realistic._sentence is web_realistic._sentence_drawn  # this Python draws the same way
+    for seed in range(300):
+        fast, slow = random.Random(seed), random.Random(seed)
+        assert [web_realistic._sentence_drawn(fast) for _ in range(6)] == [
+            web_realistic._sentence_stdlib(slow) for _ in range(6)
+        ]
+        assert fast.random() == slow.random()  # the same draws were used up
+    sites = [web.site(host) for host in HOSTS]
+    pages = [web_realistic.realistic_page(5, site, path) for site in sites for path in PAGES]
+    monkeypatch.setattr(web_realistic, "_sentence", web_realistic._sentence_stdlib)
+    assert [web_realistic.realistic_page(5, site, path) for site in sites for path in PAGES] == pages
+
+
+def test_site_specs_are_made_once_and_stay_the_same(web: WebSim) -> None:
+    host = HOSTS[2]
+    spec = web.site(host)
+    assert web.site(host.upper() + ".") is spec  # normalised, then found
+    assert WebSim(seed=5).site(host) == spec  # the same seed makes the same site
+    assert WebSim(seed=6).site(host) != spec
 
 
 @pytest.mark.parametrize(

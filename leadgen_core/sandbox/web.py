@@ -53,6 +53,7 @@ CRAWL_DELAY_S = 1.0
 HUGE_BYTES = 6_000_000
 HOSTILE_DEPTH = 3_000
 HTML_TYPE = "text/html; charset=utf-8"
+SITE_CACHE_SIZE = 100_000  # site specs kept (a night of ten tenants asks for ~7,000 sites)
 SCENARIO_SHARES: tuple[tuple[str, float], ...] = (
     ("normal", 0.70),
     ("noemail", 0.08),
@@ -144,12 +145,25 @@ class WebSim(SimServer):
         self.crawl_delay_s = crawl_delay_s
         self.pages_served = 0
         self._count_lock = threading.Lock()
+        # site specs already made, by (seed, host): a night asks for each site's spec on every one
+        # of its requests (robots.txt and every page), and a spec costs ~20 hashes to make
+        self._sites: dict[tuple[int, str], SiteSpec] = {}
         for method in ("GET", "HEAD"):
             self.route(method, "/", self._serve, prefix=True)
 
     # --- sites ----------------------------------------------------------------------------
     def site(self, host: str) -> SiteSpec:
+        """The site HOST serves: the same for the same seed and host, made once (SITE_CACHE_SIZE)."""
         host = host.lower().split(":")[0].rstrip(".")
+        key = (self.seed, host)
+        spec = self._sites.get(key)
+        if spec is None:
+            if len(self._sites) >= SITE_CACHE_SIZE:
+                self._sites.clear()  # a bound, not an eviction policy: specs are cheap to make again
+            spec = self._sites[key] = self._make_site(host)
+        return spec
+
+    def _make_site(self, host: str) -> SiteSpec:
         label = host.split(".")[0]
         s = str(self.seed)
         scenario = _pick(SCENARIO_SHARES, stable_fraction(s, host, "scenario"))
