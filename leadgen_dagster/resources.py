@@ -54,7 +54,9 @@ Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 
 @dataclass(frozen=True)
 class StageConnections:
-    """The `tenant_conn`, `global_conn`, `global_statement` and `tenant_pipe` of a stage's context."""
+    """The `tenant_conn`, `global_conn`, `global_statement` (one statement on the shared tables,
+    outside a transaction block) and `tenant_pipe` (a tenant transaction pipelined with its
+    statements: one round trip) of a stage's context."""
 
     tenant_conn: Connect
     global_conn: Connect
@@ -91,14 +93,6 @@ class PostgresResource(dg.ConfigurableResource):
 
     def shared(self, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
         return self.db.global_transaction(operation=operation)
-
-    def tenant_pipeline(self, tenant_id: str, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
-        """A tenant transaction with BEGIN and COMMIT pipelined with its statements (one round trip)."""
-        return self.db.tenant_pipeline(tenant_id, operation=operation)
-
-    def shared_statement(self, *, operation: str) -> AbstractContextManager[psycopg.Connection]:
-        """A connection for one statement on the shared tables, outside a transaction block."""
-        return self.db.global_statement(operation=operation)
 
     def stage_connections(self, tenant_id: str, *, operation: str) -> StageConnections:
         """A night stage's four ways to the database, bound to the pool once: a stage opens tens of

@@ -145,9 +145,9 @@ class WebSim(SimServer):
         self.crawl_delay_s = crawl_delay_s
         self.pages_served = 0
         self._count_lock = threading.Lock()
-        # site specs already made, by (seed, host): a night asks for each site's spec on every one
-        # of its requests (robots.txt and every page), and a spec costs ~20 hashes to make
-        self._sites: dict[tuple[int, str], SiteSpec] = {}
+        # site specs already made, by host (the seed is fixed): a night asks for each site's spec on
+        # every one of its requests (robots.txt and every page), and a spec costs ~20 hashes to make
+        self._sites: dict[str, SiteSpec] = {}
         for method in ("GET", "HEAD"):
             self.route(method, "/", self._serve, prefix=True)
 
@@ -155,12 +155,11 @@ class WebSim(SimServer):
     def site(self, host: str) -> SiteSpec:
         """The site HOST serves: the same for the same seed and host, made once (SITE_CACHE_SIZE)."""
         host = host.lower().split(":")[0].rstrip(".")
-        key = (self.seed, host)
-        spec = self._sites.get(key)
+        spec = self._sites.get(host)
         if spec is None:
             if len(self._sites) >= SITE_CACHE_SIZE:
                 self._sites.clear()  # a bound, not an eviction policy: specs are cheap to make again
-            spec = self._sites[key] = self._make_site(host)
+            spec = self._sites[host] = self._make_site(host)
         return spec
 
     def _make_site(self, host: str) -> SiteSpec:

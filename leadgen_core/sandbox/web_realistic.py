@@ -72,7 +72,8 @@ def _sentence_drawn(rng: random.Random) -> str:
     come down to `getrandbits` with rejection (CPython's `Random._randbelow`), done here without the
     two calls a word around it. The filler is most of the realistic web simulator's CPU (a page's
     copy is thousands of words), and the simulators share the benchmark's two cores with the run
-    workers. `_SENTENCE` checks at import that both give the same text, else uses the stdlib's."""
+    workers. `_sentence` is this one when `_same_sentences` finds at import that both give the
+    same text, else the stdlib's."""
     draw = rng.getrandbits
     extra = draw(4)
     while extra >= 10:

@@ -131,7 +131,7 @@ def odoo_sync(
                 tenant_id=stage.tenant_id,
                 day=stage.day,
                 settings=settings.get(),
-                tenant_conn=lambda: postgres.tenant(stage.tenant_id, operation="odoo sync"),
+                tenant_conn=postgres.stage_connections(stage.tenant_id, operation="odoo sync").tenant_conn,
                 environ=os.environ,
                 dry_run=stage.dry_run,
                 progress=context.log.info,
