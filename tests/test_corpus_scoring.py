@@ -64,3 +64,51 @@ def test_sentence_gaps_are_those_of_the_look_behind_form(seed: int) -> None:
         rng.choice(["a", "B", "7", ".", "!", "?", " ", "\n", "  ", '"', "'", "é", "\u00a0"]) for _ in range(3000)
     )
     assert [m.span(1) for m in SENTENCE_END_RE.finditer(text)] == [m.span() for m in look_behind.finditer(text)]
+
+
+def _drop_repeats_by_definition(pages: list[tuple[str, str]], shingle: int) -> list[tuple[str, list[str]]]:
+    """`drop_repeats` as its docstring says it: a word is dropped when a run of SHINGLE words holding
+    it was seen on an earlier page (runs as tuples, seen pages in a set); the rest, joined by spaces."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for label, text in pages:
+        words = text.split()
+        runs = [tuple(words[i : i + shingle]) for i in range(len(words) - shingle + 1)]
+        dropped = [False] * len(words)
+        for i, run in enumerate(runs):
+            if run in seen:
+                for j in range(i, i + shingle):
+                    dropped[j] = True
+        seen.update(runs)
+        segments, current = [], []
+        for word, drop in zip(words, dropped, strict=True):
+            if drop:
+                if current:
+                    segments.append(" ".join(current))
+                current = []
+            else:
+                current.append(word)
+        if current:
+            segments.append(" ".join(current))
+        out.append((label, segments))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_repeats_dropped_as_defined(seed: int) -> None:
+    # drop_repeats finds a site's repeated runs with one sort of every page's keys; the pages share
+    # boilerplate blocks, repeat runs of their own (kept: only an earlier page's runs are repeats),
+    # and are empty, shorter than a run, or split on Unicode blanks
+    from leadgen_core.enrich.corpus import drop_repeats
+
+    rng = random.Random(seed)
+    vocabulary = ["menu", "home", "about", "contact", "cookies", "accept", "Acme", "robots", "team", "the",
+                  "of", "ß", "İstanbul", "jane@acme.test"][: rng.choice([3, 6, 14])]  # fmt: skip
+    blocks = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 30))) for _ in range(4)]
+    pages = []
+    for i in range(rng.randint(0, 6)):
+        parts = [rng.choice(blocks) if rng.random() < 0.5 else " ".join(rng.choice(vocabulary) for _ in range(
+            rng.randint(0, 40))) for _ in range(rng.randint(0, 6))]  # fmt: skip
+        pages.append((f"page{i}", rng.choice([" ", "\n", "\u00a0", "\t\u3000 "]).join(parts)))
+    shingle = rng.choice([1, 2, 3, 8])
+    assert drop_repeats(pages, shingle=shingle) == _drop_repeats_by_definition(pages, shingle)
