@@ -331,6 +331,13 @@ class OpenAIExtractor:
         # the realistic sandbox). So the timeout grows with the tokens the answer may hold.
         timeout = completion_timeout_s(self._timeout_s, max_tokens, self._slowest_tokens_per_s)
         kwargs["timeout"] = timeout
+        # Before sending, the SDK walks `messages` against every member of its message-type union
+        # to apply aliases and formats that plain string messages do not have: ~1.1 ms of CPU a
+        # call on a 2-vCPU EPYC, for a body it leaves unchanged. So the messages go in `extra_body`,
+        # which the SDK merges into the JSON body as is and over its own keys (`_merge_mappings`:
+        # "the second mapping takes precedence"); `messages=[]` is its required argument, replaced.
+        kwargs["extra_body"] = {**kwargs.get("extra_body", {}), "messages": kwargs["messages"]}
+        kwargs["messages"] = []
         if limiter is None:
             plain = self._client.chat.completions
             return await (plain.parse(**kwargs) if parse else plain.create(**kwargs))
