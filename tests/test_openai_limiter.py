@@ -62,6 +62,29 @@ def test_a_booking_too_far_away_is_given_back(app_db: Database) -> None:
     assert bucket.book(10) == pytest.approx(10.0, abs=0.3)  # the refused 30 were not kept
 
 
+def test_a_settlement_on_a_statement_connection_is_one_transaction_all_or_none(app_db: Database) -> None:
+    # the limiters settle through `Database.global_statement`: the pipeline's statements, sent
+    # before one Sync, are one implicit transaction (no BEGIN and COMMIT round trips), so a failing
+    # one takes the others back with it, and nothing is left open on the pooled connection
+    from leadgen_core.db.pool import transactions_opened
+    from leadgen_core.errors import DatabaseError
+    from leadgen_core.spend.ratelimit import apply_adjustments
+
+    one = lambda: app_db.global_statement()  # noqa: E731
+    bucket = SharedTokenBucket(conn_of(app_db), bucket="t:one", per_minute=600, one=one)
+    bucket.book(600)  # the bucket is empty: the next 600 wait a minute
+    before = transactions_opened()
+    apply_adjustments(one, bucket.adjustments(300) + [bucket.adjust_params(ceiling=1_000)])
+    assert transactions_opened() == before + 1
+    assert bucket.book(0) == 0.0 and bucket.book(300) == pytest.approx(0.0, abs=0.3)  # the 300 came back
+    bad = {**bucket.adjust_params(delta=1), "ceiling": "not a number"}
+    with pytest.raises(DatabaseError):
+        apply_adjustments(one, bucket.adjustments(600) + [bad])
+    assert bucket.book(60) == pytest.approx(6.0, abs=0.3)  # the 600 before the failure were not given
+    with app_db.global_statement() as conn:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 def _spend(app_dsn: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     db = Database(app_dsn, min_size=1, max_size=2, name="tokens").open()
     bucket = SharedTokenBucket(lambda: db.global_transaction(), bucket="t:procs", per_minute=120_000, capacity=2_000)

@@ -69,7 +69,7 @@ class OpenAILimiter:
         key_id = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
         base = f"{BUCKET_PREFIX}{key_id}:{model}"
         self.rpm, self.tpm = rpm, tpm
-        self._conn = conn
+        self._one = one or conn  # the settlements' pipeline: one implicit transaction (apply_adjustments)
         self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm, one=one)
         # TENANT: tenants sharing the key get equal shares of its tokens per minute (SharedTokenBucket)
         self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, tenant=tenant, one=one)
@@ -110,7 +110,7 @@ class OpenAILimiter:
         if counted != reservation.tokens:
             changes += self.tokens.adjustments(reservation.tokens - counted)
         if changes:
-            await db_step(apply_adjustments, self._conn, changes)
+            await db_step(apply_adjustments, self._one, changes)
 
     async def release(self, reservation: Reservation) -> None:
         """The call was refused before it counted (a 429): return what it booked."""
@@ -121,7 +121,7 @@ class OpenAILimiter:
         """Never believe more is left than the x-ratelimit-remaining-* headers say (one transaction)."""
         changes = self._observed(headers)
         if changes:
-            await db_step(apply_adjustments, self._conn, changes)
+            await db_step(apply_adjustments, self._one, changes)
 
     def _observed(self, headers: Mapping[str, str]) -> list[dict[str, object]]:
         tokens = _header_int(headers, "x-ratelimit-remaining-tokens")

@@ -159,9 +159,11 @@ SET level = least(%(ceiling)s, {_REFILLED} + %(delta)s), updated_at = clock_time
 def apply_adjustments(
     conn: Callable[[], AbstractContextManager[psycopg.Connection]], changes: list[dict[str, object]]
 ) -> None:
-    """ADJUST_SQL once for each of CHANGES (`SharedTokenBucket.adjust_params`), in one transaction:
-    a call's settlement touches several buckets, and each transaction is two round trips. The
-    statements go in one pipeline (psycopg's `executemany`), in order: one round trip for all."""
+    """ADJUST_SQL once for each of CHANGES (`SharedTokenBucket.adjust_params`), all or none: a call's
+    settlement touches several buckets. The statements go in one pipeline (psycopg's `executemany`),
+    in order, one round trip for all. CONN is best a statement connection (`Database.
+    global_statement`): on it the pipeline's statements, sent before one Sync, are one implicit
+    transaction, and the BEGIN and COMMIT round trips of a transaction-lending CONN are saved."""
     with conn() as c, c.cursor() as cur:
         cur.executemany(ADJUST_SQL, changes)
 
@@ -189,8 +191,9 @@ class SharedTokenBucket:
     ) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
-        self._conn = conn
-        self._one = one or conn  # `book` and `book_share` are one statement each (as SharedRateLimiter's)
+        # `book`, `book_share` and the adjustments' pipeline are one statement (or one implicit
+        # transaction) each, as SharedRateLimiter's
+        self._one = one or conn
         self.bucket = bucket
         self.per_s = per_minute / 60.0
         self.capacity = float(capacity if capacity is not None else per_minute)
@@ -227,7 +230,7 @@ class SharedTokenBucket:
         return params
 
     def _adjust(self, *, delta: float = 0.0, ceiling: float | None = None, bucket: str | None = None) -> None:
-        apply_adjustments(self._conn, [self.adjust_params(delta=delta, ceiling=ceiling, bucket=bucket)])
+        apply_adjustments(self._one, [self.adjust_params(delta=delta, ceiling=ceiling, bucket=bucket)])
 
     async def _wait(self, wait: float, cost: float, max_wait_s: float, *, share: bool) -> None:
         """Sleep WAIT for COST units; beyond MAX_WAIT_S, or when cancelled, give them back."""
@@ -266,7 +269,7 @@ class SharedTokenBucket:
     async def adjust(self, delta: float) -> None:
         """Give back DELTA units (or take more when negative), never above the capacity (the
         tenant's share too, so a settled reservation's slack goes back to both; one transaction)."""
-        await db_step(apply_adjustments, self._conn, self.adjustments(delta))
+        await db_step(apply_adjustments, self._one, self.adjustments(delta))
 
     def adjustments(self, delta: float) -> list[dict[str, object]]:
         """`adjust`'s changes (`apply_adjustments`), to apply with others in one transaction."""
