@@ -15,14 +15,20 @@ from leadgen_core.enrich.context import http_pool_limits
 from leadgen_core.settings import Settings
 from leadgen_core.vendors.pool import ShardedTransport, shard_count, sharded_client
 
+WAVE = 48  # requests in flight at once, each wave
+
 
 class _Counting(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the stdlib's 5 drops handshakes when 48 connections open at once
 
-    def __init__(self) -> None:
+    def __init__(self, wave: int | None = None) -> None:
         self.ports: set[int] = set()
         self.lock = threading.Lock()
+        # with WAVE, every answer of a wave waits until the whole wave has arrived, so each wave
+        # holds WAVE connections at once however slowly a loaded machine starts its requests
+        # (without it, a request that began after an earlier one ended reused its connection)
+        self.wave = threading.Barrier(wave, timeout=20) if wave else None
 
         server = self
 
@@ -35,6 +41,11 @@ class _Counting(ThreadingHTTPServer):
             def do_GET(self) -> None:  # noqa: N802
                 with server.lock:
                     server.ports.add(self.client_address[1])
+                if server.wave is not None:
+                    try:
+                        server.wave.wait()
+                    except threading.BrokenBarrierError:
+                        server.wave.reset()
                 body = b'{"status": "valid"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -47,7 +58,15 @@ class _Counting(ThreadingHTTPServer):
 
 @pytest.fixture
 def server() -> Iterator[_Counting]:
-    srv = _Counting()
+    yield from _serve(_Counting())
+
+
+@pytest.fixture
+def wave_server() -> Iterator[_Counting]:
+    yield from _serve(_Counting(WAVE))
+
+
+def _serve(srv: _Counting) -> Iterator[_Counting]:
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -61,21 +80,23 @@ async def _waves(url: str, limits: httpx.Limits, *, in_flight: int, waves: int) 
             await asyncio.gather(*(http.get(url) for _ in range(in_flight)))
 
 
-def test_pool_keeps_every_in_flight_connection_alive(server: _Counting) -> None:
+def test_pool_keeps_every_in_flight_connection_alive(wave_server: _Counting) -> None:
+    server = wave_server
     settings = Settings(ZEROBOUNCE_IN_FLIGHT=48)
     limits = http_pool_limits(settings, workers=32)
     assert limits.max_keepalive_connections == limits.max_connections == 48
     url = f"http://127.0.0.1:{server.server_address[1]}/v2/validate"
-    asyncio.run(_waves(url, limits, in_flight=48, waves=4))
+    asyncio.run(_waves(url, limits, in_flight=WAVE, waves=4))
     # 192 requests, 48 at a time: the second to fourth waves reuse the first wave's connections
     assert len(server.ports) <= 48
 
 
-def test_a_smaller_keepalive_pool_reconnects_every_wave(server: _Counting) -> None:
+def test_a_smaller_keepalive_pool_reconnects_every_wave(wave_server: _Counting) -> None:
     """The failure the sizing avoids: 16 kept alive of 48 in flight opens new connections each wave."""
+    server = wave_server
     url = f"http://127.0.0.1:{server.server_address[1]}/v2/validate"
-    asyncio.run(_waves(url, httpx.Limits(max_connections=48, max_keepalive_connections=16), in_flight=48, waves=4))
-    assert len(server.ports) > 48
+    asyncio.run(_waves(url, httpx.Limits(max_connections=WAVE, max_keepalive_connections=16), in_flight=WAVE, waves=4))
+    assert len(server.ports) > WAVE
 
 
 # --- the sharded pool (vendors.pool) ------------------------------------------------------------
