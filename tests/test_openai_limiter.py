@@ -143,6 +143,49 @@ def test_the_limiter_paces_a_burst_under_the_tokens_per_minute(app_db: Database)
     assert took >= 3.0  # 13 × ~5,020 tokens against 60,000 a minute: the 13th waited ~5 s for the refill
 
 
+class LateBurst:
+    """A limiter whose bookings made at once reach OpenAI DELAY_S late (a burst opening new
+    connections on a busy event loop), while a booking that waited its turn is sent at once."""
+
+    def __init__(self, inner: OpenAILimiter, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+
+    async def reserve(self, tokens: int) -> object:
+        started = time.monotonic()
+        reservation = await self.inner.reserve(tokens)
+        if time.monotonic() - started < 0.3:
+            await asyncio.sleep(self.delay_s)
+        return reservation
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_burst_that_reaches_openai_late_does_not_make_a_waiting_call_early(app_db: Database) -> None:
+    # OpenAI's bucket refills from the burst's first arrival, ours from its first booking. 11 calls
+    # booked at once arrive 0.6 s late; the 12th waited for the refill and is sent at once. Without
+    # the limiter's arrival allowance it waits 1.2 s and arrives 0.5 s of refill early (a 429); with
+    # it, it waits 2.2 s and arrives with 0.5 s to spare
+    from leadgen_core.spend.openai_limiter import ARRIVAL_ALLOWANCE_S
+
+    assert ARRIVAL_ALLOWANCE_S == 1.0
+    with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
+        limiter = OpenAILimiter(conn_of(app_db), api_key=KEY, model="gpt-4o-mini", rpm=600, tpm=60_000)
+        extractor = OpenAIExtractor(base_url=f"{sim.base_url}/v1", api_key=KEY, max_retries=0, timeout_s=30)
+        extractor.limiter = LateBurst(limiter, 0.6)  # type: ignore[assignment]
+
+        async def burst() -> list[object]:
+            async with extractor:
+                calls = [extractor.complete_text(system="Be brief.", user=f"Lead {i}.", max_tokens=5_080)
+                         for i in range(12)]  # fmt: skip
+                return await asyncio.gather(*calls, return_exceptions=True)
+
+        results = asyncio.run(burst())
+        statuses = [r.status for r in sim.log]
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert statuses == [200] * 12 and sim.rate_limited == 0
+
+
 def test_a_key_spent_elsewhere_is_honoured_through_the_429_reset(app_db: Database) -> None:
     with OpenAISim(api_key=KEY, profile=REALISTIC, limits=SMALL) as sim:
         other = openai.OpenAI(base_url=f"{sim.base_url}/v1", api_key=KEY, max_retries=0)

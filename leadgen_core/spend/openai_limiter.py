@@ -13,6 +13,13 @@ into 429s on a tier-1 key long before its 500 RPM. So every call:
    buckets think is free);
 3. on a 429 keeps the bucket shut until the named reset.
 
+Both buckets hold a minute's allowance less ARRIVAL_ALLOWANCE_S of refill. OpenAI's buckets start
+refilling when a burst's first request *arrives*, ours when it is *booked*: a burst's first
+request reaches OpenAI later after its booking (a new connection, a busy event loop) than a
+request sent after a wait does, and without the allowance that request arrives a few tokens
+early (seen: refused by 1 token, 85 ms of refill, on a loaded machine). It costs one second of
+allowance in a burst and nothing in the steady state, whose pace is the refill's.
+
 Buckets are per key (a hash of it, never the key) and model, so a tenant's own key gets its own
 limits and tenants on the platform's key share one, fairly: each call also books its tenant's
 share of the tokens (`SharedTokenBucket` with a tenant), 1/K of the TPM with K tenants waiting.
@@ -35,6 +42,12 @@ from leadgen_core.vendors.openai_tiers import parse_duration, tier_limits, try_a
 
 BUCKET_PREFIX = "openai:"
 MIN_BLOCK_S = 0.05
+ARRIVAL_ALLOWANCE_S = 1.0  # see the module docstring
+
+
+def held(per_minute: float) -> float:
+    """A bucket's capacity: a minute's allowance less ARRIVAL_ALLOWANCE_S of refill."""
+    return per_minute * (1.0 - ARRIVAL_ALLOWANCE_S / 60.0)
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,10 @@ class OpenAILimiter:
         base = f"{BUCKET_PREFIX}{key_id}:{model}"
         self.rpm, self.tpm = rpm, tpm
         self._one = one or conn  # the settlements' pipeline: one implicit transaction (apply_adjustments)
-        self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm, one=one)
+        self.requests = SharedTokenBucket(conn, bucket=f"{base}:requests", per_minute=rpm, capacity=held(rpm), one=one)
         # TENANT: tenants sharing the key get equal shares of its tokens per minute (SharedTokenBucket)
-        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, tenant=tenant, one=one)
+        self.tokens = SharedTokenBucket(conn, bucket=f"{base}:tokens", per_minute=tpm, capacity=held(tpm),
+                                        tenant=tenant, one=one)  # fmt: skip
 
     @classmethod
     def for_tier(
@@ -93,9 +107,9 @@ class OpenAILimiter:
                    one=one)  # fmt: skip
 
     async def reserve(self, tokens: int) -> Reservation:
-        """One request and TOKENS (capped at a minute's worth), waiting until both are free."""
+        """One request and TOKENS (capped at the bucket's capacity), waiting until both are free."""
         await self.requests.take(1)
-        booked = int(min(tokens, self.tpm))
+        booked = int(min(tokens, self.tokens.capacity))
         try:
             await self.tokens.take(booked)
         except BaseException:
