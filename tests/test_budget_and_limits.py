@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import time
 from datetime import date, timedelta
 
 import psycopg
@@ -22,9 +21,9 @@ from leadgen_core.enrich.context import EnrichContext, build_spender
 from leadgen_core.errors import BudgetExhausted
 from leadgen_core.settings import Settings
 from leadgen_core.spend import budget
-from leadgen_core.spend.ratelimit import SharedRateLimiter
 from leadgen_core.spend.spender import DryRunSkipped, Spender
 from tests.conftest import add_tenant
+from tests.stamped import StampedLimiter
 
 DAY = date(2026, 3, 2)
 
@@ -219,16 +218,15 @@ def test_ledger_day_follows_the_clock_and_a_reservation_settles_on_its_own_day(a
 
 def _hammer(app_dsn: str, n: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     db = Database(app_dsn, min_size=1, max_size=2, name="limiter").open()
-    limiter = SharedRateLimiter(lambda: db.global_transaction(), bucket="test", rate_per_s=20, burst=1)
+    # each slot at the time the server scheduled it (tests/stamped.py), not when the process woke
+    limiter = StampedLimiter(lambda: db.global_transaction(), bucket="test", rate_per_s=20, burst=1)
 
-    async def main() -> list[float]:
-        stamps = []
+    async def main() -> None:
         for _ in range(n):
             await limiter.acquire()
-            stamps.append(time.time())
-        return stamps
 
-    queue.put(asyncio.run(main()))
+    asyncio.run(main())
+    queue.put(limiter.stamps)
     db.close()
 
 
@@ -241,8 +239,8 @@ def test_rate_limit_holds_across_processes(clean_db) -> None:  # type: ignore[no
     stamps = sorted(queue.get(timeout=60) + queue.get(timeout=60))
     for p in procs:
         p.join(30)
-    # 40 calls at 20/s across two processes take at least ~1.95 s, and no 1-second window holds more than 21
-    assert stamps[-1] - stamps[0] >= 1.9
+    # 40 slots at 20/s across two processes span at least 1.95 s, and no 1-second window holds more than 21
+    assert len(stamps) == 40 and stamps[-1] - stamps[0] >= 1.9
     assert max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps) <= 21
 
 

@@ -64,6 +64,7 @@ def sim() -> Iterator[LushaSim]:
 
 
 def test_the_client_stops_at_the_quota_before_sending(app_db: Database, sim: LushaSim) -> None:
+    clear_of_a_window_edge()
     q = quota(app_db, QuotaWindow(2, 3_600), bucket="quota:lusha-client")
 
     async def main() -> None:
