@@ -29,6 +29,7 @@ from leadgen_core.vendors import OpenAIExtractor, TavilyClient
 from leadgen_core.vendors import http as vendor_http
 from leadgen_core.vendors.http import RetryPolicy
 from leadgen_core.vendors.limits import RETRY_AFTER_MAX_S, ZEROBOUNCE_BATCH_BLOCK_S
+from tests.test_vendor_clients import refuse
 
 TAVILY_KEY = "sandbox-tavily-key"
 OPENAI_KEY = "sandbox-openai-key"
@@ -74,19 +75,23 @@ async def _search(sim: TavilySim, policy: RetryPolicy) -> object:
 
 
 def test_retry_after_within_the_maximum_is_slept_as_sent() -> None:
-    # the backoff would be 5 s: finishing after ~1.2 s proves the header's 1.2 s was used as sent
-    policy = RetryPolicy(max_attempts=3, base_backoff_s=5.0, max_backoff_s=5.0, max_retry_after_s=2.0)
-    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=1.2)) as sim:
-        asyncio.run(_search(sim, policy))
+    # a backoff would be 10-20 s and the maximum 20 s: finishing after 1.2 s and within 5 s proves
+    # the header's 1.2 s was slept as sent (the 429s are counted, not timed: see `refuse`)
+    policy = RetryPolicy(max_attempts=3, base_backoff_s=20.0, max_backoff_s=20.0, max_retry_after_s=20.0)
+    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(retry_after_s=1.2)) as sim:
+        refuse(sim, 1)
         started = time.monotonic()
         asyncio.run(_search(sim, policy))
         elapsed = time.monotonic() - started
-    assert 1.15 <= elapsed < 2.5
+        statuses = [r.status for r in sim.log]
+    assert statuses == [429, 200]
+    assert 1.15 <= elapsed < 5.0
 
 
 def test_retry_after_beyond_the_maximum_gives_up_at_once_with_the_wait() -> None:
     policy = RetryPolicy(max_attempts=4, max_retry_after_s=2.0)
-    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=45)) as sim:
+    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(retry_after_s=45)) as sim:
+        refuse(sim, after=1)
         asyncio.run(_search(sim, policy))
         started = time.monotonic()
         with pytest.raises(RateLimited) as caught:
@@ -94,7 +99,7 @@ def test_retry_after_beyond_the_maximum_gives_up_at_once_with_the_wait() -> None
         elapsed = time.monotonic() - started
         statuses = [r.status for r in sim.log]
     assert caught.value.retry_after == 45.0  # as sent, not capped at 30 (the caller reschedules)
-    assert statuses == [200, 429] and elapsed < 1.0  # no retry into the block
+    assert statuses == [200, 429] and elapsed < 5.0  # no retry into the block (45 s, or 3 x 2 s capped)
 
 
 def test_tavily_key_kind_sets_the_default_rate() -> None:
@@ -108,13 +113,14 @@ def test_tavily_key_kind_sets_the_default_rate() -> None:
 
 
 def test_a_wait_past_the_stage_deadline_fails_at_once_instead_of_sleeping() -> None:
-    # the vendor's 5 s is within Tavily's 60 s maximum, but the stage has ~1 s left: no sleep
+    # the vendor's 20 s is within Tavily's 60 s maximum, but the stage has under 8 s left: no sleep
     policy = RetryPolicy(max_attempts=4, max_retry_after_s=RETRY_AFTER_MAX_S["tavily"])
-    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=5)) as sim:
+    with TavilySim(api_key=TAVILY_KEY, faults=FaultConfig(retry_after_s=20)) as sim:
+        refuse(sim, after=1)  # the first search passes, the second is told to come back in 20 s
 
         async def twice() -> None:
             async with TavilyClient(base_url=sim.base_url, api_key=TAVILY_KEY, retry=policy) as client:
-                client.deadline = time.monotonic() + 1.0
+                client.deadline = time.monotonic() + 8.0
                 await client.search("Acme Robotics Pte Ltd Singapore official website")
                 await client.search("Beta Foods Pte Ltd Singapore official website")
 
@@ -123,8 +129,8 @@ def test_a_wait_past_the_stage_deadline_fails_at_once_instead_of_sleeping() -> N
             asyncio.run(twice())
         elapsed = time.monotonic() - started
         statuses = [r.status for r in sim.log]
-    assert statuses == [200, 429] and elapsed < 1.0
-    assert caught.value.retry_after == 5.0 and "outlast the stage's time budget" in str(caught.value)
+    assert statuses == [200, 429] and elapsed < 8.0  # neither the 20 s nor a sleep until the deadline
+    assert caught.value.retry_after == 20.0 and "outlast the stage's time budget" in str(caught.value)
 
 
 def test_openai_retry_after_is_reported_as_sent_not_capped_at_30s() -> None:
@@ -133,7 +139,8 @@ def test_openai_retry_after_is_reported_as_sent_not_capped_at_30s() -> None:
             await client.complete_text(system="s", user="u", max_tokens=5)
             await client.complete_text(system="s", user="u", max_tokens=5)
 
-    with OpenAISim(api_key=OPENAI_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=45)) as sim:
+    with OpenAISim(api_key=OPENAI_KEY, faults=FaultConfig(retry_after_s=45)) as sim:
+        refuse(sim, after=1)  # the first call passes, the second is refused
         extractor = OpenAIExtractor(base_url=f"{sim.base_url}/v1", api_key=OPENAI_KEY, max_retries=0)
         with pytest.raises(RateLimited) as caught:
             asyncio.run(twice(extractor))
@@ -152,11 +159,12 @@ def test_acra_has_one_retry_loop_under_the_shared_policy() -> None:
 
 def test_acra_download_gives_up_at_once_on_a_retry_after_beyond_its_maximum(tmp_path: Path) -> None:
     # initiate-download passes, poll-download is told to come back in 2 minutes: no 2-minute sleep
-    with AcraSim(rows=5, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=120)) as sim:
+    with AcraSim(rows=5, faults=FaultConfig(retry_after_s=120)) as sim:
+        refuse(sim, after=1)
         options = DownloadOptions(base_url=sim.base_url, poll_interval_s=0, max_polls=3, backoff_s=0.01)
         started = time.monotonic()
         with pytest.raises(RateLimited) as caught:
             asyncio.run(download_csv(sim.resource_id, tmp_path / "x.csv", options=options))
         elapsed = time.monotonic() - started
         assert [r.status for r in sim.dataset_requests()] == [201, 429]  # initiated, then told to wait
-    assert caught.value.retry_after == 120.0 and elapsed < 1.0
+    assert caught.value.retry_after == 120.0 and elapsed < 5.0  # not the 2 minutes

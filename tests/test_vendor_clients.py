@@ -10,6 +10,7 @@ malformed bodies). Nothing in the clients is mocked; assertions read the simulat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -30,7 +31,7 @@ from leadgen_core.errors import (
     VendorUnavailable,
 )
 from leadgen_core.redaction import redact
-from leadgen_core.sandbox.base import FaultConfig, SimServer
+from leadgen_core.sandbox.base import FaultConfig, LoggedRequest, SimServer
 from leadgen_core.sandbox.lusha import LushaSim, people_at
 from leadgen_core.sandbox.naming import company_slug, sandbox_domain, stable_fraction
 from leadgen_core.sandbox.openai_sim import OpenAISim
@@ -106,6 +107,32 @@ def seed_for_burst(rate: float, burst: int) -> int:
 
 def statuses(sim: SimServer) -> list[int]:
     return [r.status for r in sim.log]
+
+
+def refuse(sim: S, times: int | None = None, *, after: int = 0) -> S:
+    """Make SIM answer 429 (with its FaultConfig's Retry-After) to TIMES requests (all when None)
+    after the first AFTER: counted, where `rate_limit_per_s` is a 1 s sliding window that a busy
+    machine's slow retries can fall out of."""
+    seen = itertools.count()  # next() on it is atomic: the simulator's handler threads share it
+
+    def rate_limited() -> bool:
+        n = next(seen)
+        return n >= after and (times is None or n < after + times)
+
+    sim._rate_limited = rate_limited  # type: ignore[method-assign]
+    return sim
+
+
+def settled_log(sim: SimServer, *, gave_up: float, latency_s: float) -> list[LoggedRequest]:
+    """SIM's log once it holds a request (waited for up to 5 s, however busy the machine) and
+    LATENCY_S, the simulator's answering time, has passed since the client GAVE_UP (a monotonic
+    time): every request the client sent before that (a re-send too) has been answered and logged."""
+    deadline = time.monotonic() + 5.0
+    while not sim.log and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(max(0.0, gave_up + latency_s + 0.1 - time.monotonic()))
+    with sim._lock:
+        return list(sim.log)
 
 
 # --- shared simulators (stopping one costs its 0.5 s poll interval) -----------------------------
@@ -209,39 +236,47 @@ def test_tavily_advanced_depth_costs_two_and_extract_batches_by_twenty(tavily: T
 
 # --- retries and failures (shared HTTP helper) ------------------------------------------------
 def test_429_retry_after_is_honoured_then_succeeds() -> None:
-    # base backoff of 5 s: finishing in ~0.9 s proves the 0.3 s Retry-After was used instead
-    policy = RetryPolicy(max_attempts=6, base_backoff_s=5.0, max_backoff_s=5.0)
-    for sim in faulty_tavily(FaultConfig(rate_limit_per_s=1, retry_after_s=0.3)):
-        run(tavily_search(sim))
+    # a backoff would be 5-10 s a wait: finishing within 5 s proves the 0.5 s Retry-After was used
+    policy = RetryPolicy(max_attempts=6, base_backoff_s=10.0, max_backoff_s=10.0)
+    for sim in faulty_tavily(FaultConfig(retry_after_s=0.5)):
+        refuse(sim, 3)
         started = time.monotonic()
         result = run(tavily_search(sim, retry=policy))
         elapsed = time.monotonic() - started
-        assert result.results
-        assert statuses(sim) == [200, 429, 429, 429, 200] or statuses(sim) == [200, 429, 429, 429, 429, 200]
-        assert 0.85 <= elapsed < 2.0
+    assert result.results
+    assert statuses(sim) == [429, 429, 429, 200]
+    assert 1.45 <= elapsed < 5.0  # three waits of 0.5 s; a single backoff among them would make it >= 5 s
 
 
-def test_429_is_retried_a_bounded_number_of_times() -> None:
-    for sim in faulty_tavily(FaultConfig(rate_limit_per_s=1, retry_after_s=0.2)):
-        run(tavily_search(sim))
+def test_429_is_retried_a_bounded_number_of_times(caplog: pytest.LogCaptureFixture) -> None:
+    policy = RetryPolicy(max_attempts=3, base_backoff_s=10.0, max_backoff_s=10.0)
+    for sim in faulty_tavily(FaultConfig(retry_after_s=0.2)):
+        refuse(sim)
         started = time.monotonic()
-        with pytest.raises(RateLimited) as caught:
-            run(tavily_search(sim, retry=RetryPolicy(max_attempts=3)))
+        with caplog.at_level(logging.WARNING, logger="leadgen_core.vendors.http"):
+            with pytest.raises(RateLimited) as caught:
+                run(tavily_search(sim, retry=policy))
         elapsed = time.monotonic() - started
-    assert statuses(sim) == [200, 429, 429, 429]
-    assert 0.35 <= elapsed < 1.0  # two waits of 0.2 s, none after the last attempt
+    assert statuses(sim) == [429, 429, 429]
+    # the waits it scheduled (logged before each sleep): two of 0.2 s, none after the last attempt
+    waits = [r.getMessage().rsplit("; ", 1)[-1] for r in caplog.records if r.name == "leadgen_core.vendors.http"]
+    assert waits == ["retry 1/2 in 0.20s", "retry 2/2 in 0.20s"]
+    assert 0.35 <= elapsed < 5.0  # slept through both; a backoff instead would be >= 5 s
     assert caught.value.retry_after == pytest.approx(0.2)
     assert_secret_free(caught.value, TAVILY_KEY)
 
 
 def test_retry_after_is_capped() -> None:
     policy = RetryPolicy(max_attempts=2, max_retry_after_s=0.05)
-    for sim in faulty_tavily(FaultConfig(rate_limit_per_s=1, retry_after_s=30)):
-        run(tavily_search(sim))
+    for sim in faulty_tavily(FaultConfig(retry_after_s=30)):
+        refuse(sim)
         started = time.monotonic()
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimited) as caught:
             run(tavily_search(sim, retry=policy))
-        assert time.monotonic() - started < 1.0
+        elapsed = time.monotonic() - started
+    assert statuses(sim) == [429]  # past the cap: given up at once, no retry after a shortened wait
+    assert caught.value.retry_after == 30.0
+    assert elapsed < 5.0  # never the 30 s asked for
 
 
 def test_5xx_burst_is_retried_then_succeeds() -> None:
@@ -305,13 +340,11 @@ def test_a_billable_tavily_or_lusha_request_that_timed_out_is_never_resent(
             if vendor == "tavily"
             else LushaClient(base_url=server.base_url, api_key=key, timeout_s=0.2, retry=FAST)
         )
-        started = time.monotonic()
         with pytest.raises(ChargeUncertain) as caught:
             call(client, action)
-        elapsed = time.monotonic() - started
-        time.sleep(0.8)  # the simulator finishes (and logs) the abandoned request
-        sent = server.requests_to(path)
-    assert len(server.log) == len(sent) == 1 and elapsed < 0.5  # one attempt, though FAST allows 3
+        # the simulator finishes (and logs) the abandoned request, and any re-send
+        logged = settled_log(server, gave_up=time.monotonic(), latency_s=0.6)
+    assert [r.path for r in logged] == [path]  # one attempt, though FAST allows 3
     assert "not re-sent" in str(caught.value)
     assert_secret_free(caught.value, key)
 
@@ -320,14 +353,12 @@ def test_a_billable_zerobounce_request_that_timed_out_is_never_resent() -> None:
     faults = FaultConfig(timeout_rate=1.0, timeout_sleep_s=0.6)
     for sim in running(ZeroBounceSim(api_key=ZB_KEY, faults=faults)):
         client = ZeroBounceClient(base_url=sim.base_url, api_key=ZB_KEY, timeout_s=0.1, retry=FAST)
-        started = time.monotonic()
         with pytest.raises(ChargeUncertain) as caught:
             call(client, lambda c: c.validate("jane@acme.sandbox.test"))
-        elapsed = time.monotonic() - started
-        time.sleep(0.7)  # the simulator finishes (and logs) the abandoned request
-        sent = sim.requests_to("/v2/validate")
+        # the simulator finishes (and logs) the abandoned request, and any re-send
+        logged = settled_log(sim, gave_up=time.monotonic(), latency_s=0.6)
     assert isinstance(caught.value, VendorError) and "not re-sent" in str(caught.value)
-    assert len(sent) == 1 and elapsed < 0.5  # one attempt, no retry
+    assert [r.path for r in logged] == ["/v2/validate"]  # one attempt, no retry
     assert_secret_free(caught.value, ZB_KEY)  # the key was in the URL
 
 
@@ -650,7 +681,8 @@ def test_openai_rate_limit_carries_retry_after() -> None:
         await client.complete_text(system="s", user="u", max_tokens=5)
         await client.complete_text(system="s", user="u", max_tokens=5)
 
-    for sim in running(OpenAISim(api_key=OPENAI_KEY, faults=FaultConfig(rate_limit_per_s=1, retry_after_s=0.25))):
+    for sim in running(OpenAISim(api_key=OPENAI_KEY, faults=FaultConfig(retry_after_s=0.25))):
+        refuse(sim, after=1)  # the first call passes, the second is refused
         with pytest.raises(RateLimited) as caught:
             call(extractor(sim, max_retries=0), scenario)
         assert statuses(sim) == [200, 429]
