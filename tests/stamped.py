@@ -34,10 +34,8 @@ class StampedLimiter(SharedRateLimiter):
         self.stamps = [] if stamps is None else stamps
 
     def book_slot(self) -> tuple[int, float]:
-        params = {"bucket": self.bucket, "tenant": self.tenant, "interval": self.interval,
-                  "burst_window": self.burst_window, "active_s": self.active_s}  # fmt: skip
         with self._one() as c:
-            row = c.execute(STAMPED_BOOK_SQL, params).fetchone()
+            row = c.execute(STAMPED_BOOK_SQL, self.book_params()).fetchone()
         assert row is not None
         self.stamps.append(float(row[2]))
         return int(row[0]), max(0.0, float(row[1]))

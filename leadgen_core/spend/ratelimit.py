@@ -84,12 +84,15 @@ class SharedRateLimiter:
         self.active_s = max(ACTIVE_WINDOW_S, 2 * self.interval)
         self._last_slot: int | None = None
 
+    def book_params(self) -> dict[str, object]:
+        """BOOK_SQL's parameters."""
+        return {"bucket": self.bucket, "tenant": self.tenant, "interval": self.interval,
+                "burst_window": self.burst_window, "active_s": self.active_s}  # fmt: skip
+
     def book_slot(self) -> tuple[int, float]:
         """Book a slot: its id (for `give_back`) and the seconds to wait before using it."""
-        params = {"bucket": self.bucket, "tenant": self.tenant, "interval": self.interval,
-                  "burst_window": self.burst_window, "active_s": self.active_s}  # fmt: skip
         with self._one() as c:
-            row = c.execute(BOOK_SQL, params).fetchone()
+            row = c.execute(BOOK_SQL, self.book_params()).fetchone()
         assert row is not None
         return int(row[0]), max(0.0, float(row[1]))
 
