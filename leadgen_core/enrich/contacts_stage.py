@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+from leadgen_core import event_loop
 from leadgen_core.enrich import contacts_store, store
 from leadgen_core.enrich.contacts_store import Candidate
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
@@ -328,4 +329,4 @@ async def contacts_stage(ctx: EnrichContext) -> StageReport:
 
 def run_contacts_stage(ctx: EnrichContext) -> StageReport:
     """Find contacts for the night's pending targets (the orchestrator's one call for this stage)."""
-    return asyncio.run(contacts_stage(ctx))
+    return event_loop.run(contacts_stage(ctx))

@@ -14,10 +14,10 @@ too, so no other tenant tries the same broken site again that night.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, NamedTuple
 
+from leadgen_core import event_loop
 from leadgen_core.crawler import CrawlResult, crawl_site
 from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
@@ -116,4 +116,4 @@ async def crawl_stage(ctx: EnrichContext) -> StageReport:
 
 def run_crawl_stage(ctx: EnrichContext) -> StageReport:
     """Crawl the night's pending targets (the orchestrator's one call for this stage)."""
-    return asyncio.run(crawl_stage(ctx))
+    return event_loop.run(crawl_stage(ctx))

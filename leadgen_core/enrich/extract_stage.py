@@ -19,11 +19,11 @@ the item failed, and the next materialisation tries again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from typing import Any
 
+from leadgen_core import event_loop
 from leadgen_core.enrich import store
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
 from leadgen_core.enrich.corpus import CRAWL_LABEL, build_corpus
@@ -170,4 +170,4 @@ async def extract_stage(ctx: EnrichContext) -> StageReport:
 
 def run_extract_stage(ctx: EnrichContext) -> StageReport:
     """Extract facts for the night's pending targets (the orchestrator's one call for this stage)."""
-    return asyncio.run(extract_stage(ctx))
+    return event_loop.run(extract_stage(ctx))

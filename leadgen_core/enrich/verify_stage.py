@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from leadgen_core import event_loop
 from leadgen_core.enrich import contacts_store
 from leadgen_core.enrich.contacts_store import EmailState
 from leadgen_core.enrich.context import EnrichContext, Toolkit, open_toolkit
@@ -359,4 +360,4 @@ async def verify_stage(ctx: EnrichContext) -> StageReport:
 
 def run_verify_stage(ctx: EnrichContext) -> StageReport:
     """Verify the night's target addresses (the orchestrator's one call for this stage)."""
-    return asyncio.run(verify_stage(ctx))
+    return event_loop.run(verify_stage(ctx))

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
+from leadgen_core import event_loop
 from leadgen_core.db.steps import db_step
 from leadgen_core.enrich.accounts import night_accounts
 from leadgen_core.enrich.clients import VendorConfig, openai_extractor
@@ -350,4 +351,4 @@ async def score_night(ctx: ScoreContext, *, writer: RationaleWriter | None = Non
 
 def run_score_stage(ctx: ScoreContext, *, writer: RationaleWriter | None = None) -> ScoreReport:
     """`score_night` in a fresh event loop (the orchestrator's entry point)."""
-    return asyncio.run(score_night(ctx, writer=writer))
+    return event_loop.run(score_night(ctx, writer=writer))

@@ -27,6 +27,7 @@ from datetime import date
 
 import psycopg
 
+from leadgen_core import event_loop
 from leadgen_core.db.steps import db_step
 from leadgen_core.errors import ConfigError, OdooError
 from leadgen_core.leads.connection import OdooConnection, load_connection
@@ -315,4 +316,4 @@ def _night(ctx: SyncContext) -> dict[str, int]:
 
 def run_sync_stage(ctx: SyncContext) -> SyncReport:
     """`sync_night` in a fresh event loop (the orchestrator's entry point)."""
-    return asyncio.run(sync_night(ctx))
+    return event_loop.run(sync_night(ctx))

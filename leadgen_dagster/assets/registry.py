@@ -6,12 +6,12 @@ fetch date), and every tenant×date partition reads the snapshot current when it
 of tenant partitions therefore needs no registry runs, and old dates never relabel staging.
 """
 
-import asyncio
 import time
 from datetime import date
 
 import dagster as dg
 
+from leadgen_core import event_loop
 from leadgen_core.clock import today_sg
 from leadgen_core.errors import ConfigError
 from leadgen_core.registry.upsert import latest_staged, refresh_finished, upsert_companies
@@ -62,7 +62,7 @@ def acra_staging(
         context.log.info(f"acra {resource_id}: {seen} rows read, {rejected} quarantined")
 
     with last_attempt(context, "acra_staging"), permanent_failures("acra_staging"):
-        total = asyncio.run(
+        total = event_loop.run(
             stage_registry(
                 settings.get(), conn=lambda: postgres.shared(operation="acra staging"), day=day, progress=progress
             )

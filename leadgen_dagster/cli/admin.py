@@ -175,9 +175,9 @@ def odoo_connect(
     tenant: str, url: str, db_name: str, protocol: str, login: str, secret_env: str, no_check: bool
 ) -> None:
     """Test the tenant's Odoo (version, login), then record it; the secret itself stays in the environment."""
-    import asyncio
     import os
 
+    from leadgen_core import event_loop
     from leadgen_core.errors import ConfigError
     from leadgen_core.odoo.probe import probe_odoo
     from leadgen_core.tenants import connect_odoo
@@ -193,7 +193,7 @@ def odoo_connect(
             secret = os.environ.get(secret_env)
             if not secret:
                 raise ConfigError(f"${secret_env} is not set: export it, or pass --no-check to save without testing")
-            found = asyncio.run(
+            found = event_loop.run(
                 probe_odoo(protocol=protocol, base_url=url, db=db_name, login=login, secret=secret)  # type: ignore[arg-type]
             )
             checked = f"; Odoo {found.server_version}, login ok"

@@ -10,13 +10,13 @@ ODOO_SANDBOX_KEY, never stored.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import date
 
 import click
 import psycopg
 
+from leadgen_core import event_loop
 from leadgen_core.clock import today_sg
 from leadgen_core.db.pool import set_tenant
 from leadgen_core.errors import ConfigError
@@ -78,7 +78,7 @@ def seed_registry(day: date) -> tuple[LoadCounts, UpsertCounts]:
     def progress(resource_id: str, seen: int, rejected: int) -> None:
         click.echo(f"  registry {resource_id}: {seen:,} rows read, {rejected:,} quarantined", err=True)
 
-    staged = asyncio.run(stage_registry(settings(), conn=owner_conn, day=day, progress=progress))
+    staged = event_loop.run(stage_registry(settings(), conn=owner_conn, day=day, progress=progress))
     with owner_conn() as conn:
         return staged, upsert_companies(conn, snapshot_date=day)
 
