@@ -20,6 +20,7 @@ import time
 from multiprocessing.connection import Connection
 
 from bench.common import emit_result, progress
+from leadgen_core import event_loop
 from leadgen_core.crawler import crawl_site
 from leadgen_core.enrich.clients import VendorConfig, crawler_parts
 from leadgen_core.sandbox.profile import ProfileName, SandboxProfile
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if profiler is not None:
             profiler.enable()
-        cpu_s, pages, statuses = asyncio.run(_crawl(settings, port, args.sites, args.in_flight))
+        cpu_s, pages, statuses = event_loop.run(_crawl(settings, port, args.sites, args.in_flight))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.cprofile)

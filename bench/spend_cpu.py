@@ -5,7 +5,8 @@
 N distinct cacheable requests (each a cache miss: lookup, claim, reservation and journal, the stub
 `run`, then the answer's cache row, settlement and the claim's end), then the same N again (each a
 cache hit). The stub answers at once, so the figures are the Spender's and the database driver's
-own cost; process CPU time includes the worker threads the database steps run in. The database is
+own cost; process CPU time includes any worker threads the database steps run in (none for a local
+server: they run inline, LEADGEN_DB_STEPS, as in a run worker, on the stages' event loop). The database is
 a fresh one on the chosen server (bench.common), touched as the application role.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 import psycopg
 
 from bench.common import bench_database, emit_result, progress
+from leadgen_core import event_loop
+from leadgen_core.db import steps as db_steps
 from leadgen_core.db.pool import Database
 from leadgen_core.spend.spender import Spender
 
@@ -41,7 +44,7 @@ async def calls(spender: Spender, n: int, concurrency: int) -> None:
 def measure(spender: Spender, n: int, concurrency: int) -> tuple[float, float]:
     """(CPU ms, wall ms) per call."""
     cpu, wall = time.process_time(), time.perf_counter()
-    asyncio.run(calls(spender, n, concurrency))
+    event_loop.run(calls(spender, n, concurrency))
     return (time.process_time() - cpu) * 1000 / n, (time.perf_counter() - wall) * 1000 / n
 
 
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     with bench_database("leadgen_bench_spend") as bench:
         with psycopg.connect(bench.owner_dsn, autocommit=True) as owner:
             owner.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'Bench')", (TENANT,))
+        db_steps.configure(bench.app_dsn)  # as the postgres resource does: inline for a local server
         with Database(bench.app_dsn, min_size=1, max_size=4, name="bench-spend") as db:
             spender = Spender(
                 tenant_id=TENANT,

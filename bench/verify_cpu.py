@@ -8,7 +8,9 @@ reservation and journal in one statement (sql/047), `/v2/validate` through the t
 then the verification row, settlement and the claim's end in one statement. Real: Postgres
 (a fresh bench database, the application role), the product's client and pool. Simulated:
 ZeroBounce (`realistic` profile, its 1–5 s answers divided by TIME_SCALE) in a child process, so
-its CPU is not counted. Prints the bench process's CPU per validation (worker threads included).
+its CPU is not counted. Prints the bench process's CPU per validation (worker threads included). As in a run worker, the
+database steps run inline for a local server (LEADGEN_DB_STEPS) on the stages' event loop
+(LEADGEN_EVENT_LOOP).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from multiprocessing.connection import Connection
 import psycopg
 
 from bench.common import bench_database, emit_result, progress
+from leadgen_core import event_loop
+from leadgen_core.db import steps as db_steps
 from leadgen_core.db.pool import Database
 from leadgen_core.enrich.clients import VendorConfig
 from leadgen_core.enrich.context import EnrichContext, open_toolkit
@@ -71,20 +75,21 @@ def main(argv: list[str] | None = None) -> None:
         with bench_database("leadgen_bench_verify") as bench:
             with psycopg.connect(bench.owner_dsn, autocommit=True) as owner:
                 owner.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, 'Bench')", (TENANT,))
+            db_steps.configure(bench.app_dsn)  # as the postgres resource does: inline for a local server
             with Database(bench.app_dsn, min_size=1, max_size=settings.pool_max_size, name="bench-verify") as db:
                 ctx = EnrichContext(
                     tenant_id=TENANT, day=DAY, run_id=None, settings=settings, vendors=vendors,
                     tenant_conn=lambda: db.tenant_transaction(TENANT), global_conn=db.global_transaction,
                     global_statement=db.global_statement, tenant_pipe=lambda: db.tenant_pipeline(TENANT),  # as staged
                 )  # fmt: skip
-                asyncio.run(verify(ctx, [f"warm{i}@bench-warm.com.sg" for i in range(20)]))
+                event_loop.run(verify(ctx, [f"warm{i}@bench-warm.com.sg" for i in range(20)]))
                 emails = [f"person{i}@firm-{i % 97}.com.sg" for i in range(args.emails)]
                 progress(f"{len(emails)} validations, {settings.zerobounce_in_flight} in flight")
                 profiler = cProfile.Profile() if args.cprofile else None
                 cpu, wall = time.process_time(), time.perf_counter()
                 if profiler is not None:
                     profiler.enable()
-                done = asyncio.run(verify(ctx, emails))
+                done = event_loop.run(verify(ctx, emails))
                 if profiler is not None:
                     profiler.disable()
                     profiler.dump_stats(args.cprofile)
