@@ -97,7 +97,9 @@ out after it was sent may or may not have been charged), ledger_exact (the units
 nothing is uncertain), ledger_uncertain_units, db_transactions_per_company (transactions the
 product's pools opened in the run workers, setup and checks included), machine_busy_core_s (the
 machine's busy CPU over the night, every process), bench_process_cpu_s and bench_process_gc_s (this
-process: the simulators and the progress reader), stages, and more. Targets
+process: the simulators and the progress reader), worker_cpu_per_simulator_cpu (cpu_s / bench_process_cpu_s:
+the simulators' code does not change between nights, so this compares nights on a machine whose speed
+drifts), stages, and more. Targets
 (issue 9): 1 x 1,000 wall <= 15 minutes and ratio <= 1.25; several tenants floor_ratio <= 1.3.
 """
 
@@ -456,6 +458,10 @@ def run(opts: Options) -> dict[str, object]:
     # where the machine's CPU went in the night: the run workers (cpu_s), this process (the simulators),
     # and the rest (the database server, the machine's own services)
     result.update(machine.as_dict(os.cpu_count() or 1))
+    # the simulators' code is the same from night to night, so their CPU gauges how fast the machine ran:
+    # comparing this ratio between nights that drift (BENCHMARKS.md, 2026-12-07 late night) compares the code
+    sims = machine.bench_cpu_s
+    result["worker_cpu_per_simulator_cpu"] = round(float(result["cpu_s"]) / sims, 3) if sims > 0 else None  # type: ignore[arg-type]
     if opts.forecast:
         result.update(forecast_accuracy(forecasts, spent, {n.tenant_id: n.night_s for n in nights}, time_scale=k))
     return result
