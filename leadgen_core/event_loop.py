@@ -7,7 +7,8 @@ dagster-webserver's uvicorn) does that work for less CPU than the standard libra
 BENCHMARKS.md has the figures.
 
 `LEADGEN_EVENT_LOOP=asyncio` keeps the standard library's loop (also used where uvloop cannot be
-imported, such as on Windows).
+imported, such as on Windows). Any other value is a ConfigError: the CLI prints it on one line, and a
+stage fails with it before it starts any work.
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from leadgen_core.errors import ConfigError
+
 T = TypeVar("T")
 
 CHOICES = ("uvloop", "asyncio")
 
 
-def loop_kind() -> str:
-    """'uvloop' or 'asyncio': what `run` will use in this process."""
+def _factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:
+    """The loop LEADGEN_EVENT_LOOP asks for, as (kind, factory); the factory is None for the standard loop."""
     wanted = os.environ.get("LEADGEN_EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
     if wanted not in CHOICES:
-        raise ValueError(f"LEADGEN_EVENT_LOOP must be one of {', '.join(CHOICES)}, not {wanted!r}")
-    if wanted == "uvloop" and _uvloop_factory() is None:
-        return "asyncio"
-    return wanted
+        raise ConfigError(f"LEADGEN_EVENT_LOOP must be one of {', '.join(CHOICES)}, not {wanted!r}")
+    factory = _uvloop_factory() if wanted == "uvloop" else None
+    return ("uvloop" if factory is not None else "asyncio"), factory
+
+
+def loop_kind() -> str:
+    """'uvloop' or 'asyncio': what `run` will use in this process."""
+    return _factory()[0]
 
 
 def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -43,8 +50,8 @@ def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on the loop `loop_kind` names."""
     try:
-        factory = _uvloop_factory() if loop_kind() == "uvloop" else None
-    except ValueError:
+        _, factory = _factory()
+    except ConfigError:
         main.close()  # never started: no "coroutine was never awaited" warning
         raise
     with asyncio.Runner(loop_factory=factory) as runner:

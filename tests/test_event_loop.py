@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 from leadgen_core import event_loop
+from leadgen_core.errors import ConfigError
 
 
 async def _loop_module() -> str:
@@ -34,7 +35,7 @@ def test_leadgen_event_loop_asyncio_keeps_the_standard_librarys_loop(
 
 def test_an_unknown_loop_is_refused_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADGEN_EVENT_LOOP", "trio")
-    with pytest.raises(ValueError, match=r"LEADGEN_EVENT_LOOP must be one of uvloop, asyncio, not 'trio'"):
+    with pytest.raises(ConfigError, match=r"LEADGEN_EVENT_LOOP must be one of uvloop, asyncio, not 'trio'"):
         event_loop.run(_loop_module())
 
 
