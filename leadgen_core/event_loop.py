@@ -23,13 +23,15 @@ from leadgen_core.errors import ConfigError
 T = TypeVar("T")
 
 CHOICES = ("uvloop", "asyncio")
+SHOWN_CHARS = 40  # of a refused value: enough to recognise it, never a screenful of hostile input
 
 
 def _factory() -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:
     """The loop LEADGEN_EVENT_LOOP asks for, as (kind, factory); the factory is None for the standard loop."""
     wanted = os.environ.get("LEADGEN_EVENT_LOOP", "uvloop").strip().lower() or "uvloop"
     if wanted not in CHOICES:
-        raise ConfigError(f"LEADGEN_EVENT_LOOP must be one of {', '.join(CHOICES)}, not {wanted!r}")
+        shown = wanted if len(wanted) <= SHOWN_CHARS else f"{wanted[:SHOWN_CHARS]}... ({len(wanted)} characters)"
+        raise ConfigError(f"LEADGEN_EVENT_LOOP must be one of {', '.join(CHOICES)}, not {shown!r}")
     factory = _uvloop_factory() if wanted == "uvloop" else None
     return ("uvloop" if factory is not None else "asyncio"), factory
 

@@ -39,6 +39,15 @@ def test_an_unknown_loop_is_refused_with_the_choices(monkeypatch: pytest.MonkeyP
         event_loop.run(_loop_module())
 
 
+def test_a_huge_refused_value_is_shown_cut_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADGEN_EVENT_LOOP", "x" * 100_000)
+    with pytest.raises(ConfigError) as caught:
+        event_loop.loop_kind()
+    message = str(caught.value)
+    assert len(message) < 200, message
+    assert "(100000 characters)" in message
+
+
 def test_without_uvloop_the_standard_loop_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEADGEN_EVENT_LOOP", raising=False)
     monkeypatch.setattr(event_loop, "_uvloop_factory", lambda: None)
