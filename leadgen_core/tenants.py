@@ -7,6 +7,7 @@ Admin operations run as the owner (the CLI); the pipeline reads the directory th
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -30,10 +31,27 @@ class Tenant:
 
 
 def slugify(name: str) -> str:
-    slug = _SLUG_RE.sub("-", name.strip().lower()).strip("-")[:63].strip("-")
+    """A tenant id from NAME: lowercase ASCII letters and digits joined by '-'. Accents are dropped
+    ("Café Ünited" -> "cafe-united"); a name with no Latin letter or digit at all (a Chinese name,
+    say) has none to give, and the caller chooses the id (`leadgen tenants add NAME --id ID`)."""
+    folded = unicodedata.normalize("NFKD", name.strip().lower()).encode("ascii", "ignore").decode("ascii")
+    slug = _SLUG_RE.sub("-", folded).strip("-")[:63].strip("-")
     if not slug or not TENANT_ID_RE.match(slug):
-        raise ConfigError(f"cannot make a tenant id from name {name!r}: use letters or digits")
+        raise ConfigError(
+            f"cannot make a tenant id from name {name[:80]!r}: it has no Latin letters or digits; "
+            "choose one with --id (lowercase letters, digits and '-')"
+        )
     return slug
+
+
+def check_tenant_id(tenant_id: str) -> str:
+    """TENANT_ID as given, or ConfigError: what the database and Dagster's partition keys accept."""
+    if not TENANT_ID_RE.match(tenant_id):
+        raise ConfigError(
+            f"tenant id {tenant_id[:80]!r} is not valid: 1 to 63 lowercase letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return tenant_id
 
 
 def directory(conn: psycopg.Connection) -> list[Tenant]:
@@ -57,9 +75,10 @@ def check_tenant_name(name: str) -> str:
     return name
 
 
-def add_tenant(conn: psycopg.Connection, name: str) -> Tenant:
+def add_tenant(conn: psycopg.Connection, name: str, tenant_id: str | None = None) -> Tenant:
+    """Create tenant NAME with id TENANT_ID, or by default a slug of the name."""
     name = check_tenant_name(name)
-    tenant_id = slugify(name)
+    tenant_id = check_tenant_id(tenant_id) if tenant_id is not None else slugify(name)
     row = conn.execute(
         "SELECT tenant_id FROM tenants WHERE tenant_id = %s OR lower(name) = lower(%s)", (tenant_id, name)
     ).fetchone()

@@ -41,7 +41,13 @@ def test_tenant_names_with_control_characters_are_refused(bad: str) -> None:
 
 def test_ordinary_names_pass_trimmed() -> None:
     assert check_tenant_name("  Acme Pte. Ltd. (Asia)  ") == "Acme Pte. Ltd. (Asia)"
-    assert slugify(check_tenant_name("Café Ünïcode")) == "caf-n-code"
+    assert slugify(check_tenant_name("Café Ünïcode")) == "cafe-unicode"  # accents dropped, not the letters
+    assert slugify("Ｆｕｌｌｗｉｄｔｈ Co") == "fullwidth-co"
+
+
+def test_a_name_without_latin_letters_asks_for_an_id() -> None:
+    with pytest.raises(ConfigError, match="--id"):
+        slugify("新加坡贸易")
 
 
 def test_cli_refuses_a_name_with_a_newline_and_creates_nothing(clean_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -51,3 +57,21 @@ def test_cli_refuses_a_name_with_a_newline_and_creates_nothing(clean_db, monkeyp
     assert len(out.output.strip().splitlines()) == 1
     with psycopg.connect(clean_db.owner_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (0,)
+
+
+def test_cli_takes_the_id_a_user_chooses_for_a_name_without_latin_letters(clean_db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LEADGEN_DATABASE_URL", clean_db.owner_dsn)
+    refused = CliRunner().invoke(main, ["tenants", "add", "新加坡贸易"])
+    assert refused.exit_code == 2
+    assert "--id" in refused.output
+    made = CliRunner().invoke(main, ["tenants", "add", "新加坡贸易", "--id", "sg-trading"])
+    assert made.exit_code == 0, made.output
+    assert "created tenant sg-trading (新加坡贸易)" in made.output
+    for bad in ("SG Trading", "sg_trading", "-sg", "x" * 64, "sg\n"):
+        out = CliRunner().invoke(main, ["tenants", "add", "Other", "--id", bad])
+        assert out.exit_code == 2, (bad, out.output)
+        assert "tenant id" in out.output and len(out.output.strip().splitlines()) == 1
+    again = CliRunner().invoke(main, ["tenants", "add", "Another", "--id", "sg-trading"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    with psycopg.connect(clean_db.owner_dsn) as conn:
+        assert conn.execute("SELECT tenant_id, name FROM tenants").fetchall() == [("sg-trading", "新加坡贸易")]

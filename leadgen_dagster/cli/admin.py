@@ -55,13 +55,17 @@ def tenants() -> None:
 
 @tenants.command("add")
 @click.argument("name")
+@click.option(
+    "--id", "tenant_id", default=None, metavar="ID",
+    help="The tenant's id (lowercase letters, digits and '-'); by default a slug of NAME.",
+)  # fmt: skip
 @friendly
-def tenants_add(name: str) -> None:
-    """Create tenant NAME; its id is a slug of the name."""
+def tenants_add(name: str, tenant_id: str | None) -> None:
+    """Create tenant NAME; its id is a slug of the name unless --id gives one."""
     from leadgen_core.tenants import add_tenant
 
     with owner_conn() as conn:
-        t = add_tenant(conn, name)
+        t = add_tenant(conn, name, tenant_id)
     click.echo(f"created tenant {t.tenant_id} ({t.name})")
 
 
