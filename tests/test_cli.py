@@ -118,6 +118,35 @@ def test_icp_set_unreadable_files(cli, tmp_path: Path) -> None:  # type: ignore[
     assert r.exit_code == 2 and "no such file" in r.output
 
 
+def test_icp_set_reads_a_bounded_amount_of_an_endless_or_huge_file(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """/dev/zero was read until memory ran out; now the first 4 MB decide."""
+    cli("tenants", "add", "Acme")
+    r = cli("icp", "set", "--tenant", "acme", "--file", "/dev/zero")
+    assert r.exit_code == 2 and "larger than 1000000 characters" in r.output
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"industries": ["x"], "pad": "' + "é" * 1_100_000 + '"}', encoding="utf-8")
+    r = cli("icp", "set", "--tenant", "acme", "--file", str(huge))
+    assert r.exit_code == 2 and "larger than" in r.output and len(r.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "a" * 65 + "@example.com",  # RFC 5321: a local part of at most 64 octets
+        "a" * 64 + "@" + ".".join(["b" * 62] * 3) + ".com",  # 257 octets: past 254, each part valid
+        "ann@-bad-.example.com",  # a domain label may not start or end with "-"
+    ],
+)
+def test_suppress_refuses_addresses_no_mail_server_would_take(cli, clean_db: DbHandle, bad: str) -> None:  # type: ignore[no-untyped-def]
+    cli("tenants", "add", "Acme")
+    r = cli("suppress", "add", "--tenant", "acme", bad)
+    assert r.exit_code == 2 and "not a valid email address" in r.output
+    assert len(r.output) < 250, r.output  # the value is shown cut short, not echoed whole
+    assert rows(clean_db.owner_dsn, "SELECT count(*) FROM suppression_emails") == [(0,)]
+    ok = cli("suppress", "add", "--tenant", "acme", "a" * 64 + "@example.com")
+    assert ok.exit_code == 0, ok.output
+
+
 def test_odoo_connect_stores_a_reference_not_a_secret(cli, clean_db: DbHandle, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("TENANT_SECRET_ACME_ODOO", "super-secret-value")
     cli("tenants", "add", "Acme")

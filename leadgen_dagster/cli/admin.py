@@ -127,16 +127,20 @@ def icp_set(tenant: str, path: Path) -> None:
     """Validate rules from a JSON file and store them as the tenant's default rules."""
     from leadgen_core.errors import ConfigError
     from leadgen_core.icp.candidates import save_rules
-    from leadgen_core.icp.rules import parse_json_document, parse_rules
+    from leadgen_core.icp.rules import MAX_RULES_CHARS, parse_json_document, parse_rules
 
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:  # bounded: /dev/zero or a named pipe must not be read forever
+            data = handle.read(4 * MAX_RULES_CHARS + 1)  # UTF-8 takes up to 4 bytes a character
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"no such file: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+    if len(data) > 4 * MAX_RULES_CHARS:
+        raise ConfigError(f"{path} is not valid JSON: larger than {MAX_RULES_CHARS} characters")
     payload = parse_json_document(text, what=str(path))
     rules = parse_rules(payload)
     with tenant_conn(tenant) as (conn, tid):

@@ -84,13 +84,16 @@ def export_scores_cmd(
 def suppression_value(raw: str) -> tuple[str, str]:
     """(value, kind) of an email address or a domain, lower-cased; ConfigError for anything else."""
     value = raw.strip().lower()
+    shown = raw if len(raw) <= 80 else f"{raw[:80]}... ({len(raw)} characters)"
     if "@" in value.removeprefix("@"):
-        if not EMAIL_RE.match(value):
-            raise ConfigError(f"{raw!r} is not a valid email address")
+        local, _, domain = value.rpartition("@")
+        # RFC 5321 4.5.3.1: a local part of at most 64 octets, a path of at most 256 (254 between <>)
+        if not EMAIL_RE.match(value) or len(local) > 64 or len(value) > 254 or not DOMAIN_RE.match(domain):
+            raise ConfigError(f"{shown!r} is not a valid email address")
         return value, "email"
     value = value.removeprefix("@")
     if not DOMAIN_RE.match(value):
-        raise ConfigError(f"{raw!r} is neither an email address nor a domain (like example.com)")
+        raise ConfigError(f"{shown!r} is neither an email address nor a domain (like example.com)")
     return value, "domain"
 
 
