@@ -241,6 +241,12 @@ class Settings(BaseSettings):
         le=16,
         description="Odoo requests in flight per tenant database: a small Odoo has few workers, shared with its users.",
     )
+    odoo_allow_private_addresses: bool = Field(
+        default=True,
+        validation_alias="ODOO_ALLOW_PRIVATE_ADDRESSES",
+        description="Whether a tenant's Odoo URL may resolve to a private or loopback address (an Odoo on "
+        "premises; the sandbox's). Metadata, link-local, multicast and reserved addresses are always refused.",
+    )
 
     @field_validator("tenant_include", "tenant_exclude", "acra_resource_ids", "lusha_preferred_titles", mode="before")
     @classmethod

@@ -254,7 +254,8 @@ async def _sync_plans(ctx: SyncContext, odoo: OdooConnection, plans: list[Compan
     """PLANS in chunks, a few chunks at a time; every request goes through one in-flight limit."""
     secrets = (odoo.secret(ctx.environ),)
     inner = make_client(protocol=odoo.protocol, base_url=odoo.base_url, db=odoo.db_name, login=odoo.login,
-                        secret=secrets[0], retry=ctx.retry, tenant=ctx.tenant_id)  # fmt: skip
+                        secret=secrets[0], retry=ctx.retry, tenant=ctx.tenant_id,
+                        allow_private_addresses=ctx.settings.odoo_allow_private_addresses)  # fmt: skip
     in_flight = ctx.settings.odoo_max_in_flight
     client = LimitedClient(inner, max_in_flight=in_flight)
     size = ctx.settings.odoo_sync_chunk_size

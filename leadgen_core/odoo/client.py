@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from leadgen_core.errors import OdooError
+from leadgen_core.odoo.guard import guarded_client, refusal_of
 from leadgen_core.redaction import redact
 from leadgen_core.retry_after import retry_after_seconds
 from leadgen_core.retry_policy import RetryPolicy
@@ -124,10 +125,12 @@ class Transport:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         deadline_s: float = DEFAULT_DEADLINE_S,
         tenant: str | None = None,
+        allow_private_addresses: bool = True,
     ) -> None:
         if max_response_bytes < 1 or deadline_s <= 0:
             raise ValueError("the response cap and the deadline must be positive")
-        self._http = http or httpx.AsyncClient()
+        # every connection's addresses checked (leadgen_core.odoo.guard); a client passed in is the caller's
+        self._http = http or guarded_client(allow_private=allow_private_addresses)
         self._owns_http = http is None
         self._timeout_s = timeout_s
         self.max_response_bytes = max_response_bytes
@@ -181,6 +184,9 @@ class Transport:
         except httpx.UnsupportedProtocol as exc:
             raise OdooError(f"odoo: unsupported URL scheme ({type(exc).__name__})") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            refused = refusal_of(exc)
+            if refused is not None:  # an address no Odoo may be at: asking again changes nothing
+                raise OdooError(f"odoo: {refused}") from None
             return _Failure(f"connection failed ({type(exc).__name__})", maybe_applied=False)
         except httpx.TransportError as exc:
             return _Failure(f"transport error ({type(exc).__name__})", maybe_applied=True)

@@ -27,11 +27,13 @@ def make_client(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     retry: RetryPolicy | None = None,
     tenant: str | None = None,
+    allow_private_addresses: bool = True,
 ) -> OdooClient:
     """A client for PROTOCOL; SECRET is the password (JSON-RPC) or the API key (both protocols).
 
     JSON-2 identifies the user by the API key alone, so LOGIN only serves JSON-RPC. TENANT, when
-    given, is named in the client's retry log lines.
+    given, is named in the client's retry log lines. Without HTTP, the client's own connections are
+    checked by `leadgen_core.odoo.guard` (ALLOW_PRIVATE_ADDRESSES: ODOO_ALLOW_PRIVATE_ADDRESSES).
     """
     if protocol == "jsonrpc":
         return JsonRpcClient(
@@ -43,6 +45,7 @@ def make_client(
             timeout_s=timeout_s,
             retry=retry,
             tenant=tenant,
+            allow_private_addresses=allow_private_addresses,
         )
     if protocol == "json2":
         return Json2Client(
@@ -53,5 +56,6 @@ def make_client(
             timeout_s=timeout_s,
             retry=retry,
             tenant=tenant,
+            allow_private_addresses=allow_private_addresses,
         )
     raise ConfigError(f"unknown Odoo protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")

@@ -46,6 +46,7 @@ class Json2Client:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         deadline_s: float = DEFAULT_DEADLINE_S,
         tenant: str | None = None,
+        allow_private_addresses: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.db = db
@@ -58,6 +59,7 @@ class Json2Client:
             max_response_bytes=max_response_bytes,
             deadline_s=deadline_s,
             tenant=tenant,
+            allow_private_addresses=allow_private_addresses,
         )
 
     def __repr__(self) -> str:

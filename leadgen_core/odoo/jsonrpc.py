@@ -49,6 +49,7 @@ class JsonRpcClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         deadline_s: float = DEFAULT_DEADLINE_S,
         tenant: str | None = None,
+        allow_private_addresses: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.db = db
@@ -62,6 +63,7 @@ class JsonRpcClient:
             max_response_bytes=max_response_bytes,
             deadline_s=deadline_s,
             tenant=tenant,
+            allow_private_addresses=allow_private_addresses,
         )
         self._uid: int | None = None
         self._auth_lock = asyncio.Lock()

@@ -15,6 +15,7 @@ import httpx
 
 from leadgen_core.errors import OdooError
 from leadgen_core.odoo.factory import OdooProtocol, make_client
+from leadgen_core.odoo.guard import guarded_client, refusal_of
 from leadgen_core.retry_policy import RetryPolicy
 
 PROBE_TIMEOUT_S = 10.0
@@ -33,16 +34,26 @@ def _version_payload() -> dict[str, Any]:
 
 
 async def probe_odoo(
-    *, protocol: OdooProtocol, base_url: str, db: str, login: str, secret: str, timeout_s: float = PROBE_TIMEOUT_S
+    *,
+    protocol: OdooProtocol,
+    base_url: str,
+    db: str,
+    login: str,
+    secret: str,
+    timeout_s: float = PROBE_TIMEOUT_S,
+    allow_private_addresses: bool = True,
 ) -> OdooProbe:
     """The server's version and the number of `res.partner` fields the login can read; OdooError
-    naming what failed (unreachable, not an Odoo, or the login refused)."""
+    naming what failed (unreachable, refused by the address guard, not an Odoo, or the login refused)."""
     url = base_url.rstrip("/")
-    async with httpx.AsyncClient(timeout=timeout_s) as http:
+    async with guarded_client(allow_private=allow_private_addresses, timeout=timeout_s) as http:
         try:
             resp = await http.post(f"{url}/jsonrpc", json=_version_payload())
             version = str(resp.json()["result"]["server_version"])
         except httpx.HTTPError as exc:
+            refused = refusal_of(exc)
+            if refused is not None:
+                raise OdooError(f"Odoo at {url}: {refused}") from None
             raise OdooError(f"Odoo at {url} is unreachable: {type(exc).__name__}") from None
         except (ValueError, KeyError, TypeError):
             raise OdooError(f"{url} does not answer as an Odoo (no common.version at /jsonrpc)") from None

@@ -202,7 +202,14 @@ def odoo_connect(
             if not secret:
                 raise ConfigError(f"${secret_env} is not set: export it, or pass --no-check to save without testing")
             found = event_loop.run(
-                probe_odoo(protocol=protocol, base_url=url, db=db_name, login=login, secret=secret)  # type: ignore[arg-type]
+                probe_odoo(
+                    protocol=protocol,  # type: ignore[arg-type]
+                    base_url=url,
+                    db=db_name,
+                    login=login,
+                    secret=secret,
+                    allow_private_addresses=settings().odoo_allow_private_addresses,
+                )
             )
             checked = f"; Odoo {found.server_version}, login ok"
     state = "connected" if not no_check else "saved (not tested: --no-check)"
