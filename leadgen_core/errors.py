@@ -139,6 +139,11 @@ class OdooError(LeadgenError):
         self.retryable = retryable
 
 
+class OdooAddressForbidden(OdooError, ConfigError):
+    """The tenant's Odoo URL leads to an address no Odoo may be at (leadgen_core.odoo.guard): the
+    same every time, so a configuration error, never retried."""
+
+
 # Worth another attempt: the vendor or our shared queue to it was the problem, not the item. A
 # ChargeUncertain item is retried alone on a later run, never by re-sending the request that timed out.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (VendorUnavailable, RateLimited, TimeoutError, ChargeUncertain)

@@ -359,6 +359,20 @@ def test_a_night_failed_by_a_dead_odoo_names_the_cause_on_its_first_line(night, 
         assert cause in first and "max_retries" not in error.message, error.message
 
 
+def test_a_night_whose_odoo_url_is_a_metadata_address_fails_at_once_saying_so(night, sim, owner_conn) -> None:  # type: ignore[no-untyped-def]
+    """A URL edited by hand to the cloud metadata service: no request leaves, no retry, the reason shown."""
+    db, instance = night
+    owner_conn.execute("UPDATE odoo_connections SET base_url = 'http://169.254.169.254'")
+    result = materialize(db, instance, raise_on_error=False)
+    assert not result.success
+    events = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
+    assert [e.event_type_value for e in events].count("STEP_UP_FOR_RETRY") == 0  # permanent: not retried
+    (step,) = [e.step_failure_data.error for e in events if e.event_type_value == "STEP_FAILURE"]
+    assert "refused to connect to 169.254.169.254: cloud metadata address" in step.message.splitlines()[0]
+    assert SECRET not in step.message
+    assert sim.log == []  # nothing reached an Odoo
+
+
 def test_dry_run_tag_calls_no_vendor_and_writes_nothing(night, sim, openai, owner_conn) -> None:  # type: ignore[no-untyped-def]
     db, instance = night
     result = materialize(db, instance, **{"leadgen/dry_run": "true"})

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from leadgen_core.errors import OdooError
+from leadgen_core.errors import OdooAddressForbidden, OdooError
 from leadgen_core.odoo.guard import guarded_client, refusal_of
 from leadgen_core.redaction import redact
 from leadgen_core.retry_after import retry_after_seconds
@@ -186,7 +186,7 @@ class Transport:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             refused = refusal_of(exc)
             if refused is not None:  # an address no Odoo may be at: asking again changes nothing
-                raise OdooError(f"odoo: {refused}") from None
+                raise OdooAddressForbidden(f"odoo: {refused}") from None
             return _Failure(f"connection failed ({type(exc).__name__})", maybe_applied=False)
         except httpx.TransportError as exc:
             return _Failure(f"transport error ({type(exc).__name__})", maybe_applied=True)
