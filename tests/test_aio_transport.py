@@ -9,11 +9,13 @@ over the same wire (`openai_http_client`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,9 +27,17 @@ from leadgen_core.enrich.context import http_pool_limits
 from leadgen_core.errors import ChargeUncertain, VendorUnavailable
 from leadgen_core.retry_policy import RetryPolicy
 from leadgen_core.settings import Settings
-from leadgen_core.vendors.aio_transport import AioClient, aiohttp_client, openai_http_client
+from leadgen_core.vendors.aio_transport import MAX_ANSWER_BYTES, AioClient, aiohttp_client, openai_http_client
 from leadgen_core.vendors.http import request_json
 from leadgen_core.vendors.openai_extract import never_sent
+
+
+@functools.cache
+def bomb() -> bytes:
+    """About 100 KB of gzip that inflates to 100 MB (made in 1 MB blocks, never held whole)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header
+    block = b" " * (1024 * 1024)
+    return b"".join([*(packer.compress(block) for _ in range(100)), packer.flush()])
 
 
 class _Server(ThreadingHTTPServer):
@@ -79,10 +89,39 @@ class _Server(ThreadingHTTPServer):
                     self.wfile.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"partial')
                     self.wfile.flush()
                     self.close_connection = True
+                elif path == "/huge":  # declares 64 MB: refused before a byte of the body is read
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(64 * 1024 * 1024))
+                    self.end_headers()
+                    self._stream(64 * 1024 * 1024)
+                elif path == "/endless":  # chunked, no declared length, never ending
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    block = b"[" * 65536
+                    try:
+                        for _ in range(4096):  # 256 MB at most, if nobody hangs up
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                elif path == "/bomb":  # 100 KB of gzip that inflates to 100 MB
+                    self._answer(200, bomb(), Content_Type="application/json", Content_Encoding="gzip")
                 elif path == "/busy":
                     self._answer(503, b'{"error": "busy"}', Content_Type="application/json")
                 else:
                     self._answer(404, b"{}")
+
+            def _stream(self, size: int) -> None:
+                block = b" " * 65536
+                try:
+                    for _ in range(size // len(block)):
+                        self.wfile.write(block)
+                except OSError:  # the client hung up, as it should
+                    pass
+                self.close_connection = True
 
             def do_GET(self) -> None:  # noqa: N802
                 self._route(b"")
@@ -126,7 +165,7 @@ def test_answers_bodies_and_headers_as_httpx_would(server: _Server) -> None:
 
     posted, zipped, missing = asyncio.run(go())
     assert posted.status_code == 200 and posted.json() == {"ok": True, "method": "POST"}
-    assert zipped.json() == {"zipped": True}  # httpx decoded the Content-Encoding
+    assert zipped.json() == {"zipped": True}  # the transport decoded the Content-Encoding (under the bound)
     assert missing.status_code == 404
     first = server.seen[0]
     assert first["x-key"] == "k1" and first["content-type"] == "application/json"
@@ -254,3 +293,42 @@ def test_openai_sdk_over_the_wire_keeps_never_sent_and_uncertain_apart(server: _
     for exc in (refused, dropped, slow):
         assert "SECRET" not in str(exc) and "SECRET" not in str(exc.__cause__)
     assert server.hits["/drop"] == 1 and server.hits["/slow"] == 1  # sent once each
+
+
+@pytest.mark.parametrize("path", ["/huge", "/endless", "/bomb"])
+def test_an_answer_past_the_bound_is_refused_without_taking_the_memory(server: _Server, path: str) -> None:
+    """A base URL pointed at a broken or hostile endpoint: a declared 64 MB, an endless chunked
+    stream, a 100 KB gzip bomb of 100 MB. Each ends as a ReadError naming the bound, on every path
+    (request_json's direct one, httpx's API, the OpenAI SDK), with the memory held near the bound;
+    a paid request so cut off is uncertain, not re-sent."""
+    import tracemalloc
+
+    async def go() -> list[BaseException]:
+        caught: list[BaseException] = []
+        async with _client() as http:
+            with pytest.raises(ChargeUncertain) as paid:
+                await request_json(http, vendor="zerobounce", method="GET", url=f"{server.url}{path}", billable=True,
+                                   retry=RetryPolicy(max_attempts=3, base_backoff_s=0.01))  # fmt: skip
+            caught.append(paid.value)
+            with pytest.raises(httpx.ReadError) as direct:
+                await http.get(f"{server.url}{path}")
+            caught.append(direct.value)
+        async with openai.AsyncOpenAI(
+            base_url=f"{server.url}{path}", api_key="sk-SECRET", max_retries=0, http_client=openai_http_client()
+        ) as client:
+            with pytest.raises(openai.APIConnectionError) as sdk:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            caught.append(sdk.value)
+        return caught
+
+    tracemalloc.start()
+    try:
+        paid, direct, sdk = asyncio.run(go())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_ANSWER_BYTES, peak  # the 256 MB stream and the 100 MB bomb were never held
+    assert f"answer larger than {MAX_ANSWER_BYTES:,} bytes" in str(direct)
+    assert f"answer larger than {MAX_ANSWER_BYTES:,} bytes" in str(sdk.__cause__)
+    assert "not re-sent" in str(paid)
+    assert server.hits[path] == 3  # once each path: the paid one was not re-sent

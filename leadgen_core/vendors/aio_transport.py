@@ -27,7 +27,12 @@ What every path keeps, because callers depend on it:
   sends through httpx and the proxy transports httpx mounts for them, as before.
 
 A response is read whole before it is returned: vendor answers are JSON documents, and
-`request_json` and the SDK read them whole anyway.
+`request_json` and the SDK read them whole anyway. It is read up to `MAX_ANSWER_BYTES`, on the
+wire and again after decompression: a broken or hostile endpoint (a misconfigured base URL, a
+proxy) streaming without end, or a gzip bomb, ends as a `ReadError` ("answer larger than ...")
+before it can take the worker's memory, and a paid request's answer that was cut off that way is a
+`ChargeUncertain`, never re-sent. The transports decode a Content-Encoding themselves, under the
+same bound, and hand the client the decoded body.
 """
 
 from __future__ import annotations
@@ -63,10 +68,16 @@ __all__ = [
     "send_direct",
 ]
 
+# The largest vendor answer read, compressed or not. The largest documented answers are far below
+# it: a Tavily extract of 20 pages' raw content, a Lusha bulk answer of 100 contacts, a
+# ZeroBounce batch of 200 addresses are a few MB at most; a chat completion is capped by
+# max_completion_tokens.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 # response headers that describe the transfer, not the content, and that httpx sets itself
-# (and the length, set again below for the body as read)
-_HOP_BY_HOP = frozenset({b"transfer-encoding", b"connection", b"keep-alive", b"content-length"})
-_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding"})
+# (and the length and encoding, set again below for the body as read and decoded)
+_HOP_BY_HOP = frozenset({b"transfer-encoding", b"connection", b"keep-alive", b"content-length", b"content-encoding"})
+_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding", "accept-encoding"})
+ACCEPTED_ENCODINGS = "gzip, deflate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +156,9 @@ class Wire:
             async with session.request(
                 method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False, compress=None
             ) as resp:
-                content = await resp.read()
-                return Answer(resp.status, resp.reason or "", resp.headers, tuple(resp.raw_headers), content)
+                content = await _read_bounded(resp, errors, request)
+                answer = Answer(resp.status, resp.reason or "", resp.headers, tuple(resp.raw_headers), content)
+            return _decoded(answer, errors, request)
         except aiohttp.ConnectionTimeoutError:
             raise errors.ConnectTimeout("connect timed out", request=request) from None
         except aiohttp.SocketTimeoutError:
@@ -171,6 +183,29 @@ class Wire:
             await session.close()
 
 
+def _too_large(errors: ModuleType, request: Any) -> Exception:
+    error: Exception = errors.ReadError(f"answer larger than {MAX_ANSWER_BYTES:,} bytes", request=request)
+    return error
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, errors: ModuleType, request: Any) -> bytes:
+    """RESP's body, or ERRORS.ReadError once it passes MAX_ANSWER_BYTES (declared or streamed)."""
+    if resp.content_length is not None and resp.content_length > MAX_ANSWER_BYTES:
+        raise _too_large(errors, request)
+    stream = resp.content
+    first = await stream.readany()  # nearly every answer: one chunk
+    if stream.at_eof() or not first:
+        return first
+    chunks, size = [first], len(first)
+    while chunk := await stream.readany():  # the chunks as they arrive, joined once: one copy
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            chunks.clear()  # not kept alive by the exception's traceback
+            raise _too_large(errors, request)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _exchange(wire: Wire, request: Any, mod: ModuleType) -> Any:
     """REQUEST (an httpx or httpx2 Request, per MOD) sent through WIRE, answered as MOD's Response."""
     body = await request.aread()
@@ -179,13 +214,15 @@ async def _exchange(wire: Wire, request: Any, mod: ModuleType) -> Any:
     answer = await wire.send(
         request.method,
         str(request.url),
-        headers=[(k, v) for k, v in headers if k.lower() not in _NOT_FORWARDED],
+        headers=[(k, v) for k, v in headers if k.lower() not in _NOT_FORWARDED]
+        # only the encodings `_decoded` reads (httpx asks for br and zstd too when their libraries are installed)
+        + [("Accept-Encoding", ACCEPTED_ENCODINGS)],
         body=body or None,
         timeout=_timeout(t.get("connect"), t.get("read"), t.get("pool")),
         errors=mod,
         request=request,
     )
-    # the body as sent: the client reads it through the Content-Encoding decoder as usual
+    # the body decoded (under the bound) by `Wire.send`: the client gets no Content-Encoding to decode
     raw_headers = [(k, v) for k, v in answer.raw_headers if k.lower() not in _HOP_BY_HOP]
     raw_headers.append((b"content-length", str(len(answer.content)).encode()))
     return mod.Response(
@@ -270,20 +307,31 @@ def aiohttp_client(limits: httpx.Limits, **client_kwargs: Any) -> AioClient:
     return AioClient(limits, **client_kwargs)
 
 
-def _decoded(answer: Answer, errors: ModuleType) -> Answer:
+def _inflate(content: bytes, wbits: int, errors: ModuleType, request: Any) -> bytes:
+    """CONTENT decompressed, at most MAX_ANSWER_BYTES of it (a gzip bomb stops there)."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(content, MAX_ANSWER_BYTES + 1)
+    if len(out) > MAX_ANSWER_BYTES or inflater.unconsumed_tail:
+        del out  # not kept alive by the exception's traceback
+        raise _too_large(errors, request)
+    return out
+
+
+def _decoded(answer: Answer, errors: ModuleType, request: Any = None) -> Answer:
+    """ANSWER with its body decoded from its Content-Encoding (gzip, deflate), under the bound."""
     encoding = answer.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return answer
     try:
         if encoding in ("gzip", "x-gzip", "deflate"):
             try:
-                content = zlib.decompress(answer.content, 47)  # a gzip or zlib header
+                content = _inflate(answer.content, 47, errors, request)  # a gzip or zlib header
             except zlib.error:
-                content = zlib.decompress(answer.content, -15)  # raw deflate
+                content = _inflate(answer.content, -15, errors, request)  # raw deflate
             return Answer(answer.status_code, answer.reason, answer.headers, answer.raw_headers, content)
     except zlib.error:
         pass
-    raise errors.RemoteProtocolError(f"answer body not decodable ({encoding[:20]})")
+    raise errors.RemoteProtocolError(f"answer body not decodable ({encoding[:20]})", request=request)
 
 
 async def send_direct(
@@ -313,7 +361,6 @@ async def send_direct(
         body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
         if "content-type" not in own:
             merged.append(("Content-Type", "application/json"))
-    answer = await wire.send(
+    return await wire.send(
         method, target, headers=merged, body=body, timeout=_timeout(timeout_s, timeout_s, timeout_s), errors=httpx
     )
-    return _decoded(answer, httpx)
