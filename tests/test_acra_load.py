@@ -218,3 +218,25 @@ def test_an_empty_file_is_refused_not_loaded_as_no_companies(tmp_path: Path, con
     path.write_bytes(content)
     with pytest.raises(ConfigError, match="no ACRA header"):
         list(iter_csv(path))
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        ",".join(["c"] * 1_000_000),  # a header of a million columns: 2 MB, not "empty"
+        "uen,entity_name," + "x" * 300_000,  # one enormous header field
+    ],
+)
+def test_an_unreadable_first_record_is_refused_by_what_it_is(tmp_path: Path, first: str) -> None:
+    path = tmp_path / "huge_header.csv"
+    path.write_text(first + "\n" + ",".join(UPSERT_COLUMNS) + "\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"no ACRA header: the first record is unreadable \(over 262,144 characters\)"
+    ):
+        list(iter_csv(path))
+
+
+def test_an_endless_source_without_a_line_end_is_refused_not_read_forever() -> None:
+    """/dev/zero: every read returns more, and no line ever ends. The header's bound stops it."""
+    with pytest.raises(ConfigError, match="the first record is unreadable"):
+        list(iter_csv("/dev/zero"))

@@ -149,9 +149,11 @@ def iter_csv(path: str | Path) -> Iterator[tuple[int, RawRow]]:
                     raise ConfigError(f"{path}: no ACRA header: the file is empty") from None
                 return
             except (csv.Error, _RecordTooLong) as exc:
+                if header is None:  # no header of ACRA's is like this; and the rest may never end (/dev/zero)
+                    what = f"over {MAX_RECORD_CHARS:,} characters" if isinstance(exc, _RecordTooLong) else str(exc)
+                    raise ConfigError(f"{path}: no ACRA header: the first record is unreadable ({what})") from None
                 lines.skip_record()
-                if header is not None:
-                    yield lines.start, _unreadable(lines, exc)
+                yield lines.start, _unreadable(lines, exc)
                 continue
             line = lines.start
             lines.record_done()
