@@ -34,7 +34,8 @@ def slugify(name: str) -> str:
     """A tenant id from NAME: lowercase ASCII letters and digits joined by '-'. Accents are dropped
     ("Café Ünited" -> "cafe-united"); a name with no Latin letter or digit at all (a Chinese name,
     say) has none to give, and the caller chooses the id (`leadgen tenants add NAME --id ID`)."""
-    folded = unicodedata.normalize("NFKD", name.strip().lower()).encode("ascii", "ignore").decode("ascii")
+    # casefold first: "ß" becomes "ss" (NFKD would drop it); then NFKD splits off the accents
+    folded = unicodedata.normalize("NFKD", name.strip().casefold()).encode("ascii", "ignore").decode("ascii")
     slug = _SLUG_RE.sub("-", folded).strip("-")[:63].strip("-")
     if not slug or not TENANT_ID_RE.match(slug):
         raise ConfigError(
@@ -79,19 +80,32 @@ def add_tenant(conn: psycopg.Connection, name: str, tenant_id: str | None = None
     """Create tenant NAME with id TENANT_ID, or by default a slug of the name."""
     name = check_tenant_name(name)
     tenant_id = check_tenant_id(tenant_id) if tenant_id is not None else slugify(name)
+    # an id or a name may not be another tenant's id or name either: `resolve` takes either
     row = conn.execute(
-        "SELECT tenant_id FROM tenants WHERE tenant_id = %s OR lower(name) = lower(%s)", (tenant_id, name)
+        "SELECT tenant_id, name FROM tenants WHERE tenant_id IN (%(id)s, lower(%(name)s))"
+        " OR lower(name) IN (lower(%(name)s), %(id)s)",
+        {"id": tenant_id, "name": name},
     ).fetchone()
     if row:
-        raise ConfigError(f"tenant {name!r} already exists (id {row[0]})")
+        other_id, other_name = str(row[0]), str(row[1])
+        if name.lower() in (other_id, other_name.lower()):
+            raise ConfigError(f"tenant {name!r} already exists (id {other_id})")
+        raise ConfigError(
+            f"the id {tenant_id!r} is taken: it is the id or the name of tenant {other_id} ({other_name[:80]}); "
+            "choose another with --id"
+        )
     conn.execute("INSERT INTO tenants (tenant_id, name) VALUES (%s, %s)", (tenant_id, name))
     return Tenant(tenant_id, name, "active", False)
 
 
 def resolve(conn: psycopg.Connection, id_or_name: str) -> Tenant:
     """A tenant by its id or its name (case-insensitive), or ConfigError naming what was asked."""
-    for t in directory(conn):
-        if t.tenant_id == id_or_name or t.name.lower() == id_or_name.strip().lower():
+    tenants = directory(conn)
+    for t in tenants:  # an id first: it is exact
+        if t.tenant_id == id_or_name:
+            return t
+    for t in tenants:
+        if t.name.lower() == id_or_name.strip().lower():
             return t
     raise ConfigError(f"no tenant with id or name {id_or_name!r} (see `leadgen tenants list`)")
 

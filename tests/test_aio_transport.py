@@ -107,6 +107,11 @@ class _Server(ThreadingHTTPServer):
                     except OSError:
                         pass
                     self.close_connection = True
+                elif path == "/cutgzip":  # a gzip body cut off before its end, with a length that matches
+                    whole = gzip.compress(b'{"answer": "' + b"x" * 5000 + b'"}')
+                    self._answer(
+                        200, whole[: len(whole) // 2], Content_Type="application/json", Content_Encoding="gzip"
+                    )
                 elif path == "/bomb":  # 100 KB of gzip that inflates to 100 MB
                     self._answer(200, bomb(), Content_Type="application/json", Content_Encoding="gzip")
                 elif path == "/busy":
@@ -332,3 +337,19 @@ def test_an_answer_past_the_bound_is_refused_without_taking_the_memory(server: _
     assert f"answer larger than {MAX_ANSWER_BYTES:,} bytes" in str(sdk.__cause__)
     assert "not re-sent" in str(paid)
     assert server.hits[path] == 3  # once each path: the paid one was not re-sent
+
+
+def test_a_gzip_body_cut_short_is_a_broken_answer_not_half_a_document(server: _Server) -> None:
+    """zlib's streaming inflater does not raise at a cut-off end: the transport checks it reached the
+    end, so a paid call is uncertain (as for a dropped connection), not a final malformed answer."""
+
+    async def go() -> tuple[BaseException, BaseException]:
+        async with _client() as http:
+            with pytest.raises(httpx.RemoteProtocolError) as direct:
+                await http.get(f"{server.url}/cutgzip")
+            with pytest.raises(ChargeUncertain) as paid:
+                await request_json(http, vendor="zerobounce", method="GET", url=f"{server.url}/cutgzip", billable=True)
+            return direct.value, paid.value
+
+    direct, paid = asyncio.run(go())
+    assert "truncated" in str(direct) and "not re-sent" in str(paid)

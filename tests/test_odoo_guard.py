@@ -27,7 +27,7 @@ from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_dagster.cli import main
 
 SECRET = "guard-test-key-51fe"
-RETRY = RetryPolicy(max_attempts=4, base_backoff_s=0.5, max_backoff_s=1.0)
+RETRY = RetryPolicy(max_attempts=4, base_backoff_s=5.0, max_backoff_s=5.0)  # a retry would show as 5 s
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,10 @@ RETRY = RetryPolicy(max_attempts=4, base_backoff_s=0.5, max_backoff_s=1.0)
         ("::", "unspecified"),
         ("240.0.0.1", "reserved"),
         ("255.255.255.255", "reserved"),
+        ("::a9fe:a9fe", "reserved"),  # IPv4-compatible IPv6 (deprecated): refused as reserved
+        ("64:ff9b:1::a9fe:a9fe", "cloud metadata"),  # local-use NAT64 (RFC 8215) of 169.254.169.254
+        ("2002:a9fe:a9fe::1", "cloud metadata"),  # 6to4 of 169.254.169.254
+        ("4000::1", "reserved"),
     ],
 )
 def test_addresses_no_odoo_is_at_are_refused_whatever_the_setting(address: str, why: str) -> None:
@@ -57,8 +61,10 @@ def test_addresses_no_odoo_is_at_are_refused_whatever_the_setting(address: str, 
 
 
 @pytest.mark.parametrize(
-    "address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.1.20", "172.16.0.9", "100.64.0.1", "fd12::1"]
-)
+    "address",
+    ["127.0.0.1", "::1", "10.1.2.3", "192.168.1.20", "172.16.0.9", "100.64.0.1", "fd12::1", "192.0.0.200", "fec0::1",
+     "64:ff9b:1::a00:1"],
+)  # fmt: skip
 def test_private_and_loopback_addresses_follow_the_setting(address: str) -> None:
     ip = ipaddress.ip_address(address)
     assert odoo_address_refusal(ip, allow_private=True) is None
@@ -151,3 +157,29 @@ def test_odoo_connect_refuses_a_metadata_url_and_saves_nothing(clean_db, monkeyp
         out = runner.invoke(main, [*args, sim.base_url])
         assert out.exit_code == 0, out.output
         assert "login ok" in out.output
+
+
+def test_an_environment_proxy_is_used_and_its_address_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx mounts HTTP(S)_PROXY only for transports it builds: the guarded client mounts them
+    itself, through the guard. A proxy at the metadata address is refused; NO_PROXY's hosts go
+    direct, looked up and checked by the guard."""
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["169.254.169.254"]
+
+    async def get(url: str) -> BaseException:
+        async with guarded_client(allow_private=True, resolve=resolve) as http:
+            with pytest.raises(httpx.ConnectError) as info:
+                await http.get(url)
+            return info.value
+
+    monkeypatch.setenv("HTTP_PROXY", "http://169.254.169.254:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example.test")
+    via_proxy = asyncio.run(get("http://odoo.example.test/jsonrpc"))
+    assert asked == ["169.254.169.254"]  # the proxy was connected to, not the Odoo's host
+    assert "169.254.169.254: cloud metadata address" in (refusal_of(via_proxy) or "")
+    direct = asyncio.run(get("http://direct.example.test/jsonrpc"))
+    assert asked[-1] == "direct.example.test"
+    assert "direct.example.test (169.254.169.254): cloud metadata address" in (refusal_of(direct) or "")

@@ -161,6 +161,21 @@ def test_credentials_refused_mid_night_stop_the_stage_as_one_config_error(
     assert rows(owner_conn, "SELECT count(*) FROM odoo_sync_log WHERE status = 'error'") == [(0,)]
 
 
+def test_an_address_refused_mid_night_stops_the_sync_not_one_item() -> None:
+    """A name that came to resolve to 169.254.169.254 after the night's first connections: the
+    guard's refusal reaches the chunk as one item's result, and must stop the stage (every later
+    item would be refused alike), as refused credentials do, not be logged item by item."""
+    from leadgen_core.errors import OdooAddressForbidden
+    from leadgen_core.leads.sync_chunk import _Results
+
+    results = _Results([], secrets=(SECRET,))
+    results.items[1] = []
+    refused = OdooAddressForbidden("odoo: refused to connect to odoo.example (169.254.169.254): cloud metadata address")
+    with pytest.raises(OdooAddressForbidden) as info:
+        results.add(1, "res.partner", "uen:1", refused)
+    assert isinstance(info.value, ConfigError) and results.items[1] == []
+
+
 def _const(vals: dict[str, Any]) -> Callable[[Any], dict[str, Any]]:
     return lambda _found: vals
 

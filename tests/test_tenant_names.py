@@ -43,6 +43,7 @@ def test_ordinary_names_pass_trimmed() -> None:
     assert check_tenant_name("  Acme Pte. Ltd. (Asia)  ") == "Acme Pte. Ltd. (Asia)"
     assert slugify(check_tenant_name("Café Ünïcode")) == "cafe-unicode"  # accents dropped, not the letters
     assert slugify("Ｆｕｌｌｗｉｄｔｈ Co") == "fullwidth-co"
+    assert slugify("Straße Müller") == "strasse-muller"  # casefolded before the accents go
 
 
 def test_a_name_without_latin_letters_asks_for_an_id() -> None:
@@ -72,6 +73,17 @@ def test_cli_takes_the_id_a_user_chooses_for_a_name_without_latin_letters(clean_
         assert out.exit_code == 2, (bad, out.output)
         assert "tenant id" in out.output and len(out.output.strip().splitlines()) == 1
     again = CliRunner().invoke(main, ["tenants", "add", "Another", "--id", "sg-trading"])
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 2 and "the id 'sg-trading' is taken" in again.output
+    # an id that is another tenant's name, or a name that is another tenant's id: `resolve` takes
+    # either, so both would make "leadgen ... --tenant X" ambiguous
+    assert CliRunner().invoke(main, ["tenants", "add", "Bar"]).exit_code == 0  # id bar
+    clash = CliRunner().invoke(main, ["tenants", "add", "Other", "--id", "新加坡贸易"])
+    assert clash.exit_code == 2 and "tenant id" in clash.output  # not even a valid id
+    named_like_an_id = CliRunner().invoke(main, ["tenants", "add", "SG-Trading", "--id", "x1"])
+    assert named_like_an_id.exit_code == 2 and "already exists (id sg-trading)" in named_like_an_id.output
+    id_like_a_name = CliRunner().invoke(main, ["tenants", "add", "Zed", "--id", "bar"])
+    assert id_like_a_name.exit_code == 2 and "is taken" in id_like_a_name.output
     with psycopg.connect(clean_db.owner_dsn) as conn:
-        assert conn.execute("SELECT tenant_id, name FROM tenants").fetchall() == [("sg-trading", "新加坡贸易")]
+        assert conn.execute("SELECT tenant_id, name FROM tenants ORDER BY 1").fetchall() == [
+            ("bar", "Bar"), ("sg-trading", "新加坡贸易")
+        ]  # fmt: skip

@@ -4,7 +4,9 @@ A chunk costs at most one lookup, one create and a few grouped writes per model,
 (see `leadgen_core.odoo.batch`), and each item still gets its own result and `odoo_sync_log` row.
 A company whose partner fails keeps its contacts and lead out of the chunk (they need its id);
 an item's error marks its company `failed`, to be redone by the next run, and never its
-neighbours. Credentials that Odoo refuses raise `AuthRejected`: every item would fail alike.
+neighbours. Credentials that Odoo refuses raise `AuthRejected`, and a URL that has come to lead to
+an address no Odoo may be at (`leadgen_core.odoo.guard`) raises `OdooAddressForbidden`: every item
+would fail alike.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from leadgen_core.errors import ConfigError
+from leadgen_core.errors import ConfigError, OdooAddressForbidden
 from leadgen_core.leads.inputs import ContactFact
 from leadgen_core.night.stage_status import Outcome
 from leadgen_core.odoo.batch import (
@@ -123,6 +125,8 @@ class _Results:
             return result
         if is_auth_error(result):
             raise AuthRejected("odoo rejected the credentials") from None
+        if isinstance(result, OdooAddressForbidden):  # the URL now leads somewhere no Odoo may be: stop
+            raise result
         error = redact(f"{type(result).__name__}: {result}", self._secrets)[:MAX_ERROR_CHARS]
         self.items[company_id].append(LogItem(company_id, model, key, "error", None, "error", error))
         return None

@@ -15,8 +15,9 @@ Private and loopback addresses are admitted by default, since an Odoo on premise
 network is common and the sandbox's Odoo is on loopback; `ODOO_ALLOW_PRIVATE_ADDRESSES=false`
 refuses them too, for a platform whose tenants' Odoos must all be on the internet.
 
-An HTTP(S) proxy from the environment (`HTTPS_PROXY`) is connected to instead of Odoo, so then
-the proxy's address is what is checked.
+An HTTP(S) proxy from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, with `NO_PROXY`)
+is used as httpx would use it; the client then connects to the proxy, so the proxy's address is
+what the guard checks, and the proxy, not this process, resolves and reaches the Odoo's host.
 """
 
 from __future__ import annotations
@@ -30,16 +31,27 @@ from typing import Any
 import httpcore
 import httpx
 
-from leadgen_core.crawler.ssrf import METADATA_ADDRESSES, IPAddress, _embedded_v4
+from leadgen_core.crawler.ssrf import EXTRA_BLOCKED_NETS, METADATA_ADDRESSES, IPAddress, _embedded_v4
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
-RESERVED_V4 = ipaddress.ip_network("240.0.0.0/4")
 CGNAT_V4 = ipaddress.ip_network("100.64.0.0/10")
+BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible IPv6 (RFC 4291)
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 
 
 class OdooAddressRefused(httpcore.ConnectError):
     """The Odoo URL's host resolved to an address the guard refuses; the message says which and why."""
+
+
+def _embedded(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: mapped, 6to4, NAT64 (also the local-use
+    64:ff9b:1::/48 of RFC 8215), Teredo."""
+    inner = _embedded_v4(ip)
+    if inner is None and ip in LOCAL_NAT64:
+        inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return inner
 
 
 def odoo_address_refusal(ip: IPAddress, *, allow_private: bool) -> str | None:
@@ -47,7 +59,7 @@ def odoo_address_refusal(ip: IPAddress, *, allow_private: bool) -> str | None:
     if ip in METADATA_ADDRESSES:
         return "cloud metadata address"
     if isinstance(ip, ipaddress.IPv6Address):
-        inner = _embedded_v4(ip)
+        inner = _embedded(ip)
         if inner is not None:
             why = odoo_address_refusal(inner, allow_private=allow_private)
             return f"IPv6 embedding {inner}: {why}" if why else None
@@ -57,13 +69,16 @@ def odoo_address_refusal(ip: IPAddress, *, allow_private: bool) -> str | None:
         return "link-local address"
     if ip.is_multicast:
         return "multicast address"
-    if isinstance(ip, ipaddress.IPv4Address) and (ip in RESERVED_V4 or ip == ipaddress.IPv4Address("255.255.255.255")):
+    if ip.is_loopback:  # before "reserved": IPv6's ::1 lies in the reserved ::/8
+        return None if allow_private else "loopback address (ODOO_ALLOW_PRIVATE_ADDRESSES is false)"
+    if ip.is_reserved or ip == BROADCAST or (isinstance(ip, ipaddress.IPv6Address) and ip in IPV4_COMPATIBLE):
         return "reserved address"
     if allow_private:
         return None
-    if ip.is_loopback:
-        return "loopback address (ODOO_ALLOW_PRIVATE_ADDRESSES is false)"
-    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT_V4):
+    for net, what in EXTRA_BLOCKED_NETS:  # Python 3.11 counts these as global
+        if ip in net:
+            return f"{what} (ODOO_ALLOW_PRIVATE_ADDRESSES is false)"
+    if ip.is_private or not ip.is_global or (isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT_V4):
         return "private address (ODOO_ALLOW_PRIVATE_ADDRESSES is false)"
     return None
 
@@ -82,10 +97,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self._resolve = resolve
         self._inner = httpcore.AnyIOBackend()
 
-    async def checked_addresses(self, host: str, port: int) -> list[str]:
-        """HOST's addresses, or OdooAddressRefused when any of them is refused (or there are none)."""
+    async def checked_addresses(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        """HOST's addresses, or OdooAddressRefused when any of them is refused (or there are none);
+        the lookup counts against the connect TIMEOUT."""
         try:
-            addresses = await self._resolve(host.strip("[]"), port)
+            async with asyncio.timeout(timeout):
+                addresses = await self._resolve(host.strip("[]"), port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"cannot resolve {host} within {timeout} s") from None
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
         if not addresses:
@@ -106,7 +125,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await self.checked_addresses(host, port)
+        addresses = await self.checked_addresses(host, port, timeout)
         failure: Exception | None = None
         for address in addresses:  # the checked addresses themselves, never a second lookup
             try:
@@ -147,12 +166,23 @@ def guarded_client(
     **client_kwargs: Any,
 ) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for a tenant's Odoo: every connection checked by `GuardedBackend`."""
-    transport = guarded_transport(
-        allow_private=allow_private,
-        resolve=resolve,
-        limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
-    )  # httpx.AsyncClient's defaults
-    return httpx.AsyncClient(transport=transport, **client_kwargs)
+    limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
+    transport = guarded_transport(allow_private=allow_private, resolve=resolve, limits=limits)
+    # httpx mounts the environment's proxies only when it builds its own transport: mounted here,
+    # each through the guard too (NO_PROXY's patterns get a direct guarded transport)
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    for pattern, url in environment_proxies().items():
+        proxied = {"proxy": url} if url else {}
+        mounts[pattern] = guarded_transport(allow_private=allow_private, resolve=resolve, limits=limits, **proxied)
+    return httpx.AsyncClient(transport=transport, mounts=mounts, **client_kwargs)
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The URL patterns HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY name, as httpx reads them
+    for a client whose transports it builds itself (None: no proxy for that pattern)."""
+    from httpx._utils import get_environment_proxies  # httpx's own reading, so both agree
+
+    return get_environment_proxies()
 
 
 def refusal_of(exc: BaseException) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from leadgen_core.errors import OdooError
+from leadgen_core.errors import OdooAddressForbidden, OdooError
 from leadgen_core.odoo.factory import OdooProtocol, make_client
 from leadgen_core.odoo.guard import guarded_client, refusal_of
 from leadgen_core.retry_policy import RetryPolicy
@@ -53,7 +53,7 @@ async def probe_odoo(
         except httpx.HTTPError as exc:
             refused = refusal_of(exc)
             if refused is not None:
-                raise OdooError(f"Odoo at {url}: {refused}") from None
+                raise OdooAddressForbidden(f"Odoo at {url}: {refused}") from None
             raise OdooError(f"Odoo at {url} is unreachable: {type(exc).__name__}") from None
         except (ValueError, KeyError, TypeError):
             raise OdooError(f"{url} does not answer as an Odoo (no common.version at /jsonrpc)") from None
@@ -63,6 +63,8 @@ async def probe_odoo(
         )  # fmt: skip
         try:
             fields = await client.field_names("res.partner")
+        except OdooAddressForbidden as exc:  # the name answered otherwise this time (rebinding)
+            raise OdooAddressForbidden(f"Odoo at {url}: {exc}") from None
         except OdooError as exc:
             raise OdooError(f"Odoo {version} at {url} refused the login {login!r} on database {db!r}: {exc}") from None
         finally:

@@ -314,6 +314,8 @@ def _inflate(content: bytes, wbits: int, errors: ModuleType, request: Any) -> by
     if len(out) > MAX_ANSWER_BYTES or inflater.unconsumed_tail:
         del out  # not kept alive by the exception's traceback
         raise _too_large(errors, request)
+    if not inflater.eof:  # cut off before its end: as a dropped connection, never half a document
+        raise errors.RemoteProtocolError("answer body truncated mid-stream", request=request)
     return out
 
 
