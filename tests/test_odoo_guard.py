@@ -12,6 +12,7 @@ import ipaddress
 import time
 from typing import Any
 
+import httpcore
 import httpx
 import psycopg
 import pytest
@@ -183,3 +184,25 @@ def test_an_environment_proxy_is_used_and_its_address_checked(monkeypatch: pytes
     direct = asyncio.run(get("http://direct.example.test/jsonrpc"))
     assert asked[-1] == "direct.example.test"
     assert "direct.example.test (169.254.169.254): cloud metadata address" in (refusal_of(direct) or "")
+
+
+def test_ipv4_addresses_are_tried_first() -> None:
+    """One address after another, with no happy eyeballs: IPv4 first, so a blackholed IPv6 route
+    does not cost a whole connect timeout before a working IPv4 address is tried."""
+    from leadgen_core.odoo.guard import GuardedBackend
+
+    tried: list[str] = []
+
+    class Recorder:
+        async def connect_tcp(self, host: str, port: int, **_: Any) -> Any:
+            tried.append(host)
+            raise httpcore.ConnectError("refused")
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["2001:db8::5", "93.184.216.34", "2001:db8::6", "93.184.216.35"]
+
+    backend = GuardedBackend(allow_private=True, resolve=resolve)  # 2001:db8::/32 is not global
+    backend._inner = Recorder()  # type: ignore[assignment]
+    with pytest.raises(httpcore.ConnectError):
+        asyncio.run(backend.connect_tcp("odoo.example.test", 443, timeout=5))
+    assert tried == ["93.184.216.34", "93.184.216.35", "2001:db8::5", "2001:db8::6"]

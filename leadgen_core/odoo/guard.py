@@ -126,6 +126,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = await self.checked_addresses(host, port, timeout)
+        # IPv4 first: tried one after another (no happy eyeballs), a host whose IPv6 route is
+        # blackholed would cost a whole connect timeout before its IPv4 address was tried
+        addresses.sort(key=lambda a: ":" in a)
         failure: Exception | None = None
         for address in addresses:  # the checked addresses themselves, never a second lookup
             try:
