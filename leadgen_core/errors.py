@@ -30,6 +30,7 @@ never carry a credential (DSNs and keys are redacted before they reach a message
     │   └── UnsupportedContentType  (crawler.fetch) not HTML or plain text
     │       └── UnsupportedCharset  (crawler.fetch) a charset that does not decode text
     └── OdooError                   an Odoo call failed (JSON-RPC error object or JSON-2 4xx)
+        ├── OdooAddressForbidden    the URL leads to an address no Odoo may be at (also a ConfigError)
         ├── OdooServerError         (odoo.client) Odoo answered with an error; odoo_name, http_status
         ├── OdooResponseTooLarge    (odoo.client) the answer passed the byte cap; reading stopped
         └── OdooWriteUncertain      (odoo.client) a write left but its answer was lost (retryable)
