@@ -22,12 +22,11 @@ from leadgen_core.errors import OdooError
 from leadgen_core.odoo import RetryPolicy
 from leadgen_core.odoo.client import OdooClient
 from leadgen_core.odoo.guard import guarded_client, odoo_address_refusal, refusal_of
-from leadgen_core.odoo.json2 import Json2Client
-from leadgen_core.odoo.jsonrpc import JsonRpcClient
 from leadgen_core.sandbox.odoo import OdooSim
 from leadgen_dagster.cli import main
+from tests.test_odoo_limits import SECRET, lookup
+from tests.test_odoo_limits import client_for as limits_client_for
 
-SECRET = "guard-test-key-51fe"
 RETRY = RetryPolicy(max_attempts=4, base_backoff_s=5.0, max_backoff_s=5.0)  # a retry would show as 5 s
 
 
@@ -79,16 +78,7 @@ def test_public_addresses_are_admitted(address: str) -> None:
 
 
 def client_for(protocol: str, url: str, **kw: Any) -> OdooClient:
-    if protocol == "jsonrpc":
-        return JsonRpcClient(base_url=url, db="db", login="bot", password=SECRET, retry=RETRY, **kw)
-    return Json2Client(base_url=url, db="db", api_key=SECRET, retry=RETRY, **kw)
-
-
-async def lookup(client: OdooClient) -> list[dict[str, Any]]:
-    try:
-        return await client.search_read("res.partner", [], fields=["name"])
-    finally:
-        await client.close()
+    return limits_client_for(protocol, url, retry=RETRY, **kw)  # the limits tests' client, this file's retries
 
 
 @pytest.mark.parametrize("protocol", ["jsonrpc", "json2"])

@@ -107,9 +107,11 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[Hostile]:
 
 
 def client_for(protocol: str, url: str, **kw: Any) -> OdooClient:
+    """A client of PROTOCOL for the user `bot` (SECRET) on database `db`; RETRY unless KW gives `retry`."""
+    kw.setdefault("retry", RETRY)
     if protocol == "jsonrpc":
-        return JsonRpcClient(base_url=url, db="db", login="bot", password=SECRET, retry=RETRY, **kw)
-    return Json2Client(base_url=url, db="db", api_key=SECRET, retry=RETRY, **kw)
+        return JsonRpcClient(base_url=url, db="db", login="bot", password=SECRET, **kw)
+    return Json2Client(base_url=url, db="db", api_key=SECRET, **kw)
 
 
 async def lookup(client: OdooClient) -> list[dict[str, Any]]:
